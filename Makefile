@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make run` (the suites against a fresh sandbox) and
+# `make test` (the project's own tests, lint and type checks). Both create .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/harness run $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy harness fixtures suites sandbox tests bench
+
+test: lint typecheck
+	$(BIN)/pytest -c tests/pytest.ini tests $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .harness .mypy_cache .ruff_cache .pytest_cache harness-report.json

@@ -1,0 +1,92 @@
+"""AWS access for one worker: one boto3 session and one client per service, reused.
+
+Owns the retry and timeout policy (botocore's ``standard`` retry mode — no hand-written
+loops) and the emulator rule: when the endpoint is on loopback and boto3 finds no
+credentials, dummy ones are used, because the emulator accepts any and a newcomer has none.
+Real AWS always goes through boto3's normal credential chain; nothing here reads a file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+
+from harness.config import Profile
+
+RETRY_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 6},
+    connect_timeout=3,
+    read_timeout=15,
+    max_pool_connections=32,
+)
+
+
+def is_loopback_url(url: str | None) -> bool:
+    if not url:
+        return False
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Aws:
+    """Lazily built, cached boto3 clients for one profile."""
+
+    def __init__(self, profile: Profile, config: Config = RETRY_CONFIG) -> None:
+        self.profile = profile
+        self._config = config
+
+    @cached_property
+    def session(self) -> boto3.Session:
+        session = boto3.Session(
+            profile_name=self.profile.aws_profile, region_name=self.profile.aws_region
+        )
+        if is_loopback_url(self.endpoint_url) and session.get_credentials() is None:
+            session = boto3.Session(
+                aws_access_key_id="sandbox",
+                aws_secret_access_key="sandbox",
+                region_name=self.profile.aws_region or "us-east-1",
+            )
+        return session
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return self.profile.aws_endpoint_url or None
+
+    def _kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"config": self._config}
+        if self.endpoint_url:
+            kwargs["endpoint_url"] = self.endpoint_url
+        return kwargs
+
+    @cached_property
+    def dynamodb(self) -> Any:
+        return self.session.resource("dynamodb", **self._kwargs())
+
+    @cached_property
+    def dynamodb_client(self) -> Any:
+        return self.dynamodb.meta.client
+
+    @cached_property
+    def sns(self) -> Any:
+        return self.session.client("sns", **self._kwargs())
+
+    @cached_property
+    def sqs(self) -> Any:
+        return self.session.client("sqs", **self._kwargs())
+
+    @cached_property
+    def sts(self) -> Any:
+        return self.session.client("sts", **self._kwargs())
+
+    def table(self, name: str) -> Any:
+        return self.dynamodb.Table(name)

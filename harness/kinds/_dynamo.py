@@ -1,0 +1,29 @@
+"""Small DynamoDB helpers shared by the kinds: paginated filtered scans and error codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+
+def is_condition_failed(error: ClientError) -> bool:
+    return bool(error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+
+
+def scan_prefix(table: Any, attribute: str, prefix: str, projection: str) -> Iterator[dict]:
+    """Every item whose ``attribute`` begins with ``prefix`` (the sweeper's and residue check's
+    search: the one place a scan is unavoidable, since no key names a namespace)."""
+    kwargs: dict[str, Any] = {
+        "FilterExpression": "begins_with(#a, :p)",
+        "ExpressionAttributeNames": {"#a": attribute},
+        "ExpressionAttributeValues": {":p": prefix},
+        "ProjectionExpression": projection,
+    }
+    while True:
+        page = table.scan(**kwargs)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,0 +1,48 @@
+"""The ``notification`` kind: records the service's processor derives from user events.
+
+The harness never creates these; it finds them (they carry the recipient's namespaced email)
+so the residue check sees what processors wrote asynchronously, and deletes them only while
+they are still addressed to a harness email.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from harness.guards import Owner
+from harness.kinds import Found, Kind
+from harness.kinds._dynamo import is_condition_failed, scan_prefix
+from harness.ledger import Outcome
+
+
+class NotificationKind(Kind):
+    name = "notification"
+
+    def delete(self, ids: Mapping[str, Any], owner: Owner) -> Outcome:
+        email = str(ids.get("email", "")).lower()
+        owner.email(email)
+        try:
+            self.aws.table(self.profile.notifications_table).delete_item(
+                Key={"Uid": int(ids["uid"]), "NotificationId": str(ids["notification_id"])},
+                ConditionExpression="Email = :e",
+                ExpressionAttributeValues={":e": email},
+            )
+            return "deleted"
+        except ClientError as error:
+            if is_condition_failed(error):
+                return "absent"
+            raise
+
+    def find(self, prefix: str) -> list[Found]:
+        table = self.aws.table(self.profile.notifications_table)
+        return [
+            Found(
+                self.name,
+                {"uid": int(i["Uid"]), "notification_id": i["NotificationId"], "email": i["Email"]},
+                f"notification {i['NotificationId']} for {i['Email']}",
+            )
+            for i in scan_prefix(table, "Email", prefix, "Uid, NotificationId, Email")
+        ]

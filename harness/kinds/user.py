@@ -1,0 +1,112 @@
+"""The ``user`` kind: a user signed up through the service's API.
+
+Created with ``POST /users`` (namespaced email under the reserved test domain); deleted
+straight from storage — the user item (conditional on its email), then its session token and
+its notifications — because the sweeper and crash recovery have no password to log in with,
+and one delete path serves all three. The user item goes first: the service's processor only
+writes a notification while the user exists, so nothing can be resurrected behind cleanup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from botocore.exceptions import ClientError
+
+from harness.guards import Owner, OwnershipError
+from harness.kinds import Found, Kind
+from harness.kinds._dynamo import is_condition_failed, scan_prefix
+from harness.ledger import Outcome
+
+
+class ApiError(AssertionError):
+    """The service answered a harness request with an unexpected status."""
+
+
+class UserKind(Kind):
+    name = "user"
+
+    def create(self, api: requests.Session, email: str, name: str, password: str) -> dict:
+        response = api.post("/users", json={"email": email, "name": name, "password": password})
+        if response.status_code != 201:
+            raise ApiError(
+                f"sign-up of {email} answered {response.status_code}: {response.text[:300]}"
+            )
+        try:
+            uid = int(response.json()["uid"])
+        except (ValueError, KeyError, TypeError):
+            raise ApiError(
+                f"sign-up answered 201 without a numeric uid: {response.text[:300]}"
+            ) from None
+        return {"uid": uid}
+
+    def _uid_for(self, email: str) -> int | None:
+        """Find a user by email when the create's answer was lost (crash, timeout)."""
+        table = self.aws.table(self.profile.users_table)
+        for item in scan_prefix(table, "Email", email, "Uid, Email"):
+            if item.get("Email") == email:
+                return int(item["Uid"])
+        return None
+
+    def delete(self, ids: Mapping[str, Any], owner: Owner) -> Outcome:
+        email = str(ids.get("email", "")).lower()
+        owner.email(email)
+        uid = ids.get("uid")
+        uid = int(uid) if uid is not None else self._uid_for(email)
+        if uid is None:
+            return "absent"
+        deleted = self._delete_user_item(uid, email)
+        # The uid is proven ours (journaled for our email, and no one else's item holds it).
+        tokens = self.aws.table(self.profile.tokens_table)
+        token = tokens.delete_item(Key={"Uid": uid}, ReturnValues="ALL_OLD")
+        deleted |= bool(token.get("Attributes"))
+        deleted |= self._delete_notifications(uid, email) > 0
+        return "deleted" if deleted else "absent"
+
+    def _delete_user_item(self, uid: int, email: str) -> bool:
+        users = self.aws.table(self.profile.users_table)
+        try:
+            users.delete_item(
+                Key={"Uid": uid},
+                ConditionExpression="Email = :e",
+                ExpressionAttributeValues={":e": email},
+            )
+            return True
+        except ClientError as error:
+            if not is_condition_failed(error):
+                raise
+        item = users.get_item(Key={"Uid": uid}, ConsistentRead=True).get("Item")
+        if item is not None:
+            raise OwnershipError(f"uid {uid} now holds {item.get('Email')!r}, not {email!r}")
+        return False
+
+    def _delete_notifications(self, uid: int, email: str) -> int:
+        table = self.aws.table(self.profile.notifications_table)
+        count = 0
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "Uid = :u",
+            "ExpressionAttributeValues": {":u": uid},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = table.query(**kwargs)
+            for item in page.get("Items", []):
+                if str(item.get("Email", "")).lower() != email:
+                    raise OwnershipError(
+                        f"notification {item.get('NotificationId')} of uid {uid} is addressed "
+                        f"to {item.get('Email')!r}, not {email!r}; left alone"
+                    )
+                table.delete_item(Key={"Uid": uid, "NotificationId": item["NotificationId"]})
+                count += 1
+            if "LastEvaluatedKey" not in page:
+                return count
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def find(self, prefix: str) -> list[Found]:
+        table = self.aws.table(self.profile.users_table)
+        return [
+            Found(self.name, {"uid": int(i["Uid"]), "email": i["Email"]}, f"user {i['Email']}")
+            for i in scan_prefix(table, "Email", prefix, "Uid, Email")
+        ]

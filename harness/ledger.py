@@ -1,0 +1,147 @@
+"""The ledger: what this worker created, and the cleanup that removes it.
+
+``create(kind, intent, fn)`` journals the intent, calls ``fn`` (the real create request), then
+journals the ids it returned — so a crash at any point leaves a record another process can act
+on. ``cleanup(scope)`` deletes a scope's resources last-in-first-out through the one guarded
+delete path it was given, retrying transient errors with backoff; "already gone" counts as
+done. It knows no resource kind and never talks to the environment itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from harness.journal import Journal, Resource
+
+Outcome = Literal["deleted", "absent"]
+Deleter = Callable[[Resource], Outcome]
+
+
+class OwnershipError(Exception):
+    """A delete was refused: the target does not carry this harness's namespace or run."""
+
+
+@dataclass
+class CleanupResult:
+    deleted: list[Resource] = field(default_factory=list)
+    absent: list[Resource] = field(default_factory=list)
+    failed: list[Resource] = field(default_factory=list)
+    refused: list[Resource] = field(default_factory=list)
+    kept: list[Resource] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.refused
+
+    def merge(self, other: CleanupResult) -> None:
+        for name in ("deleted", "absent", "failed", "refused", "kept"):
+            getattr(self, name).extend(getattr(other, name))
+
+
+@dataclass
+class LedgerStats:
+    created: int = 0
+    cleaned: int = 0
+    failed: int = 0
+    kept: int = 0
+
+
+class Ledger:
+    def __init__(
+        self,
+        journal: Journal,
+        delete: Deleter,
+        *,
+        attempts: int = 4,
+        backoff: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.journal = journal
+        self._delete = delete
+        self._attempts = attempts
+        self._backoff = backoff
+        self._sleep = sleep
+        self._seq = itertools.count(1)
+        self._live: dict[int, Resource] = {}
+        self._lock = threading.Lock()
+        self.stats = LedgerStats()
+
+    def create(
+        self,
+        kind: str,
+        intent: dict[str, Any],
+        fn: Callable[[], dict[str, Any]],
+        scope: str = "",
+    ) -> Resource:
+        """Journal the intent, run ``fn``, journal its ids. On error the intent stays live:
+        the create may have happened (a timeout after the server acted), so cleanup tries it."""
+        resource = Resource(seq=next(self._seq), kind=kind, ids=dict(intent), scope=scope)
+        self.journal.append("intent", resource.seq, kind=kind, ids=resource.ids, scope=scope)
+        with self._lock:
+            self._live[resource.seq] = resource
+            self.stats.created += 1
+        ids = fn()
+        resource.ids.update(ids)
+        resource.state = "created"
+        self.journal.append("created", resource.seq, ids=ids)
+        return resource
+
+    def live(self, scope: str | None = None) -> list[Resource]:
+        with self._lock:
+            found = [r for r in self._live.values() if scope is None or r.scope == scope]
+        return sorted(found, key=lambda r: r.seq)
+
+    def keep(self, scope: str) -> list[Resource]:
+        """Leave a scope's resources in place (for debugging); the sweeper removes them later."""
+        kept = self.live(scope)
+        for resource in kept:
+            self._settle(resource, "kept")
+        return kept
+
+    def cleanup(self, scope: str | None = None) -> CleanupResult:
+        """Delete a scope's (or everything's) live resources, newest first."""
+        result = CleanupResult()
+        for resource in reversed(self.live(scope)):
+            self._cleanup_one(resource, result)
+        return result
+
+    def _cleanup_one(self, resource: Resource, result: CleanupResult) -> None:
+        last_error: Exception | None = None
+        for attempt in range(self._attempts):
+            try:
+                outcome = self._delete(resource)
+            except OwnershipError as error:
+                resource.error = str(error)
+                self._settle(resource, "failed", error=str(error))
+                result.refused.append(resource)
+                return
+            except Exception as error:  # transient until proven otherwise: retry
+                last_error = error
+                if attempt + 1 < self._attempts:
+                    self._sleep(self._backoff * (2**attempt))
+                continue
+            self._settle(resource, "deleted")
+            (result.deleted if outcome == "deleted" else result.absent).append(resource)
+            return
+        message = f"{type(last_error).__name__}: {last_error}"
+        resource.error = message
+        self._settle(resource, "failed", error=message)
+        result.failed.append(resource)
+
+    def _settle(self, resource: Resource, state: str, error: str = "") -> None:
+        extra = {"error": error} if error else {}
+        self.journal.append(state, resource.seq, **extra)
+        with self._lock:
+            self._live.pop(resource.seq, None)
+            if state == "deleted":
+                self.stats.cleaned += 1
+            elif state == "failed":
+                self.stats.failed += 1
+            elif state == "kept":
+                self.stats.kept += 1
+        resource.state = state  # type: ignore[assignment]

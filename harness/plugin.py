@@ -1,0 +1,418 @@
+"""The pytest plugin: the run's lifecycle around the engine.
+
+Owns the ``harness`` command-line options and the hooks that give a pytest run its
+guarantees: resolve the profile and prove the target before any test (starting the local
+sandbox when the profile asks for one), share one run id and seed with every xdist worker,
+skip all but ``readonly`` tests on a protected target (and count it), attach the redacted HTTP
+transcript to failures, clean up whatever a worker left (also after Ctrl-C), then — once, in
+the controller, after the last worker — run the residue check, write the JSON report and turn
+a leak into a failed run. Test-facing objects are handed out by ``fixtures/``, never here.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import preflight
+from harness.aws import Aws
+from harness.config import ConfigError, Profile, load_profile
+from harness.guards import Owner
+from harness.journal import default_state_dir, run_dir
+from harness.kinds import load_kinds
+from harness.local_sandbox import LocalSandbox, SandboxError, apply_exports
+from harness.namespace import Namespace, RunId, worker_part
+from harness.report import RunReport
+from harness.residue import ResidueResult
+from harness.residue import check as residue_check
+from harness.session import HarnessSession
+
+EXIT_CONFIG = 2
+
+
+@dataclass
+class RunState:
+    """What one process knows about the run."""
+
+    profile: Profile
+    run_id: RunId
+    seed: int
+    worker: str
+    state_dir: Path
+    report: RunReport
+    sandbox: LocalSandbox | None = None
+    session: HarnessSession | None = None
+    residue: ResidueResult | None = None
+    worker_stats: list[dict[str, Any]] = field(default_factory=list)
+
+    def harness_session(self) -> HarnessSession:
+        if self.session is None:
+            namespace = Namespace(run=self.run_id, worker=self.worker)
+            self.session = HarnessSession(self.profile, namespace, self.seed, self.state_dir)
+        return self.session
+
+
+STATE = pytest.StashKey[RunState]()
+CALL_FAILED = pytest.StashKey[bool]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "env-harness (tests against a deployed environment)")
+    group.addoption(
+        "--env",
+        dest="harness_env",
+        metavar="NAME",
+        help="environment profile in environments.toml (default: $HARNESS_ENV or 'sandbox')",
+    )
+    group.addoption(
+        "--harness-config",
+        dest="harness_config",
+        metavar="PATH",
+        help="profiles file (default: $HARNESS_CONFIG or ./environments.toml)",
+    )
+    group.addoption(
+        "--base-url", dest="harness_base_url", metavar="URL", help="override the base URL"
+    )
+    group.addoption(
+        "--harness-seed",
+        dest="harness_seed",
+        type=int,
+        metavar="N",
+        help="seed for test data (names); a report's seed replays that run's data",
+    )
+    group.addoption(
+        "--harness-report",
+        dest="harness_report",
+        metavar="PATH",
+        help="write the JSON run report to PATH",
+    )
+    group.addoption(
+        "--keep-on-failure",
+        dest="harness_keep_on_failure",
+        action="store_true",
+        help="keep a failed test's resources for debugging (the sweeper removes them later)",
+    )
+    group.addoption(
+        "--residue-settle",
+        dest="harness_residue_settle",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="how long the residue check lets asynchronous deletes settle (default 3)",
+    )
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _stop(message: str) -> None:
+    pytest.exit(f"harness: {message}", returncode=EXIT_CONFIG)
+
+
+def _load(config: pytest.Config) -> Profile:
+    overrides = {"base_url": config.getoption("harness_base_url")}
+    return load_profile(
+        config.getoption("harness_env"), config.getoption("harness_config"), overrides
+    )
+
+
+def get_state(config: pytest.Config) -> RunState:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        raise pytest.UsageError("harness: the run was not set up (was --collect-only given?)")
+    return state
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    if config.option.collectonly:
+        return
+    if _is_worker(config):
+        _start_worker(config)
+    else:
+        _start_controller(config)
+
+
+def _start_controller(config: pytest.Config) -> None:
+    try:
+        run_id = (
+            RunId.parse(os.environ["HARNESS_RUN_ID"])
+            if os.environ.get("HARNESS_RUN_ID")
+            else RunId.generate()
+        )
+    except ValueError as error:
+        _stop(f"HARNESS_RUN_ID: {error}")
+    seed = config.getoption("harness_seed")
+    if seed is None:
+        seed = int(os.environ.get("HARNESS_SEED") or random.SystemRandom().randrange(2**32))
+    sandbox = None
+    try:
+        profile = _load(config)
+        if profile.needs_local_sandbox:
+            sys.stderr.write("harness: starting the local sandbox…\n")
+            log = default_state_dir() / "sandbox" / f"{run_id}.log"
+            sandbox = LocalSandbox.start(log)
+            apply_exports(sandbox.exports, os.environ)
+            profile = _load(config)
+        preflight.check_service(profile)
+        preflight.check_aws(profile, Aws(profile))
+    except (ConfigError, SandboxError) as error:
+        if sandbox is not None:
+            sandbox.stop()
+        _stop(str(error))
+    os.environ["HARNESS_RUN_ID"] = str(run_id)
+    os.environ["HARNESS_SEED"] = str(seed)
+    config.stash[STATE] = RunState(
+        profile=profile,
+        run_id=run_id,
+        seed=seed,
+        worker=worker_part(None, os.environ.get("HARNESS_SHARD")),
+        state_dir=default_state_dir(),
+        report=RunReport(
+            str(run_id), profile.expected_environment, profile.name, profile.base_url, seed
+        ),
+        sandbox=sandbox,
+    )
+
+
+def _start_worker(config: pytest.Config) -> None:
+    workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
+    try:
+        profile = _load(config)
+    except ConfigError as error:
+        _stop(str(error))
+    run_id = RunId.parse(workerinput["harness_run_id"])
+    seed = int(workerinput["harness_seed"])
+    config.stash[STATE] = RunState(
+        profile=profile,
+        run_id=run_id,
+        seed=seed,
+        worker=worker_part(workerinput["workerid"], os.environ.get("HARNESS_SHARD")),
+        state_dir=default_state_dir(),
+        report=RunReport(str(run_id), profile.expected_environment, profile.name, "", seed),
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand the run id and seed to each worker."""
+    state = get_state(node.config)
+    node.workerinput["harness_run_id"] = str(state.run_id)
+    node.workerinput["harness_seed"] = state.seed
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None or not state.profile.is_protected:
+        return
+    reason = (
+        f"protected target [{state.profile.name}]: only tests marked readonly run "
+        f"(set protected = false in the profile to allow writes)"
+    )
+    for item in items:
+        if item.get_closest_marker("readonly") is None:
+            item.add_marker(pytest.mark.skip(reason=reason))
+            item.stash[PROTECTED_SKIP] = True
+
+
+PROTECTED_SKIP = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    state = item.config.stash.get(STATE, None)
+    if state is not None and state.session is not None and "api" in state.session.__dict__:
+        state.session.api.new_transcript()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+    state = item.config.stash.get(STATE, None)
+    harness = state.session if state is not None else None
+    if report.failed and harness is not None and "api" in harness.__dict__:
+        report.sections.append(
+            ("harness: HTTP transcript (redacted)", harness.api.transcript.render())
+        )
+    if report.skipped and item.stash.get(PROTECTED_SKIP, False) and report.when == "setup":
+        report.user_properties.append(("harness_protected_skip", True))
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Counted in the controller (xdist forwards every worker's reports here)."""
+    state = _controller_state(report)
+    if state is None:
+        return
+    state.report.count(report.when, report.outcome, hasattr(report, "wasxfail"))
+    if report.when == "setup" and ("harness_protected_skip", True) in report.user_properties:
+        state.report.skipped_by_protection += 1
+
+
+_CONTROLLER_CONFIG: list[pytest.Config] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _is_worker(config):
+        _CONTROLLER_CONFIG.append(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config in _CONTROLLER_CONFIG:
+        _CONTROLLER_CONFIG.remove(config)
+    state = config.stash.get(STATE, None)
+    if state is not None and state.sandbox is not None:
+        state.sandbox.stop()
+        state.sandbox = None
+
+
+def _controller_state(report: pytest.TestReport) -> RunState | None:
+    for config in _CONTROLLER_CONFIG:
+        state = config.stash.get(STATE, None)
+        if state is not None:
+            return state
+    return None
+
+
+def test_keeps_on_failure(item: pytest.Item) -> bool:
+    return bool(item.config.getoption("harness_keep_on_failure")) and item.stash.get(
+        CALL_FAILED, False
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: collect each worker's ledger figures."""
+    stats = getattr(node, "workeroutput", {}).get("harness")
+    state = node.config.stash.get(STATE, None)
+    if stats and state is not None:
+        state.worker_stats.append(stats)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    stats = _finish_worker(state)
+    if _is_worker(config):
+        config.workeroutput["harness"] = stats  # type: ignore[attr-defined]
+        return
+    state.worker_stats.append(stats)
+    for worker_stats in state.worker_stats:
+        state.report.add_worker_stats(worker_stats)
+    _finish_run(session, state)
+
+
+def _finish_worker(state: RunState) -> dict[str, Any]:
+    """Clean whatever this worker's ledger still holds (interrupts, session-scoped data)."""
+    stats: dict[str, Any] = {"created": 0, "cleaned": 0, "failed": 0, "kept": 0, "failures": []}
+    harness = state.session
+    if harness is None or "ledger" not in harness.__dict__:
+        return stats
+    leftover = harness.ledger.cleanup()
+    failures = [f"{r.describe()}: {r.error}" for r in leftover.failed + leftover.refused]
+    ledger_stats = harness.ledger.stats
+    stats.update(
+        created=ledger_stats.created,
+        cleaned=ledger_stats.cleaned,
+        failed=ledger_stats.failed,
+        kept=ledger_stats.kept,
+        failures=[harness.redactor.text(f) for f in failures],
+    )
+    harness.close()
+    return stats
+
+
+def _finish_run(session: pytest.Session, state: RunState) -> None:
+    """Controller, after the last worker: the residue check, the report, the exit status."""
+    terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(message: str) -> None:
+        if terminal is not None:
+            terminal.write_line(f"harness: {message}")
+
+    progress(f"residue check for run {state.run_id}…")
+    aws = Aws(state.profile)
+    kinds = load_kinds(state.profile, aws)
+    try:
+        state.residue = residue_check(
+            kinds,
+            f"{state.run_id}-",
+            Owner(run=state.run_id),
+            settle=float(session.config.getoption("harness_residue_settle")),
+            progress=progress,
+        )
+    except Exception as error:  # the environment went away: report, do not crash
+        progress(f"residue check could not run: {type(error).__name__}: {error}")
+        state.report.cleanup_failures.append(f"residue check failed: {error}")
+    if state.residue is not None:
+        state.report.leaked = [{"kind": f.kind, **f.ids} for f in state.residue.leaked]
+    unclean = state.residue is None or bool(state.residue.leaked)
+    if (unclean or state.report.cleanup_failures) and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    report_path = session.config.getoption("harness_report")
+    if report_path:
+        state.report.write(Path(report_path), int(session.exitstatus))
+    if state.residue is not None and state.residue.clean and not state.report.cleanup_failures:
+        _forget_run(state)
+
+
+def _forget_run(state: RunState) -> None:
+    """A clean run leaves no journal behind (crash recovery only needs unsettled runs)."""
+    directory = run_dir(state.state_dir, str(state.run_id))
+    for path in directory.glob("*.jsonl"):
+        path.unlink(missing_ok=True)
+    if directory.exists() and not any(directory.iterdir()):
+        directory.rmdir()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None or _is_worker(config):
+        return
+    tr = terminalreporter
+    report = state.report
+    tr.section("env-harness", sep="-")
+    tr.write_line(
+        f"run {state.run_id} on [{state.profile.name}] {state.profile.base_url} (seed {state.seed})"
+    )
+    tr.write_line(
+        f"resources: {report.resources['created']} created, {report.resources['cleaned']} "
+        f"cleaned, {report.resources['kept']} kept, {report.resources['failed']} cleanup failed"
+    )
+    if report.skipped_by_protection:
+        tr.write_line(
+            f"{report.skipped_by_protection} test(s) skipped: protected target "
+            f"(only readonly tests run)",
+            yellow=True,
+        )
+    for failure in report.cleanup_failures:
+        tr.write_line(f"CLEANUP FAILED: {failure}", red=True)
+    residue = state.residue
+    if residue is None:
+        tr.write_line("residue check: not run", red=True)
+    elif residue.clean:
+        tr.write_line("residue check: clean (nothing left carrying this run's namespace)")
+    else:
+        tr.write_line(f"RESIDUE: {len(residue.leaked)} leaked item(s) — run failed", red=True)
+        for item in residue.leaked:
+            tr.write_line(f"  leaked {item.summary}", red=True)
+        for item, why in residue.uncleaned:
+            tr.write_line(f"  could not remove {item.summary}: {why}", red=True)
+        if residue.cleaned:
+            tr.write_line(f"  {len(residue.cleaned)} leaked item(s) removed after the check")
+    report_path = config.getoption("harness_report")
+    if report_path:
+        tr.write_line(f"report: {report_path}")

@@ -1,0 +1,92 @@
+"""Preflight: prove the target is reachable and is the environment the profile names,
+before any test runs.
+
+Owns turning every way a target can be wrong — unreachable URL, a ``/health`` that is not
+JSON, a different environment behind the URL (redirects followed, final host checked), AWS
+credentials or endpoint missing, a table that does not exist — into one
+:class:`~harness.config.ConfigError` whose message names the fix. It reads, never writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+import requests
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
+
+from harness.aws import Aws
+from harness.config import ConfigError, Profile
+
+
+def check_service(profile: Profile, session: requests.Session | None = None) -> dict[str, Any]:
+    """``GET /health`` must answer JSON naming the profile's environment; returns it."""
+    url = profile.base_url.rstrip("/") + "/health"
+    http = session or requests.Session()
+    try:
+        response = http.get(url, timeout=(3.05, 10), allow_redirects=True)
+    except requests.RequestException as error:
+        raise ConfigError(
+            f"cannot reach {url} ({type(error).__name__}). Is the environment up? Check "
+            f"base_url of profile [{profile.name}] or HARNESS_BASE_URL; for a local sandbox, "
+            f"unset HARNESS_BASE_URL and the harness starts one."
+        ) from None
+    final_host = urlparse(response.url).netloc
+    if final_host != urlparse(profile.base_url).netloc:
+        raise ConfigError(
+            f"{url} redirected to {response.url}: the final host {final_host} is not the "
+            f"profile's; set base_url to the real service URL"
+        )
+    try:
+        body = response.json()
+        environment = body["environment"]
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(
+            f"{url} answered {response.status_code} with {response.text[:200]!r}, not JSON "
+            f"with an 'environment' field: is base_url pointing at the service's API root?"
+        ) from None
+    if response.status_code != 200:
+        raise ConfigError(f"{url} is unhealthy ({response.status_code}): {body}")
+    if environment != profile.expected_environment:
+        raise ConfigError(
+            f"{url} says it is environment {environment!r}, but profile [{profile.name}] expects "
+            f"{profile.expected_environment!r}: refusing to run against the wrong target. "
+            f"Fix base_url, or the profile's `environment` field if the name changed."
+        )
+    return dict(body)
+
+
+def check_aws(profile: Profile, aws: Aws) -> None:
+    """Credentials resolve, the endpoint answers, and every table the profile names exists."""
+    client = aws.dynamodb_client
+    for field in ("users_table", "tokens_table", "notifications_table"):
+        name = getattr(profile, field)
+        try:
+            client.describe_table(TableName=name)
+        except NoCredentialsError:
+            raise ConfigError(
+                "no AWS credentials found: set AWS_PROFILE (or AWS_ACCESS_KEY_ID/"
+                "AWS_SECRET_ACCESS_KEY) for the account of this environment"
+            ) from None
+        except NoRegionError:
+            raise ConfigError(
+                f"no AWS region: set aws_region in profile [{profile.name}] or AWS_REGION"
+            ) from None
+        except EndpointConnectionError:
+            raise ConfigError(
+                f"cannot reach the AWS endpoint {aws.endpoint_url or '(default)'}: check "
+                f"aws_endpoint_url of profile [{profile.name}] or HARNESS_AWS_ENDPOINT_URL"
+            ) from None
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code == "ResourceNotFoundException":
+                raise ConfigError(
+                    f"table {name!r} ({field}) does not exist in {aws.endpoint_url or 'AWS'}: "
+                    f"fix {field} in profile [{profile.name}] or HARNESS_{field.upper()}"
+                ) from None
+            raise ConfigError(f"AWS refused describe_table({name}): {code}: {error}") from None

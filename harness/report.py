@@ -1,0 +1,78 @@
+"""The JSON run report: one file a CI job, an engineer or an alert reads after a run.
+
+Owns counting test outcomes and rendering the run's facts (run id, environment, seed,
+counts, duration, resources created / cleaned / leaked) as JSON. Everything in it has passed
+through the redactor's hands upstream; it never reads the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    environment: str
+    profile: str
+    base_url: str
+    seed: int
+    started_at: float = field(default_factory=time.time)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    resources: Counter[str] = field(default_factory=Counter)
+    cleanup_failures: list[str] = field(default_factory=list)
+    leaked: list[dict[str, Any]] = field(default_factory=list)
+    skipped_by_protection: int = 0
+
+    def count(self, when: str, outcome: str, wasxfail: bool) -> None:
+        """Fold one pytest report phase into the counts (pytest's own vocabulary)."""
+        if wasxfail:
+            if when == "call":
+                self.outcomes["xfailed" if outcome == "skipped" else "xpassed"] += 1
+            return
+        if outcome == "failed":
+            self.outcomes["failed" if when == "call" else "error"] += 1
+        elif outcome == "passed" and when == "call":
+            self.outcomes["passed"] += 1
+        elif outcome == "skipped":
+            self.outcomes["skipped"] += 1
+
+    def add_worker_stats(self, stats: dict[str, Any]) -> None:
+        for key in ("created", "cleaned", "failed", "kept"):
+            self.resources[key] += int(stats.get(key, 0))
+        self.cleanup_failures.extend(stats.get("failures", []))
+
+    def as_dict(self, exit_status: int) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "environment": self.environment,
+            "profile": self.profile,
+            "base_url": self.base_url,
+            "seed": self.seed,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
+            "duration_seconds": round(time.time() - self.started_at, 3),
+            "exit_status": exit_status,
+            "tests": {
+                k: self.outcomes.get(k, 0)
+                for k in ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+            },
+            "skipped_by_protection": self.skipped_by_protection,
+            "resources": {
+                "created": self.resources.get("created", 0),
+                "cleaned": self.resources.get("cleaned", 0),
+                "kept": self.resources.get("kept", 0),
+                "cleanup_failed": self.resources.get("failed", 0),
+                "leaked": len(self.leaked),
+            },
+            "cleanup_failures": self.cleanup_failures,
+            "leaked": self.leaked,
+        }
+
+    def write(self, path: Path, exit_status: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.as_dict(exit_status), indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,64 @@
+"""The residue check: after a run, is anything carrying its namespace still there?
+
+Owns looking in the environment (every kind's ``find``) for items whose namespace marker
+starts with the run id — including records that processors wrote asynchronously — letting
+in-flight work settle until a deadline, then reporting each leftover as a leak and removing
+it through the guarded delete path, so a leak is counted *and* cleaned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from harness.guards import Owner
+from harness.journal import Resource
+from harness.kinds import Found, Kind
+from harness.ledger import OwnershipError
+
+
+@dataclass
+class ResidueResult:
+    leaked: list[Found] = field(default_factory=list)
+    cleaned: list[Found] = field(default_factory=list)
+    uncleaned: list[tuple[Found, str]] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.leaked
+
+
+def find_all(kinds: Mapping[str, Kind], prefix: str) -> list[Found]:
+    found: list[Found] = []
+    for kind in kinds.values():
+        found.extend(kind.find(prefix))
+    return found
+
+
+def check(
+    kinds: Mapping[str, Kind],
+    run_prefix: str,
+    owner: Owner,
+    *,
+    settle: float = 3.0,
+    interval: float = 0.25,
+    progress: Callable[[str], None] = lambda _: None,
+) -> ResidueResult:
+    """Find leftovers of ``run_prefix``; re-look until ``settle`` seconds pass with items
+    still present (an asynchronous delete may be in flight), then clean what remains."""
+    deadline = time.monotonic() + settle
+    found = find_all(kinds, run_prefix)
+    while found and time.monotonic() < deadline:
+        progress(f"residue check: {len(found)} item(s) still present, waiting for them to settle")
+        time.sleep(interval)
+        found = find_all(kinds, run_prefix)
+    result = ResidueResult(leaked=list(found))
+    for item in found:
+        resource = Resource(seq=0, kind=item.kind, ids=dict(item.ids), state="created")
+        try:
+            kinds[item.kind].delete(resource.ids, owner)
+            result.cleaned.append(item)
+        except (OwnershipError, Exception) as error:  # reported, never raised past the run
+            result.uncleaned.append((item, f"{type(error).__name__}: {error}"))
+    return result

@@ -1,0 +1,73 @@
+"""The harness session of one worker: every engine object a test run needs, built once.
+
+Owns wiring — profile, namespace, redactor, HTTP client, AWS clients, resource kinds, the
+journal and the ledger with its single guarded delete path — so the pytest layer only hands
+these objects out. Knows nothing of pytest, fixtures or suites.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+from pathlib import Path
+
+from harness.aws import Aws
+from harness.config import Profile
+from harness.guards import Owner, guarded_deleter
+from harness.http import ApiClient
+from harness.journal import Journal, run_dir
+from harness.kinds import Kind, load_kinds
+from harness.ledger import Ledger
+from harness.namespace import Namespace
+from harness.redact import Redactor
+
+
+class HarnessSession:
+    def __init__(
+        self,
+        profile: Profile,
+        namespace: Namespace,
+        seed: int,
+        state_dir: Path,
+        *,
+        fsync: bool = False,
+    ) -> None:
+        self.profile = profile
+        self.namespace = namespace
+        self.seed = seed
+        self.state_dir = state_dir
+        self.redactor = Redactor()
+        self.owner = Owner(run=namespace.run)
+        self._fsync = fsync
+
+    @cached_property
+    def api(self) -> ApiClient:
+        return ApiClient(self.profile.base_url, str(self.namespace.run), self.redactor)
+
+    @cached_property
+    def aws(self) -> Aws:
+        return Aws(self.profile)
+
+    @cached_property
+    def kinds(self) -> dict[str, Kind]:
+        return load_kinds(self.profile, self.aws)
+
+    @cached_property
+    def journal(self) -> Journal:
+        path = run_dir(self.state_dir, str(self.namespace.run)) / f"{self.namespace.worker}.jsonl"
+        return Journal(path, fsync=self._fsync)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.journal, guarded_deleter(self.kinds, self.owner))
+
+    def test_seed(self, nodeid: str) -> int:
+        """A per-test seed from the run seed and the test id: replayable with the run seed."""
+        digest = hashlib.sha256(f"{self.seed}:{nodeid}".encode()).digest()
+        return int.from_bytes(digest[:8], "big")
+
+    def close(self) -> None:
+        if "journal" in self.__dict__:
+            self.journal.close()
+        if "api" in self.__dict__:
+            self.api.close()

@@ -1,0 +1,84 @@
+from pathlib import Path
+
+import pytest
+
+from harness.config import ConfigError, load_profile, parse_duration
+
+STAGING = """
+[staging]
+base_url = "https://api.staging.example.com"
+users_table = "stg-users"
+tokens_table = "stg-tokens"
+notifications_table = "stg-notifications"
+test_data_ttl = "30m"
+"""
+
+
+@pytest.fixture
+def profiles(tmp_path: Path) -> Path:
+    path = tmp_path / "environments.toml"
+    path.write_text(STAGING)
+    return path
+
+
+def test_file_values(profiles: Path) -> None:
+    profile = load_profile("staging", profiles, environ={})
+    assert profile.base_url == "https://api.staging.example.com"
+    assert profile.test_data_ttl == 1800
+    assert profile.is_protected  # did not say: sensitive by default
+    assert profile.aws_endpoint_url is None  # boto3 then honours AWS_ENDPOINT_URL itself
+
+
+def test_precedence_cli_over_env_over_file(profiles: Path) -> None:
+    environ = {"HARNESS_USERS_TABLE": "env-users", "HARNESS_BASE_URL": "https://env.example"}
+    profile = load_profile(
+        "staging", profiles, overrides={"base_url": "https://cli.example"}, environ=environ
+    )
+    assert profile.users_table == "env-users"
+    assert profile.base_url == "https://cli.example"
+    assert profile.tokens_table == "stg-tokens"
+
+
+def test_profile_chosen_by_env_variable(profiles: Path) -> None:
+    assert load_profile(None, profiles, environ={"HARNESS_ENV": "staging"}).name == "staging"
+
+
+def test_sandbox_needs_nothing_and_is_unprotected(tmp_path: Path) -> None:
+    profile = load_profile(None, tmp_path / "missing.toml", environ={})
+    assert profile.name == "sandbox" and profile.needs_local_sandbox
+    assert not profile.is_protected
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "environ", "message"),
+    [
+        (STAGING, "prod", {}, "unknown environment profile 'prod'.*known profiles: staging"),
+        ("[staging\nbase_url=", "staging", {}, "not valid TOML"),
+        ('[staging]\nbase_url = "https://x"\n', "staging", {}, "missing users_table"),
+        ('[staging]\nurl = "https://x"\n', "staging", {}, "unknown field.*url"),
+        ('[staging]\naws_secret_access_key = "x"\n', "staging", {}, "unknown field"),
+        (STAGING, "staging", {"HARNESS_BASE_URL": "ftp://x"}, "not an http"),
+        (STAGING, "staging", {"HARNESS_PROTECTED": "maybe"}, "true or false"),
+        (STAGING, "staging", {"HARNESS_TEST_DATA_TTL": "soon"}, "not a duration"),
+        ("x = 1\n", "staging", {}, "must be a \\[table\\]"),
+    ],
+)
+def test_errors_name_the_fix(
+    tmp_path: Path, text: str, name: str, environ: dict[str, str], message: str
+) -> None:
+    path = tmp_path / "environments.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_profile(name, path, environ=environ)
+
+
+def test_protected_from_environment(profiles: Path) -> None:
+    environ = {"HARNESS_PROTECTED": "false"}
+    assert not load_profile("staging", profiles, environ=environ).is_protected
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90), ("90s", 90), ("30m", 1800), ("2h", 7200), ("1d", 86400)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds

@@ -1,0 +1,66 @@
+import json
+
+import pytest
+
+from harness.http import Exchange
+from harness.redact import MASK, Redactor
+from harness.waiting import EventuallyTimeout, eventually
+
+
+def test_sensitive_keys_and_registered_values_are_masked() -> None:
+    redactor = Redactor()
+    redactor.add_secret("s3cr3t-token-value")
+    data = {
+        "uid": 7,
+        "token": "anything",
+        "Password": "pw",
+        "nested": [{"note": "header was s3cr3t-token-value"}],
+    }
+    masked = redactor.data(data)
+    text = json.dumps(masked)
+    assert "s3cr3t-token-value" not in text and "anything" not in text and '"pw"' not in text
+    assert masked["uid"] == 7 and masked["token"] == MASK
+    assert redactor.headers({"token": "t", "uid": "7"}) == {"token": MASK, "uid": "7"}
+
+
+def test_transcript_lines_carry_no_secret() -> None:
+    redactor = Redactor()
+    redactor.add_secret("hunter2-hunter2")
+    exchange = Exchange(
+        "POST",
+        "/login",
+        200,
+        3.0,
+        redactor.data({"email": "a@b.test", "password": "hunter2-hunter2"}),
+        redactor.data({"token": "tok-123456"}),
+    )
+    rendered = exchange.render()
+    assert "hunter2" not in rendered and "tok-123456" not in rendered
+    assert "POST /login -> 200" in rendered
+
+
+def test_eventually_returns_once_the_condition_holds() -> None:
+    calls = []
+
+    def condition() -> str:
+        calls.append(1)
+        assert len(calls) >= 3, "not yet"
+        return "done"
+
+    assert eventually(condition, timeout=5, interval=0.001) == "done"
+    assert len(calls) == 3
+
+
+def test_eventually_times_out_with_the_last_error() -> None:
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    def never() -> None:
+        raise AssertionError(f"still 0 at t={now[0]:.2f}")
+
+    with pytest.raises(EventuallyTimeout, match=r"after 1.0s and \d+ attempts.*still 0") as err:
+        eventually(never, timeout=1, interval=0.1, clock=lambda: now[0], sleep=sleep)
+    assert isinstance(err.value.__cause__, AssertionError)
+    assert now[0] == pytest.approx(1.0)
