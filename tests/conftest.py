@@ -1,0 +1,45 @@
+"""Shared fixtures of the project's own tests.
+
+``live_sandbox`` starts one real sandbox (``python -m sandbox``) for the whole session through
+the harness's own launcher and always stops it; ``sandbox_environ`` is the environment a
+harness run needs to target it; ``aws`` is boto3 on its emulator, for looking at the
+environment directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.aws import Aws
+from harness.config import load_profile
+from harness.local_sandbox import LocalSandbox
+
+REPO = Path(__file__).resolve().parents[1]
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="session")
+def live_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSandbox]:
+    log = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
+    sandbox = LocalSandbox.start(log)
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox_environ(live_sandbox: LocalSandbox) -> dict[str, str]:
+    """``os.environ`` plus the sandbox's exports, minus anything naming another target."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
+    environ.update(live_sandbox.exports)
+    return environ
+
+
+@pytest.fixture(scope="session")
+def aws(sandbox_environ: dict[str, str]) -> Aws:
+    return Aws(load_profile("sandbox", REPO / "environments.toml", environ=sandbox_environ))
