@@ -28,8 +28,10 @@ BODY_TYPES = [
 ]
 
 app = Chalice(app_name="reference-service")
-app.log.setLevel(logging.INFO)
+# One logger for the service's own lines (request log, storage errors); on Lambda it reaches
+# CloudWatch through the runtime's root handler, locally the launcher's handler.
 log = logging.getLogger("service")
+log.setLevel(logging.INFO)
 
 
 @app.middleware("http")
