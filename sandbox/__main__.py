@@ -1,0 +1,72 @@
+"""``python -m sandbox``: run the reference service locally (what ``harness env up`` execs).
+
+Owns only the command line: parse options, hand them to ``launcher.run``. Must never start
+anything itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sandbox.launcher import EXPORT_NAMES, Options, run
+from sandbox.provision import ResourceNames
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    defaults = ResourceNames()
+    parser = argparse.ArgumentParser(
+        prog="python -m sandbox",
+        description=(
+            "Start the reference service locally: moto (DynamoDB, SNS, SQS) in server mode, "
+            "the tables, topic, queue and subscription, the event processor, and the Chalice "
+            "app over HTTP, all on loopback. The first stdout lines are shell exports ("
+            + ", ".join(EXPORT_NAMES)
+            + "), then '# sandbox ready: pid PID; ...'; nothing else is written to stdout, "
+            "logs go to stderr (or --log-file). Runs until SIGINT (Ctrl-C) or SIGTERM, then "
+            "stops everything it started."
+        ),
+        epilog='Example: eval "$(python -m sandbox --quiet | head -n 9)" in one shell is not '
+        "what you want (head would close the pipe); instead run it in one terminal and paste "
+        "its export lines into another, or let `harness run` start it.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--port", type=int, default=0,
+                        help="port of the service (0 = a free port, the default)")
+    parser.add_argument("--aws-port", type=int, default=0,
+                        help="port of the AWS emulator (0 = a free port, the default)")
+    parser.add_argument("--region", default="us-east-1", help="AWS region (default us-east-1)")
+    parser.add_argument("--environment-name", default="sandbox",
+                        help="name GET /health answers as 'environment' (default sandbox)")
+    parser.add_argument("--users-table", default=defaults.users_table)
+    parser.add_argument("--tokens-table", default=defaults.tokens_table)
+    parser.add_argument("--notifications-table", default=defaults.notifications_table)
+    parser.add_argument("--events-topic", default=defaults.events_topic)
+    parser.add_argument("--processor-queue", default=defaults.processor_queue)
+    parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    parser.add_argument("--log-file", help="append logs to this file instead of stderr")
+    args = parser.parse_args(argv)
+    return Options(
+        host=args.host,
+        port=args.port,
+        aws_port=args.aws_port,
+        region=args.region,
+        environment_name=args.environment_name,
+        names=ResourceNames(
+            users_table=args.users_table,
+            tokens_table=args.tokens_table,
+            notifications_table=args.notifications_table,
+            events_topic=args.events_topic,
+            processor_queue=args.processor_queue,
+        ),
+        quiet=args.quiet,
+        log_file=args.log_file,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

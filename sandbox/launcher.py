@@ -1,0 +1,247 @@
+"""The sandbox's lifecycle: start everything, print the exports, stop everything.
+
+Owns: the order of start-up and the reverse order of shutdown, the dummy credentials given to
+its own processes (never printed), the service's environment variables, and the export
+lines on stdout (``HARNESS_*``, then the ready marker, then nothing more on stdout: logs go to
+stderr or ``--log-file``). Must never leave a process or server running once it returns,
+whether start-up failed half-way, a signal arrived, or the service crashed.
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib
+import logging
+import os
+import shlex
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, ModuleType
+from typing import Any, TextIO
+
+import boto3
+
+from sandbox.emulator import EmulatorError, EmulatorProcess
+from sandbox.provision import Provisioned, ResourceNames, provision
+
+log = logging.getLogger("sandbox")
+
+SERVICE_DIR = Path(__file__).resolve().parent / "service"
+READY_MARKER = "# sandbox ready: pid {pid}; Ctrl-C or SIGTERM stops it"
+# The emulator accepts any credentials; these keep real ones away from it.
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "sandbox",
+    "AWS_SECRET_ACCESS_KEY": "sandbox",
+    "AWS_SESSION_TOKEN": "sandbox",
+}
+EXPORT_NAMES = (
+    "HARNESS_BASE_URL",
+    "HARNESS_AWS_ENDPOINT_URL",
+    "HARNESS_AWS_REGION",
+    "HARNESS_ENVIRONMENT",
+    "HARNESS_USERS_TABLE",
+    "HARNESS_TOKENS_TABLE",
+    "HARNESS_NOTIFICATIONS_TABLE",
+    "HARNESS_EVENTS_TOPIC_ARN",
+    "HARNESS_PROCESSOR_QUEUE_URL",
+)
+
+
+class StartError(RuntimeError):
+    """The sandbox could not start; the message is for the user."""
+
+
+class Stop(BaseException):
+    """Raised in the main thread by SIGINT/SIGTERM (a BaseException so nothing swallows it)."""
+
+
+@dataclass
+class Options:
+    host: str = "127.0.0.1"
+    port: int = 0
+    aws_port: int = 0
+    region: str = "us-east-1"
+    environment_name: str = "sandbox"
+    names: ResourceNames = field(default_factory=ResourceNames)
+    quiet: bool = False
+    log_file: str | None = None
+
+
+def export_lines(values: dict[str, str]) -> list[str]:
+    return [f"export {name}={shlex.quote(values[name])}" for name in EXPORT_NAMES]
+
+
+def _check_health(host: str, port: int, timeout: float = 3.0) -> None:
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", "/health")
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status != 200:
+            raise StartError(f"service health check answered {resp.status}")
+    finally:
+        conn.close()
+
+
+class Sandbox:
+    """Everything one sandbox runs. ``start()`` then, always, ``stop()``."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.emulator: EmulatorProcess | None = None
+        self.gateway: Any = None
+        self.processor: Any = None
+        self.provisioned: Provisioned | None = None
+        self.app_module: ModuleType | None = None
+
+    # -- start ---------------------------------------------------------------------
+
+    def start(self) -> dict[str, str]:
+        opts = self.options
+        os.environ.update(DUMMY_CREDENTIALS)
+        os.environ["AWS_DEFAULT_REGION"] = opts.region
+        started = time.monotonic()
+
+        self.emulator = EmulatorProcess(opts.host, opts.aws_port, dict(os.environ))
+        try:
+            self.emulator.start()
+        except EmulatorError as exc:
+            raise StartError(f"cannot start the AWS emulator on {opts.host}:{opts.aws_port}: "
+                             f"{exc}") from None
+        log.info("emulator pid %s on %s", self.emulator.pid, self.emulator.url)
+
+        session = boto3.session.Session(region_name=opts.region)
+        self.provisioned = provision(session, self.emulator.url, opts.names)
+
+        names = opts.names
+        os.environ.update({
+            "ENVIRONMENT_NAME": opts.environment_name,
+            "USERS_TABLE_NAME": names.users_table,
+            "TOKEN_TABLE_NAME": names.tokens_table,
+            "NOTIFICATIONS_TABLE_NAME": names.notifications_table,
+            "EVENTS_TOPIC_ARN": self.provisioned.events_topic_arn,
+            "NOTIFICATIONS_QUEUE_NAME": names.processor_queue,
+            "ENDPOINT_URL": self.emulator.url,
+        })
+        module = self._import_service()
+
+        from sandbox.gateway import Gateway
+        from sandbox.processor import Processor, find_sqs_handler
+
+        try:
+            self.gateway = Gateway(module.app, opts.host, opts.port)
+        except OSError as exc:
+            raise StartError(f"cannot serve the service on {opts.host}:{opts.port}: "
+                             f"{exc.strerror}") from None
+        self.gateway.start()
+
+        handler, batch_size = find_sqs_handler(module, module.app, names.processor_queue)
+        sqs = session.client("sqs", endpoint_url=self.emulator.url)
+        self.processor = Processor(sqs, self.provisioned.processor_queue_url,
+                                   self.provisioned.processor_queue_arn, opts.region,
+                                   handler, batch_size)
+        self.processor.start()
+
+        _check_health(opts.host, self.gateway.port)
+        log.info("sandbox started in %.2fs: service %s", time.monotonic() - started,
+                 self.gateway.url)
+        return {
+            "HARNESS_BASE_URL": self.gateway.url,
+            "HARNESS_AWS_ENDPOINT_URL": self.emulator.url,
+            "HARNESS_AWS_REGION": opts.region,
+            "HARNESS_ENVIRONMENT": opts.environment_name,
+            "HARNESS_USERS_TABLE": names.users_table,
+            "HARNESS_TOKENS_TABLE": names.tokens_table,
+            "HARNESS_NOTIFICATIONS_TABLE": names.notifications_table,
+            "HARNESS_EVENTS_TOPIC_ARN": self.provisioned.events_topic_arn,
+            "HARNESS_PROCESSOR_QUEUE_URL": self.provisioned.processor_queue_url,
+        }
+
+    def _import_service(self) -> ModuleType:
+        if str(SERVICE_DIR) not in sys.path:
+            sys.path.insert(0, str(SERVICE_DIR))
+        module = importlib.import_module("app")
+        importlib.import_module("chalicelib.settings").reset()
+        # Chalice sends app.log to stdout; stdout carries only the exports here.
+        module.app.log.handlers.clear()
+        module.app.log.propagate = True
+        if self.options.quiet:
+            logging.getLogger("service").setLevel(logging.WARNING)
+        self.app_module = module
+        return module
+
+    # -- stop ----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop what was started, newest first; safe to call at any point, and twice."""
+        for name, part in (
+            ("processor", self.processor),
+            ("gateway", self.gateway),
+            ("emulator", self.emulator),
+        ):
+            if part is None:
+                continue
+            try:
+                part.stop()
+            except Exception:
+                log.exception("stopping the %s failed", name)
+        self.processor = self.gateway = None
+        self.emulator = None
+
+
+def configure_logging(options: Options) -> None:
+    # The log file stays open for the life of the process.
+    stream: TextIO = (
+        open(options.log_file, "a", encoding="utf-8")  # noqa: SIM115
+        if options.log_file
+        else sys.stderr
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    # boto and moto chatter is not the sandbox's story.
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run(options: Options, out: TextIO = sys.stdout) -> int:
+    """Start, print exports and the ready marker, serve until a signal, stop. Exit status."""
+    configure_logging(options)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # Further signals while stopping are ignored: the stop must finish.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Stop(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    sandbox = Sandbox(options)
+    try:
+        try:
+            values = sandbox.start()
+        except StartError as exc:
+            print(f"sandbox: {exc}", file=sys.stderr, flush=True)
+            return 1
+        except Exception as exc:
+            log.debug("start failed", exc_info=True)
+            print(f"sandbox: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr,
+                  flush=True)
+            return 1
+        for line in export_lines(values):
+            out.write(line + "\n")
+        out.write(READY_MARKER.format(pid=os.getpid()) + "\n")
+        out.flush()
+        while True:
+            time.sleep(3600)
+    except Stop as stop:
+        log.info("stopping on %s", stop)
+        return 0
+    finally:
+        sandbox.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
