@@ -49,8 +49,13 @@ def check(
     still present (an asynchronous delete may be in flight), then clean what remains."""
     deadline = time.monotonic() + settle
     found = find_all(kinds, run_prefix)
+    reported = -1
     while found and time.monotonic() < deadline:
-        progress(f"residue check: {len(found)} item(s) still present, waiting for them to settle")
+        if len(found) != reported:
+            reported = len(found)
+            progress(
+                f"residue check: {reported} item(s) present, letting them settle ({settle:g}s)"
+            )
         time.sleep(interval)
         found = find_all(kinds, run_prefix)
     result = ResidueResult(leaked=list(found))

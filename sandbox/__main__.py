@@ -31,13 +31,21 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "its export lines into another, or let `harness run` start it.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
-    parser.add_argument("--port", type=int, default=0,
-                        help="port of the service (0 = a free port, the default)")
-    parser.add_argument("--aws-port", type=int, default=0,
-                        help="port of the AWS emulator (0 = a free port, the default)")
+    parser.add_argument(
+        "--port", type=int, default=0, help="port of the service (0 = a free port, the default)"
+    )
+    parser.add_argument(
+        "--aws-port",
+        type=int,
+        default=0,
+        help="port of the AWS emulator (0 = a free port, the default)",
+    )
     parser.add_argument("--region", default="us-east-1", help="AWS region (default us-east-1)")
-    parser.add_argument("--environment-name", default="sandbox",
-                        help="name GET /health answers as 'environment' (default sandbox)")
+    parser.add_argument(
+        "--environment-name",
+        default="sandbox",
+        help="name GET /health answers as 'environment' (default sandbox)",
+    )
     parser.add_argument("--users-table", default=defaults.users_table)
     parser.add_argument("--tokens-table", default=defaults.tokens_table)
     parser.add_argument("--notifications-table", default=defaults.notifications_table)

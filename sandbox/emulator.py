@@ -88,8 +88,9 @@ class WSGIHandler(KeepAliveHandler):
             return
         started: dict[str, Any] = {}
 
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None
-                           ) -> Callable[[bytes], None]:
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], None]:
             started["status"], started["headers"] = status, headers
             return lambda data: chunks.append(data)
 
@@ -140,8 +141,9 @@ def serve(host: str, port: int, parent_pid: int) -> int:
     except OSError as exc:
         print(f"emulator: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         return 2
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
+    )
     thread.start()
     print(f"{READY_PREFIX}{server.server_address[1]}", flush=True)
     while not stop.wait(0.5):
@@ -153,12 +155,14 @@ def serve(host: str, port: int, parent_pid: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox.emulator",
-                                     description="moto in server mode on keep-alive HTTP/1.1")
+    parser = argparse.ArgumentParser(
+        prog="python -m sandbox.emulator", description="moto in server mode on keep-alive HTTP/1.1"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--parent-pid", type=int, default=0,
-                        help="exit when this process is no longer the parent")
+    parser.add_argument(
+        "--parent-pid", type=int, default=0, help="exit when this process is no longer the parent"
+    )
     args = parser.parse_args(argv)
     return serve(args.host, args.port, args.parent_pid)
 
@@ -191,8 +195,17 @@ class EmulatorProcess:
     def start(self) -> None:
         self._stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.emulator", "--host", self.host,
-             "--port", str(self.requested_port), "--parent-pid", str(os.getpid())],
+            [
+                sys.executable,
+                "-m",
+                "sandbox.emulator",
+                "--host",
+                self.host,
+                "--port",
+                str(self.requested_port),
+                "--parent-pid",
+                str(os.getpid()),
+            ],
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             text=True,
@@ -213,7 +226,7 @@ class EmulatorProcess:
                     continue
                 line = self.proc.stdout.readline()
                 if line.startswith(READY_PREFIX):
-                    return int(line[len(READY_PREFIX):])
+                    return int(line[len(READY_PREFIX) :])
                 if line == "":
                     break
         if self.proc.poll() is None:

@@ -48,8 +48,9 @@ class GatewayHandler(KeepAliveHandler):
             return
         except Exception:
             log.exception("gateway failed on %s %s", self.command, self.path)
-            self.send_whole(502, [("Content-Type", "application/json")],
-                            b'{"message": "Internal server error"}')
+            self.send_whole(
+                502, [("Content-Type", "application/json")], b'{"message": "Internal server error"}'
+            )
             return
         self.send_whole(*self._convert(response))
 
@@ -89,8 +90,10 @@ class Gateway:
         self.host = str(self.server.server_address[0])
         self.port = int(self.server.server_address[1])
         self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
-            name="sandbox-gateway", daemon=True,
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="sandbox-gateway",
+            daemon=True,
         )
 
     @property

@@ -90,5 +90,6 @@ class KeepAliveHandler(BaseHTTPRequestHandler):
 
     def send_too_large(self) -> None:
         self.close_connection = True
-        self.send_whole(413, [("Content-Type", "application/json")],
-                        b'{"error": "Request body too large"}')
+        self.send_whole(
+            413, [("Content-Type", "application/json")], b'{"error": "Request body too large"}'
+        )

@@ -109,23 +109,26 @@ class Sandbox:
         try:
             self.emulator.start()
         except EmulatorError as exc:
-            raise StartError(f"cannot start the AWS emulator on {opts.host}:{opts.aws_port}: "
-                             f"{exc}") from None
+            raise StartError(
+                f"cannot start the AWS emulator on {opts.host}:{opts.aws_port}: {exc}"
+            ) from None
         log.info("emulator pid %s on %s", self.emulator.pid, self.emulator.url)
 
         session = boto3.session.Session(region_name=opts.region)
         self.provisioned = provision(session, self.emulator.url, opts.names)
 
         names = opts.names
-        os.environ.update({
-            "ENVIRONMENT_NAME": opts.environment_name,
-            "USERS_TABLE_NAME": names.users_table,
-            "TOKEN_TABLE_NAME": names.tokens_table,
-            "NOTIFICATIONS_TABLE_NAME": names.notifications_table,
-            "EVENTS_TOPIC_ARN": self.provisioned.events_topic_arn,
-            "NOTIFICATIONS_QUEUE_NAME": names.processor_queue,
-            "ENDPOINT_URL": self.emulator.url,
-        })
+        os.environ.update(
+            {
+                "ENVIRONMENT_NAME": opts.environment_name,
+                "USERS_TABLE_NAME": names.users_table,
+                "TOKEN_TABLE_NAME": names.tokens_table,
+                "NOTIFICATIONS_TABLE_NAME": names.notifications_table,
+                "EVENTS_TOPIC_ARN": self.provisioned.events_topic_arn,
+                "NOTIFICATIONS_QUEUE_NAME": names.processor_queue,
+                "ENDPOINT_URL": self.emulator.url,
+            }
+        )
         module = self._import_service()
 
         from sandbox.gateway import Gateway
@@ -134,20 +137,27 @@ class Sandbox:
         try:
             self.gateway = Gateway(module.app, opts.host, opts.port)
         except OSError as exc:
-            raise StartError(f"cannot serve the service on {opts.host}:{opts.port}: "
-                             f"{exc.strerror}") from None
+            raise StartError(
+                f"cannot serve the service on {opts.host}:{opts.port}: {exc.strerror}"
+            ) from None
         self.gateway.start()
 
         handler, batch_size = find_sqs_handler(module, module.app, names.processor_queue)
         sqs = session.client("sqs", endpoint_url=self.emulator.url)
-        self.processor = Processor(sqs, self.provisioned.processor_queue_url,
-                                   self.provisioned.processor_queue_arn, opts.region,
-                                   handler, batch_size)
+        self.processor = Processor(
+            sqs,
+            self.provisioned.processor_queue_url,
+            self.provisioned.processor_queue_arn,
+            opts.region,
+            handler,
+            batch_size,
+        )
         self.processor.start()
 
         _check_health(opts.host, self.gateway.port)
-        log.info("sandbox started in %.2fs: service %s", time.monotonic() - started,
-                 self.gateway.url)
+        log.info(
+            "sandbox started in %.2fs: service %s", time.monotonic() - started, self.gateway.url
+        )
         return {
             "HARNESS_BASE_URL": self.gateway.url,
             "HARNESS_AWS_ENDPOINT_URL": self.emulator.url,
@@ -229,8 +239,9 @@ def run(options: Options, out: TextIO = sys.stdout) -> int:
             return 1
         except Exception as exc:
             log.debug("start failed", exc_info=True)
-            print(f"sandbox: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"sandbox: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True
+            )
             return 1
         for line in export_lines(values):
             out.write(line + "\n")

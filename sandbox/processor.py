@@ -56,8 +56,16 @@ def lambda_event(messages: list[dict[str, Any]], queue_arn: str, region: str) ->
 class Processor:
     """A daemon thread polling one queue until ``stop()``."""
 
-    def __init__(self, sqs: Any, queue_url: str, queue_arn: str, region: str,
-                 handler: Handler, batch_size: int = 10, wait_seconds: int = 1) -> None:
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        queue_arn: str,
+        region: str,
+        handler: Handler,
+        batch_size: int = 10,
+        wait_seconds: int = 1,
+    ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
         self.queue_arn = queue_arn
@@ -105,14 +113,15 @@ class Processor:
         except Exception:
             log.exception(
                 "handler failed on %d message(s) %s; left on the queue for redelivery",
-                len(messages), [m["MessageId"] for m in messages],
+                len(messages),
+                [m["MessageId"] for m in messages],
             )
             return 0
         self.sqs.delete_message_batch(
             QueueUrl=self.queue_url,
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                     for i, m in enumerate(messages)],
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ],
         )
         self.processed += len(messages)
         return len(messages)
-

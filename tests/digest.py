@@ -29,7 +29,7 @@ def snapshot(aws: Aws) -> dict[str, Any]:
     for name in client.list_tables()["TableNames"]:
         items: list[str] = []
         for page in client.get_paginator("scan").paginate(TableName=name):
-            items.extend(json.dumps(i, sort_keys=True) for i in page["Items"])
+            items.extend(json.dumps(i, sort_keys=True, default=str) for i in page["Items"])
         tables[name] = sorted(items)
     queues = {}
     for url in aws.sqs.list_queues().get("QueueUrls", []):
@@ -57,5 +57,7 @@ def items_mentioning(aws: Aws, text: str) -> list[str]:
     found: list[str] = []
     for name in client.list_tables()["TableNames"]:
         for page in client.get_paginator("scan").paginate(TableName=name):
-            found.extend(f"{name}: {i}" for i in page["Items"] if text in json.dumps(i))
+            found.extend(
+                f"{name}: {i}" for i in page["Items"] if text in json.dumps(i, default=str)
+            )
     return found

@@ -59,8 +59,7 @@ def _body() -> bytes | None:
 @app.route("/health", methods=["GET"])
 def health() -> Response:
     environment = os.environ.get("ENVIRONMENT_NAME", "unknown")
-    return web.json_response(200, {"status": "ok", "environment": environment,
-                                    "version": VERSION})
+    return web.json_response(200, {"status": "ok", "environment": environment, "version": VERSION})
 
 
 @app.route("/users", methods=["POST"], content_types=BODY_TYPES)

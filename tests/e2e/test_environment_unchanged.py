@@ -28,7 +28,8 @@ def seed_foreign_data(base_url: str, aws: Aws) -> list[tuple[int, str]]:
         body = {"email": email, "name": "Not A Test", "password": "correct-horse-1"}
         signup = requests.post(f"{base_url}/users", json=body, timeout=10)
         assert signup.status_code in (201, 409), signup.text
-        login = requests.post(f"{base_url}/login", json=body, timeout=10)
+        credentials = {"email": email, "password": body["password"]}
+        login = requests.post(f"{base_url}/login", json=credentials, timeout=10)
         assert login.status_code == 200, login.text
         sessions.append((login.json()["uid"], login.json()["token"]))
 

@@ -151,7 +151,7 @@ def parse_exports(lines: list[str]) -> tuple[dict[str, str], list[str]]:
     for line in lines:
         if not line.startswith("export "):
             continue
-        (assignment,) = shlex.split(line[len("export "):])
+        (assignment,) = shlex.split(line[len("export ") :])
         key, _, value = assignment.partition("=")
         exports[key] = value
         order.append(key)

@@ -126,7 +126,8 @@ def test_self_read_update_and_other_uid_forbidden(client: Client) -> None:
     assert set(_json(resp)) == {"uid", "email", "name", "created_at"}
 
     resp = client.http.patch(
-        f"/users/{uid}", body=json.dumps({"name": "Ada L."}),
+        f"/users/{uid}",
+        body=json.dumps({"name": "Ada L."}),
         headers={**headers, "Content-Type": "application/json"},
     )
     assert resp.status_code == 200 and _json(resp)["name"] == "Ada L."
@@ -141,13 +142,18 @@ def test_self_read_update_and_other_uid_forbidden(client: Client) -> None:
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"email": "new@example.test"}, "email"), ({}, "body"), ({"nick": "x"}, "nick"),
-     ({"password": "short"}, "password")],
+    [
+        ({"email": "new@example.test"}, "email"),
+        ({}, "body"),
+        ({"nick": "x"}, "nick"),
+        ({"password": "short"}, "password"),
+    ],
 )
 def test_patch_rejects_bad_changes(client: Client, body: Any, field: str) -> None:
     uid, headers = _signup_login(client)
     resp = client.http.patch(
-        f"/users/{uid}", body=json.dumps(body),
+        f"/users/{uid}",
+        body=json.dumps(body),
         headers={**headers, "Content-Type": "application/json"},
     )
     assert resp.status_code == 400
@@ -176,8 +182,11 @@ def test_legacy_string_ttl_still_checked(client: Client) -> None:
     uid, headers = _signup_login(client)
     boto3.client("dynamodb").put_item(
         TableName="sandbox-tokens",
-        Item={"Uid": {"N": str(uid)}, "Token": {"S": headers["token"]},
-              "TimeToLive": {"S": str(int(time.time()) - 10)}},
+        Item={
+            "Uid": {"N": str(uid)},
+            "Token": {"S": headers["token"]},
+            "TimeToLive": {"S": str(int(time.time()) - 10)},
+        },
     )
     assert client.http.get(f"/users/{uid}", headers=headers).status_code == 403
 

@@ -46,8 +46,12 @@ class User:
     created_at: str
 
     def public(self) -> dict[str, Any]:
-        return {"uid": self.uid, "email": self.email, "name": self.name,
-                "created_at": self.created_at}
+        return {
+            "uid": self.uid,
+            "email": self.email,
+            "name": self.name,
+            "created_at": self.created_at,
+        }
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> User:
@@ -92,9 +96,9 @@ def create_user(user: User) -> bool:
 
 def get_user(uid: int) -> User | None:
     db, cfg = _ctx()
-    item = db.get_item(
-        TableName=cfg.users_table, Key={"Uid": _n(uid)}, ConsistentRead=True
-    ).get("Item")
+    item = db.get_item(TableName=cfg.users_table, Key={"Uid": _n(uid)}, ConsistentRead=True).get(
+        "Item"
+    )
     return User.from_item(item) if item else None
 
 
@@ -182,9 +186,9 @@ def put_token(uid: int, token: str, expires_at: int) -> None:
 def get_token(uid: int) -> tuple[str, int] | None:
     """(token, expiry epoch seconds) of the uid's session, or None."""
     db, cfg = _ctx()
-    item = db.get_item(
-        TableName=cfg.tokens_table, Key={"Uid": _n(uid)}, ConsistentRead=True
-    ).get("Item")
+    item = db.get_item(TableName=cfg.tokens_table, Key={"Uid": _n(uid)}, ConsistentRead=True).get(
+        "Item"
+    )
     if not item or "Token" not in item or "TimeToLive" not in item:
         return None
     ttl = item["TimeToLive"]
