@@ -1,7 +1,9 @@
 """The JSON run report: one file a CI job, an engineer or an alert reads after a run.
 
-Owns counting test outcomes and rendering the run's facts (run id, environment, seed,
-counts, duration, resources created / cleaned / leaked) as JSON. Everything in it has passed
+Owns counting test outcomes and rendering the run's facts (run id, environment and its
+identity, seed, counts, failures, duration, resources created / cleaned / leaked, per-endpoint
+latency) as JSON. Other features add a section of their own through ``sections`` (e.g.
+``event_latency``); a section with nothing in it is left out. Everything in it has passed
 through the redactor's hands upstream; it never reads the environment.
 """
 
@@ -13,6 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from harness import latency
 
 
 @dataclass
@@ -28,6 +32,14 @@ class RunReport:
     cleanup_failures: list[str] = field(default_factory=list)
     leaked: list[dict[str, Any]] = field(default_factory=list)
     skipped_by_protection: int = 0
+    #: What the target said it is (``GET /health``: environment, version).
+    identity: dict[str, Any] = field(default_factory=dict)
+    #: One line per failed test phase: ``{"nodeid", "when", "message"}`` (already redacted).
+    failures: list[dict[str, str]] = field(default_factory=list)
+    #: Every HTTP latency sample of the run by endpoint (exact percentiles, not averages).
+    latency_samples: latency.Samples = field(default_factory=dict)
+    #: Further report sections by name (``event_latency`` …); empty ones are left out.
+    sections: dict[str, Any] = field(default_factory=dict)
 
     def count(self, when: str, outcome: str, wasxfail: bool) -> None:
         """Fold one pytest report phase into the counts (pytest's own vocabulary)."""
@@ -54,6 +66,7 @@ class RunReport:
             "profile": self.profile,
             "base_url": self.base_url,
             "seed": self.seed,
+            "identity": self.identity,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
             "duration_seconds": round(time.time() - self.started_at, 3),
             "exit_status": exit_status,
@@ -69,8 +82,11 @@ class RunReport:
                 "cleanup_failed": self.resources.get("failed", 0),
                 "leaked": len(self.leaked),
             },
+            "failures": self.failures,
             "cleanup_failures": self.cleanup_failures,
             "leaked": self.leaked,
+            "latency": latency.summarize(self.latency_samples),
+            **{name: value for name, value in self.sections.items() if value},
         }
 
     def write(self, path: Path, exit_status: int) -> None:
