@@ -157,13 +157,16 @@ class ApiClient(requests.Session):
     ) -> None:
         latency = (time.perf_counter() - started) * 1000
         redact = self.redactor.data
+        request_data, response_data = _decode(request_body), _decode(response_body)
+        self.redactor.learn(request_data)
+        self.redactor.learn(response_data)
         exchange = Exchange(
             method=method.upper(),
             path=path,
             status=status,
             latency_ms=latency,
-            request_body=redact(_decode(request_body)),
-            response_body=redact(_decode(response_body)),
+            request_body=redact(request_data),
+            response_body=redact(response_data),
             error=self.redactor.text(error),
         )
         with self._lock:

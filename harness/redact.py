@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 MASK = "«redacted»"
+_MIN_LEARNED = 8
 SENSITIVE_KEYS = frozenset(
     {"token", "password", "passwordhash", "authorization", "secret", "x-api-key", "cookie"}
 )
@@ -40,6 +41,21 @@ class Redactor:
                 self._secrets.add(value)
                 ordered = sorted(self._secrets, key=len, reverse=True)
                 self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+    def learn(self, value: Any) -> None:
+        """Register the string values of sensitive keys found in JSON-like data as secrets,
+        so a token the service hands out is masked wherever it turns up later (an assertion
+        message, captured output) — not only under its key."""
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                if isinstance(k, str) and _is_sensitive_key(k) and isinstance(v, str):
+                    if len(v) >= _MIN_LEARNED:  # "test" as a password must not mask test ids
+                        self.add_secret(v)
+                else:
+                    self.learn(v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                self.learn(v)
 
     def text(self, value: str) -> str:
         pattern = self._pattern
