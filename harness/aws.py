@@ -85,6 +85,10 @@ class Aws:
         return self.session.client("sqs", **self._kwargs())
 
     @cached_property
+    def cloudwatch(self) -> Any:
+        return self.session.client("cloudwatch", **self._kwargs())
+
+    @cached_property
     def sts(self) -> Any:
         return self.session.client("sts", **self._kwargs())
 

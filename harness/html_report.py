@@ -1,0 +1,114 @@
+"""The harness's part of the HTML report: run facts, leaks and a latency chart per endpoint.
+
+pytest-html renders the results table, the failures and their sections (the redacted HTTP
+transcript among them) as one self-contained file; this module owns the HTML fragment the
+harness adds to it — escaped text and inline SVG only, so the file loads nothing from the
+network. It reads only the (already redacted) report and latency samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from html import escape
+from typing import Any
+
+from harness import latency
+
+WIDTH = 560
+HEIGHT = 34
+_PAD = 6
+
+
+def _x(ms: float, scale_max: float) -> float:
+    return _PAD + (WIDTH - 2 * _PAD) * (ms / scale_max if scale_max > 0 else 0.0)
+
+
+def latency_svg(samples: Iterable[float], scale_max: float) -> str:
+    """One endpoint: every sample as a tick, the p50 and p95 as marks, on a shared scale."""
+    ordered = sorted(samples)
+    if not ordered:
+        return ""
+    p50, p95 = latency.percentile(ordered, 0.5), latency.percentile(ordered, 0.95)
+    ticks = "".join(
+        f'<line x1="{_x(v, scale_max):.1f}" y1="10" x2="{_x(v, scale_max):.1f}" y2="24" '
+        f'stroke="#4a78b5" stroke-opacity="0.45"/>'
+        for v in ordered
+    )
+    marks = "".join(
+        f'<line x1="{_x(v, scale_max):.1f}" y1="4" x2="{_x(v, scale_max):.1f}" y2="30" '
+        f'stroke="{color}" stroke-width="2"><title>{label} {v:.1f} ms</title></line>'
+        for v, color, label in ((p50, "#2e7d32", "p50"), (p95, "#c62828", "p95"))
+    )
+    axis = (
+        f'<line x1="{_PAD}" y1="17" x2="{WIDTH - _PAD}" y2="17" stroke="#ccc"/>'
+        f'<text x="{WIDTH - _PAD}" y="33" font-size="9" text-anchor="end" fill="#666">'
+        f"{scale_max:.0f} ms</text>"
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        f'role="img" aria-label="latency samples">{axis}{ticks}{marks}</svg>'
+    )
+
+
+def latency_section(samples: Mapping[str, list[float]]) -> str:
+    rows = latency.summarize(samples)
+    if not rows:
+        return "<h2>Endpoint latency</h2><p>No HTTP requests were made.</p>"
+    scale_max = max(row["max_ms"] for row in rows)
+    body = "".join(
+        "<tr>"
+        f"<td><code>{escape(row['method'])} {escape(row['route'])}</code></td>"
+        f"<td>{row['count']}</td><td>{row['p50_ms']:.1f}</td><td>{row['p95_ms']:.1f}</td>"
+        f"<td>{row['max_ms']:.1f}</td>"
+        f"<td>{latency_svg(samples[row['method'] + ' ' + row['route']], scale_max)}</td>"
+        "</tr>"
+        for row in rows
+    )
+    return (
+        "<h2>Endpoint latency</h2>"
+        "<p>Routes are templates derived from paths (numeric, UUID and token-like segments "
+        "become <code>{id}</code>). Each tick is one request; green is p50, red is p95.</p>"
+        '<table class="harness-latency"><thead><tr><th>endpoint</th><th>count</th>'
+        "<th>p50 ms</th><th>p95 ms</th><th>max ms</th><th>samples</th></tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
+def run_section(report: Mapping[str, Any]) -> str:
+    identity = report.get("identity") or {}
+    facts = [
+        ("run id", report.get("run_id")),
+        ("environment", report.get("environment")),
+        ("version", identity.get("version", "")),
+        ("profile", report.get("profile")),
+        ("base URL", report.get("base_url")),
+        ("seed", report.get("seed")),
+        ("exit status", report.get("exit_status")),
+        ("skipped by protection", report.get("skipped_by_protection")),
+    ]
+    resources = report.get("resources", {})
+    facts.append(
+        ("resources", ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in resources.items()))
+    )
+    rows = "".join(
+        f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in facts if v != ""
+    )
+    leaks = "".join(
+        f"<li>leaked {escape(str(leak.get('kind')))}: "
+        + escape(", ".join(f"{k}={v}" for k, v in leak.items() if k != "kind"))
+        + "</li>"
+        for leak in report.get("leaked", [])
+    )
+    problems = "".join(
+        f"<li>cleanup failed: {escape(str(p))}</li>" for p in report.get("cleanup_failures", [])
+    )
+    residue = (
+        f'<ul class="harness-leaks">{leaks}{problems}</ul>'
+        if leaks or problems
+        else "<p>Residue check: clean (nothing left carrying this run's namespace).</p>"
+    )
+    return f'<h2>env-harness run</h2><table class="harness-run">{rows}</table>{residue}'
+
+
+def fragment(report: Mapping[str, Any], samples: Mapping[str, list[float]]) -> str:
+    return f'<div class="harness">{run_section(report)}{latency_section(samples)}</div>'

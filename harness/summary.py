@@ -1,0 +1,91 @@
+"""The Markdown run summary: what a CI job page shows (``$GITHUB_STEP_SUMMARY``, ``--summary``).
+
+Owns rendering the (already redacted) run report as short Markdown: a status line, the
+counts, each failure in one line, leaks and cleanup problems, and the slowest endpoints.
+It reads only the report dictionary; it never touches the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+SLOWEST = 5
+_MAX_FAILURES = 50
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: Any) -> str:
+    return "`" + str(text).replace("`", "'") + "`"
+
+
+def render(report: Mapping[str, Any]) -> str:
+    tests = report.get("tests", {})
+    leaked = report.get("leaked", [])
+    failed = int(report.get("exit_status", 0)) != 0 or bool(leaked)
+    status = "❌ FAILED" if failed else "✅ passed"
+    identity = report.get("identity") or {}
+    version = f", version {identity['version']}" if identity.get("version") else ""
+    lines = [
+        f"## env-harness: {status}",
+        "",
+        f"Run {_code(report.get('run_id'))} on **{report.get('environment')}**{version} "
+        f"(profile {report.get('profile')}, seed {report.get('seed')}, "
+        f"{float(report.get('duration_seconds', 0)):.1f} s, exit {report.get('exit_status')})",
+        "",
+        "| passed | failed | errors | skipped | xfailed | xpassed | leaked |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| "
+        + " | ".join(
+            str(tests.get(k, 0))
+            for k in ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+        )
+        + f" | {len(leaked)} |",
+    ]
+    if report.get("skipped_by_protection"):
+        lines += [
+            "",
+            f"{report['skipped_by_protection']} test(s) skipped: protected target "
+            f"(only `readonly` tests run).",
+        ]
+    failures = report.get("failures", [])
+    if failures:
+        lines += ["", "### Failures", ""]
+        for failure in failures[:_MAX_FAILURES]:
+            when = "" if failure.get("when") == "call" else f" (error in {failure.get('when')})"
+            lines.append(f"- {_code(failure['nodeid'])}{when}: {_cell(failure['message'])}")
+        if len(failures) > _MAX_FAILURES:
+            lines.append(f"- … and {len(failures) - _MAX_FAILURES} more (see the JSON report)")
+    if leaked or report.get("cleanup_failures"):
+        lines += ["", "### Leaks and cleanup problems", ""]
+        for leak in leaked:
+            ids = ", ".join(f"{k}={v}" for k, v in leak.items() if k != "kind")
+            lines.append(f"- leaked {leak.get('kind')}: {_cell(ids)}")
+        for problem in report.get("cleanup_failures", []):
+            lines.append(f"- cleanup failed: {_cell(problem)}")
+    rows = report.get("latency", [])[:SLOWEST]
+    if rows:
+        lines += [
+            "",
+            "### Slowest endpoints",
+            "",
+            "| endpoint | count | p50 ms | p95 ms | max ms |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for row in rows:
+            lines.append(
+                f"| {_code(row['method'] + ' ' + row['route'])} | {row['count']} | "
+                f"{row['p50_ms']:.0f} | {row['p95_ms']:.0f} | {row['max_ms']:.0f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write(path: Path, text: str, *, append: bool = False) -> None:
+    """``append`` for ``$GITHUB_STEP_SUMMARY``, which collects every step's summary."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a" if append else "w", encoding="utf-8") as out:
+        out.write(text if not append else "\n" + text)
