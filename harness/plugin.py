@@ -34,6 +34,8 @@ from harness.residue import check as residue_check
 from harness.session import HarnessSession
 
 EXIT_CONFIG = 2
+#: Reports, summaries and alerts (issue 6) live in their own plugin, loaded with this one.
+pytest_plugins = ["harness.reporting"]
 
 
 @dataclass
@@ -162,7 +164,7 @@ def _start_controller(config: pytest.Config) -> None:
             sandbox = LocalSandbox.start(log)
             apply_exports(sandbox.exports, os.environ)
             profile = _load(config)
-        preflight.check_service(profile)
+        identity = preflight.check_service(profile)
         preflight.check_aws(profile, Aws(profile))
     except (ConfigError, SandboxError) as error:
         if sandbox is not None:
@@ -181,6 +183,7 @@ def _start_controller(config: pytest.Config) -> None:
         ),
         sandbox=sandbox,
     )
+    config.stash[STATE].report.identity = identity
 
 
 def _start_worker(config: pytest.Config) -> None:

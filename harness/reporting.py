@@ -1,0 +1,257 @@
+"""The reporting side of a run: redacted test reports, latency, summaries, HTML and alerts.
+
+A pytest plugin loaded with ``harness.plugin``. It owns the ``--summary``, ``--alert`` and
+``--alert-on`` options (``--html`` is pytest-html's, made self-contained here), masking every
+secret the worker knows in each test report *before* it leaves the worker (so JUnit, HTML,
+the terminal and xdist's controller only ever see redacted text), carrying each worker's
+latency samples to the controller, collecting one line per failure, and — once the run's
+exit status and residue are known — writing the Markdown summary (and
+``$GITHUB_STEP_SUMMARY``), adding the harness section to the HTML report and sending alerts.
+Nothing here may change the run's exit status: a delivery problem is a warning line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import alerts, html_report, latency, summary
+from harness.aws import Aws
+from harness.plugin import STATE, RunState
+from harness.redact import Redactor
+
+_LATENCY_KEY = "harness_latency"
+_MAX_MESSAGE = 240
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness")
+    group.addoption(
+        "--summary",
+        dest="harness_summary",
+        metavar="PATH",
+        help="write a Markdown run summary to PATH (also appended to $GITHUB_STEP_SUMMARY "
+        "when that is set)",
+    )
+    group.addoption(
+        "--alert",
+        dest="harness_alerts",
+        action="append",
+        default=[],
+        metavar="TARGET",
+        help="webhook=URL (Slack-compatible message on failure or leak) or cloudwatch "
+        "(run metrics); repeatable",
+    )
+    group.addoption(
+        "--alert-on",
+        dest="harness_alert_on",
+        default="failure",
+        metavar="WHEN",
+        help="failure (default: a failed test, cleanup failure or leak) or always",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        targets = [alerts.parse_target(t) for t in config.getoption("harness_alerts") or []]
+        policy = alerts.parse_policy(config.getoption("harness_alert_on"))
+    except alerts.AlertConfigError as error:
+        raise pytest.UsageError(str(error)) from None
+    if config.getoption("htmlpath", None):
+        config.option.self_contained_html = True  # one file, nothing loaded from the network
+    config.pluginmanager.register(Reporting(config, targets, policy), "harness-reporting")
+
+
+def redact_report(report: pytest.TestReport, redactor: Redactor) -> None:
+    """Mask secrets in the failure text and every captured section, in place."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
+        report.longrepr = (longrepr[0], longrepr[1], redactor.text(longrepr[2]))
+    elif longrepr is not None:
+        text = str(longrepr)
+        clean = redactor.text(text)
+        if clean != text:  # keep pytest's rich representation unless it holds a secret
+            report.longrepr = clean
+    report.sections = [(title, redactor.text(content)) for title, content in report.sections]
+
+
+def failure_line(report: pytest.TestReport) -> str:
+    """The one line that says what broke: the crash message, or the first ``E`` line."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else ""
+    if not text:
+        raw = str(report.longrepr or "")
+        errors = [line[1:].strip() for line in raw.splitlines() if line.startswith("E ")]
+        text = errors[0] if errors else (raw.strip().splitlines() or ["failed"])[-1]
+    line = " ".join(text.split())
+    return line if len(line) <= _MAX_MESSAGE else line[: _MAX_MESSAGE - 1] + "…"
+
+
+class Reporting:
+    def __init__(self, config: pytest.Config, targets: list[alerts.AlertTarget], policy: str):
+        self.config = config
+        self.targets = targets
+        self.policy = policy
+        self.html_prefix: list[str] | None = None
+        self.notes: list[str] = []
+        self.published: dict[str, Any] | None = None
+
+    @property
+    def is_worker(self) -> bool:
+        return hasattr(self.config, "workerinput")
+
+    def state(self) -> RunState | None:
+        return self.config.stash.get(STATE, None)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> Generator[None, None, None]:
+        """A run that cannot start (unreachable or wrong environment) is a failed run too:
+        the nightly job must hear about it. Webhooks only — there is no profile to trust."""
+        try:
+            return (yield)
+        except pytest.exit.Exception as stop:
+            webhooks = [t for t in self.targets if t.kind == "webhook"]
+            if webhooks and not self.is_worker:
+                report = {
+                    "run_id": os.environ.get("HARNESS_RUN_ID", "(not started)"),
+                    "environment": self.config.getoption("harness_env")
+                    or os.environ.get("HARNESS_ENV")
+                    or "sandbox",
+                    "exit_status": stop.returncode,
+                    "failures": [{"nodeid": "harness start", "when": "setup", "message": stop.msg}],
+                }
+                _, warnings = alerts.send(webhooks, self.policy, report)
+                for warning in warnings:
+                    self._warn(warning)
+            raise
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        state = self.state()
+        if state is not None and state.session is not None:
+            redact_report(report, state.session.redactor)
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        state = self.state()
+        if self.is_worker or state is None or not report.failed:
+            return
+        state.report.failures.append(
+            {"nodeid": report.nodeid, "when": report.when, "message": failure_line(report)}
+        )
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
+        """Around the core plugin's cleanup, residue check, JSON report and exit status:
+        before it, hand over this process's latency samples; after it, publish."""
+        self._hand_over_latency()
+        result = yield
+        self.publish(session)
+        return result
+
+    def _hand_over_latency(self) -> None:
+        state = self.state()
+        if state is None or state.session is None or "api" not in state.session.__dict__:
+            return
+        samples = latency.collect(state.session.api.latencies)
+        if self.is_worker:
+            self.config.workeroutput[_LATENCY_KEY] = samples  # type: ignore[attr-defined]
+            return
+        latency.merge(state.report.latency_samples, samples)
+        if "ledger" in state.session.__dict__:
+            live = len(state.session.ledger.live())
+            if live:
+                self._progress(f"cleaning up {live} resource(s) still in the ledger…")
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        state = self.state()
+        samples = getattr(node, "workeroutput", {}).get(_LATENCY_KEY)
+        if state is not None and samples:
+            latency.merge(state.report.latency_samples, samples)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(
+        self, prefix: list[str], summary: list[str], postfix: list[str], session: Any
+    ) -> None:
+        self.html_prefix = prefix  # filled in once the residue check is done, see below
+
+    def _progress(self, message: str) -> None:
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            terminal.write_line(f"harness: {message}")
+
+    def publish(self, session: pytest.Session) -> None:
+        """After the residue check: summary, HTML section, alerts. Never raises."""
+        state = self.state()
+        if self.is_worker or state is None:
+            return
+        report = state.report.as_dict(int(session.exitstatus))
+        self.published = report
+        for step in (self._write_summaries, self._write_html, self._send_alerts):
+            try:
+                step(state, report)
+            except Exception as error:  # a report that cannot be written is not a failed run
+                self._warn(f"{step.__name__.strip('_').replace('_', ' ')}: {error}")
+
+    def _warn(self, message: str) -> None:
+        self.notes.append(f"WARNING: {message}")
+        self._progress(f"WARNING: {message}")
+
+    def _write_summaries(self, state: RunState, report: dict[str, Any]) -> None:
+        text = summary.render(report)
+        path = self.config.getoption("harness_summary")
+        if path:
+            summary.write(Path(path), text)
+            self.notes.append(f"summary: {path}")
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step_summary:
+            summary.write(Path(step_summary), text, append=True)
+            self.notes.append("summary: appended to $GITHUB_STEP_SUMMARY")
+
+    def _write_html(self, state: RunState, report: dict[str, Any]) -> None:
+        if self.html_prefix is None:
+            return
+        html = next(
+            (p for p in self.config.pluginmanager.get_plugins() if hasattr(p, "_generate_report")),
+            None,
+        )
+        if html is None:
+            return
+        self.html_prefix.append(html_report.fragment(report, state.report.latency_samples))
+        html._generate_report()  # pytest-html wrote it before the residue check: write again
+
+    def _send_alerts(self, state: RunState, report: dict[str, Any]) -> None:
+        if not self.targets:
+            return
+        cloudwatch = None
+        if any(t.kind == "cloudwatch" for t in self.targets):
+            cloudwatch = Aws(state.profile).cloudwatch
+        delivered, warnings = alerts.send(self.targets, self.policy, report, cloudwatch)
+        self.notes += [f"alert: sent ({what})" for what in delivered]
+        for warning in warnings:
+            self._warn(warning)
+
+    @pytest.hookimpl(trylast=True)  # under the core plugin's env-harness section
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        state = self.state()
+        if self.is_worker or state is None:
+            return
+        rows = latency.summarize(state.report.latency_samples)[: summary.SLOWEST]
+        if rows:
+            terminalreporter.write_line("slowest endpoints (p50 / p95 / max ms, count):")
+            for row in rows:
+                terminalreporter.write_line(
+                    f"  {row['method']:6} {row['route']:40} {row['p50_ms']:7.0f} "
+                    f"{row['p95_ms']:7.0f} {row['max_ms']:7.0f}  n={row['count']}"
+                )
+        for note in self.notes:
+            terminalreporter.write_line(note, yellow=note.startswith("WARNING"))
