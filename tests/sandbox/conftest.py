@@ -84,7 +84,7 @@ def service_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
 class LaunchedSandbox:
     """A running ``python -m sandbox`` subprocess and what it printed."""
 
-    proc: subprocess.Popen[str]
+    proc: subprocess.Popen[bytes]
     exports: dict[str, str]
     export_order: list[str]
     ready_line: str
@@ -111,7 +111,7 @@ class LaunchedSandbox:
         return self.proc.returncode
 
 
-def start_process(args: list[str]) -> tuple[subprocess.Popen[str], Path]:
+def start_process(args: list[str]) -> tuple[subprocess.Popen[bytes], Path]:
     fd, name = tempfile.mkstemp(prefix="sandbox-stderr-", suffix=".log")
     with os.fdopen(fd, "w") as stderr:
         proc = subprocess.Popen(
@@ -119,29 +119,39 @@ def start_process(args: list[str]) -> tuple[subprocess.Popen[str], Path]:
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=stderr,
-            text=True,
+            bufsize=0,
         )
     return proc, Path(name)
 
 
 def read_until_ready(
-    proc: subprocess.Popen[str], deadline_s: float = 30.0
+    proc: subprocess.Popen[bytes], deadline_s: float = 30.0
 ) -> tuple[list[str], str | None]:
-    """stdout lines up to and including the ready marker (None if the process ended first)."""
+    """stdout lines up to and including the ready marker (None if the process ended first).
+
+    Byte by byte from the unbuffered pipe: a buffered readline would pull later lines into a
+    Python buffer where select() cannot see them, and the wait would hang.
+    """
     assert proc.stdout is not None
+    fd = proc.stdout.fileno()
     lines: list[str] = []
+    current = bytearray()
     deadline = time.monotonic() + deadline_s
     with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
+        sel.register(fd, selectors.EVENT_READ)
         while time.monotonic() < deadline:
             if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
                 continue
-            line = proc.stdout.readline()
-            if line == "":
+            byte = os.read(fd, 1)
+            if not byte:
                 return lines, None
-            lines.append(line.rstrip("\n"))
-            if line.startswith(READY_MARKER):
-                return lines, line.rstrip("\n")
+            if byte != b"\n":
+                current += byte
+                continue
+            lines.append(current.decode())
+            current.clear()
+            if lines[-1].startswith(READY_MARKER):
+                return lines, lines[-1]
     raise TimeoutError(f"sandbox not ready within {deadline_s}s; stdout so far: {lines}")
 
 
