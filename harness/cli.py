@@ -1,4 +1,4 @@
-"""The ``harness`` command line: ``run`` and ``env up``.
+"""The ``harness`` command line: ``run``, ``sweep``, ``recover`` and ``env up``.
 
 Owns turning a user's intent into a pytest invocation (profile, suite selection, report
 path, workers) and launching the sandbox in the foreground. Everything a run guarantees is
@@ -11,7 +11,18 @@ import argparse
 import importlib.util
 import os
 import sys
+import time
 from pathlib import Path
+
+from harness import preflight, recovery, sweeper
+from harness.aws import Aws
+from harness.config import ConfigError, Profile, load_profile, parse_duration
+from harness.journal import default_state_dir
+from harness.kinds import Kind, load_kinds
+from harness.kinds.lease import LeaseKind
+from harness.lease import alive_runs
+from harness.ledger import OwnershipError
+from harness.sweeper import DEFAULT_MAX, SweepRefused
 
 SUITES = {
     "smoke": ["-m", "smoke"],
@@ -68,6 +79,41 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep a failed test's resources for debugging",
     )
+    sweep = commands.add_parser(
+        "sweep",
+        help="find and delete what crashed runs left behind (dry run unless --yes)",
+        description=(
+            "Find every item carrying a harness namespace (itest-…) in the profile's tables, "
+            "grouped by run, skipping runs that are still alive (their lease is fresh) and runs "
+            "younger than --older-than. Shows the plan; deletes in batches only with --yes."
+        ),
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
+    sweep.add_argument("--env", metavar="NAME", help="profile (default: $HARNESS_ENV or sandbox)")
+    sweep.add_argument(
+        "--older-than",
+        metavar="DURATION",
+        help="only runs older than this, e.g. 30m, 2h, 0 (default: the profile's test_data_ttl)",
+    )
+    sweep.add_argument("--yes", action="store_true", help="really delete (default: dry run)")
+    sweep.add_argument(
+        "--max",
+        type=int,
+        default=DEFAULT_MAX,
+        metavar="N",
+        help=f"refuse to delete more than N items (default {DEFAULT_MAX})",
+    )
+    recover_cmd = commands.add_parser(
+        "recover",
+        help="finish the cleanup of runs that died on this machine",
+        description=(
+            "Replay the local journal (.harness/runs/<run>/) of a run whose process is gone, "
+            "including creates whose answer was lost, and delete what still exists. Without "
+            "RUN_ID, every dead run that targeted the profile's environment."
+        ),
+    )
+    recover_cmd.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    recover_cmd.add_argument("--env", metavar="NAME", help="profile of the run's target")
     env = commands.add_parser("env", help="manage the local sandbox environment")
     env_commands = env.add_subparsers(dest="env_command", metavar="ACTION")
     env_commands.add_parser(
@@ -103,6 +149,87 @@ def build_pytest_args(options: argparse.Namespace, passthrough: list[str]) -> li
     return args + passthrough + _default_paths(passthrough)
 
 
+def _target(env_name: str | None) -> tuple[Profile, dict[str, Kind]]:
+    """A profile whose tables can be reached, and its resource kinds."""
+    profile = load_profile(env_name)
+    if profile.needs_local_sandbox:
+        raise ConfigError(
+            "the sandbox profile names no running sandbox: start one with `harness env up` and "
+            "export the HARNESS_* lines it prints, or pass --env NAME"
+        )
+    aws = Aws(profile)
+    preflight.check_aws(profile, aws)
+    return profile, load_kinds(profile, aws)
+
+
+def _sweep(options: argparse.Namespace) -> int:
+    profile, kinds = _target(options.env)
+    if profile.is_protected:
+        raise SweepRefused(
+            f"profile [{profile.name}] is protected: sweeping is refused. If it really is a "
+            f"test environment, set protected = false in its profile."
+        )
+    older_than = (
+        parse_duration(options.older_than)
+        if options.older_than is not None
+        else profile.test_data_ttl
+    )
+    lease_kind = kinds["lease"]
+    assert isinstance(lease_kind, LeaseKind)
+    sweep = sweeper.plan(kinds, older_than=older_than, alive=alive_runs(lease_kind))
+    print(f"sweep of [{profile.name}], runs older than {older_than:g}s:")
+    print(sweeper.render(sweep, dry_run=not options.yes))
+    if not options.yes:
+        print("dry run: nothing deleted. Re-run with --yes to delete.")
+        return 0
+    if sweep.item_count > options.max:
+        raise SweepRefused(
+            f"{sweep.item_count} items exceed the cap of {options.max}: review the plan above, "
+            f"then re-run with --max {sweep.item_count}"
+        )
+    started = time.perf_counter()
+    deleted = sweeper.execute(kinds, sweep, progress=lambda m: print(f"harness: {m}"))
+    seconds = time.perf_counter() - started
+    total = sum(deleted.values())
+    rate = total / seconds if seconds > 0 else 0.0
+    print(f"deleted {total} item(s) in {seconds:.2f}s ({rate:.0f} items/s): {dict(deleted)}")
+    return 0
+
+
+def _recover(options: argparse.Namespace) -> int:
+    profile, kinds = _target(options.env)
+    state_dir = default_state_dir()
+    if options.run_id:
+        runs = [r for r in recovery.local_runs(state_dir) if r.run_id == options.run_id]
+        if not runs:
+            raise ConfigError(f"no journal of run {options.run_id} under {state_dir}/runs")
+        run = runs[0]
+        if run.alive:
+            raise ConfigError(f"run {run.run_id} is still running (pid {run.owner.get('pid')})")
+        target = run.owner.get("base_url")
+        if target and target != profile.base_url:
+            raise ConfigError(
+                f"run {run.run_id} targeted {target}, but profile [{profile.name}] is "
+                f"{profile.base_url}: pass --env for that target"
+            )
+    else:
+        runs = recovery.dead_runs(state_dir, profile.base_url)
+        if not runs:
+            print(f"no dead run with unsettled resources targeted {profile.base_url}")
+            return 0
+    failed = 0
+    for run in runs:
+        result = recovery.recover(run, kinds)
+        failed += len(result.failed + result.refused)
+        print(
+            f"run {run.run_id}: {len(result.deleted)} deleted, {len(result.absent)} already "
+            f"gone, {len(result.failed)} failed, {len(result.refused)} refused"
+        )
+        for resource in result.failed + result.refused:
+            print(f"  {resource.describe()}: {resource.error}")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["env", "up"]:
@@ -118,6 +245,14 @@ def main(argv: list[str] | None = None) -> int:
         import pytest
 
         return int(pytest.main(build_pytest_args(options, unknown + explicit)))
+    try:
+        if options.command == "sweep":
+            return _sweep(options)
+        if options.command == "recover":
+            return _recover(options)
+    except (ConfigError, SweepRefused, OwnershipError) as error:
+        sys.stderr.write(f"harness: {error}\n")
+        return 2
     if options.command == "env":
         parser.parse_args(["env", "--help"])
     parser.print_help()

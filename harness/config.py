@@ -48,6 +48,8 @@ class Profile:
     aws_region: str | None = None
     aws_endpoint_url: str | None = None
     aws_profile: str | None = None
+    #: When set, the credentials must belong to this account (checked before any test).
+    aws_account_id: str | None = None
     users_table: str = ""
     tokens_table: str = ""
     notifications_table: str = ""

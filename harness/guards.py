@@ -64,3 +64,15 @@ def guarded_deleter(kinds: Mapping[str, KindLike], owner: Owner) -> Callable[[Re
         return kind.delete(resource.ids, owner)
 
     return delete
+
+
+def guarded_batch_delete(
+    kinds: Mapping[str, Any], owner: Owner, items: list[Any]
+) -> dict[str, int]:
+    """The sweeper's delete path: every found item's namespace marker passes the owner check
+    first, then each kind deletes its share in batches. One refusal stops the whole sweep."""
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        owner.marker(item.marker, item.summary)
+        by_kind.setdefault(item.kind, []).append(item.ids)
+    return {name: kinds[name].delete_many(ids, owner) for name, ids in by_kind.items()}

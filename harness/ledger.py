@@ -70,6 +70,7 @@ class Ledger:
         self._live: dict[int, Resource] = {}
         self._lock = threading.Lock()
         self.stats = LedgerStats()
+        self.kept: list[Resource] = []
 
     def create(
         self,
@@ -91,6 +92,14 @@ class Ledger:
         self.journal.append("created", resource.seq, ids=ids)
         return resource
 
+    def adopt(self, resources: list[Resource]) -> None:
+        """Take over unsettled resources replayed from a dead run's journal (recovery)."""
+        with self._lock:
+            for resource in resources:
+                self._live[resource.seq] = resource
+            highest = max([r.seq for r in resources] + [0])
+            self._seq = itertools.count(highest + 1)
+
     def live(self, scope: str | None = None) -> list[Resource]:
         with self._lock:
             found = [r for r in self._live.values() if scope is None or r.scope == scope]
@@ -101,6 +110,7 @@ class Ledger:
         kept = self.live(scope)
         for resource in kept:
             self._settle(resource, "kept")
+        self.kept.extend(kept)
         return kept
 
     def cleanup(self, scope: str | None = None) -> CleanupResult:

@@ -69,11 +69,18 @@ class RunId:
         return ((now or datetime.now(UTC)) - self.started).total_seconds()
 
 
+def shard_part(shard: str | None) -> str:
+    """``""`` or ``s01``..``s99``: fixed width, so one shard's prefix never matches another's."""
+    if not shard:
+        return ""
+    if not shard.isdigit() or not 0 < int(shard) < 100:
+        raise ValueError(f"HARNESS_SHARD must be a number from 1 to 99, not {shard!r}")
+    return f"s{int(shard):02d}"
+
+
 def worker_part(xdist_worker: str | None = None, shard: str | None = None) -> str:
-    """``gw1`` / ``main``, prefixed by ``s<shard>`` when the run is split across CI shards."""
-    part = (xdist_worker or "main").lower()
-    if shard:
-        part = f"s{shard}{part}"
+    """``gw1`` / ``main``, prefixed by ``s01`` etc. when the run is split across CI shards."""
+    part = shard_part(shard) + (xdist_worker or "main").lower()
     if not re.fullmatch(r"[a-z0-9]{1,24}", part):
         raise ValueError(f"worker part {part!r} must be 1-24 lowercase letters or digits")
     return part

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +29,13 @@ from harness.config import ConfigError, Profile, load_profile
 from harness.guards import Owner
 from harness.journal import default_state_dir, run_dir
 from harness.kinds import load_kinds
+from harness.kinds.lease import LeaseKind
+from harness.lease import Lease
 from harness.local_sandbox import LocalSandbox, SandboxError, apply_exports
-from harness.namespace import Namespace, RunId, worker_part
+from harness.namespace import Namespace, RunId, shard_part, worker_part
+from harness.recovery import dead_runs, recover, write_owner
 from harness.report import RunReport
-from harness.residue import ResidueResult
+from harness.residue import ResidueResult, kept_matcher
 from harness.residue import check as residue_check
 from harness.session import HarnessSession
 
@@ -48,7 +54,9 @@ class RunState:
     worker: str
     state_dir: Path
     report: RunReport
+    shard: str = ""
     sandbox: LocalSandbox | None = None
+    lease: Lease | None = None
     session: HarnessSession | None = None
     residue: ResidueResult | None = None
     worker_stats: list[dict[str, Any]] = field(default_factory=list)
@@ -164,15 +172,17 @@ def _start_controller(config: pytest.Config) -> None:
             sandbox = LocalSandbox.start(log)
             apply_exports(sandbox.exports, os.environ)
             profile = _load(config)
+        shard = shard_part(os.environ.get("HARNESS_SHARD"))
         identity = preflight.check_service(profile)
-        preflight.check_aws(profile, Aws(profile))
-    except (ConfigError, SandboxError) as error:
+        aws = Aws(profile)
+        preflight.check_aws(profile, aws)
+    except (ConfigError, SandboxError, ValueError) as error:
         if sandbox is not None:
             sandbox.stop()
         _stop(str(error))
     os.environ["HARNESS_RUN_ID"] = str(run_id)
     os.environ["HARNESS_SEED"] = str(seed)
-    config.stash[STATE] = RunState(
+    state = RunState(
         profile=profile,
         run_id=run_id,
         seed=seed,
@@ -181,9 +191,26 @@ def _start_controller(config: pytest.Config) -> None:
         report=RunReport(
             str(run_id), profile.expected_environment, profile.name, profile.base_url, seed
         ),
+        shard=shard,
         sandbox=sandbox,
     )
-    config.stash[STATE].report.identity = identity
+    state.report.identity = identity
+    config.stash[STATE] = state
+    if not profile.is_protected:  # a protected target gets no writes at all, not even these
+        _recover_dead_runs(config, state, aws)
+        state.lease = Lease(LeaseKind(profile, aws), str(run_id), shard)
+        state.lease.acquire()
+    write_owner(state.state_dir, str(run_id), profile.name, profile.base_url)
+
+
+def _recover_dead_runs(config: pytest.Config, state: RunState, aws: Aws) -> None:
+    """Finish the cleanup of runs that died on this machine against this same target."""
+    for run in dead_runs(state.state_dir, state.profile.base_url):
+        result = recover(run, load_kinds(state.profile, aws))
+        sys.stderr.write(
+            f"harness: recovered dead run {run.run_id}: {len(result.deleted)} deleted, "
+            f"{len(result.absent)} already gone, {len(result.failed + result.refused)} failed\n"
+        )
 
 
 def _start_worker(config: pytest.Config) -> None:
@@ -268,6 +295,40 @@ _CONTROLLER_CONFIG: list[pytest.Config] = []
 def pytest_configure(config: pytest.Config) -> None:
     if not _is_worker(config):
         _CONTROLLER_CONFIG.append(config)
+    if threading.current_thread() is threading.main_thread():
+        # CI cancelling a job sends SIGTERM: take the same path as Ctrl-C, so cleanup runs.
+        signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """The first Ctrl-C ends the tests and starts cleanup; a second one during cleanup stops
+    it after saying what is left and how to remove it later."""
+    config = _CONTROLLER_CONFIG[0] if _CONTROLLER_CONFIG else None
+    sys.stderr.write("\nharness: interrupted — cleaning up (Ctrl-C again to abandon cleanup)\n")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, lambda *_: _abandon_cleanup(config))
+
+
+def _abandon_cleanup(config: pytest.Config | None) -> None:
+    state = config.stash.get(STATE, None) if config is not None else None
+    lines = ["", "harness: cleanup abandoned."]
+    if state is not None:
+        harness = state.session
+        left = harness.ledger.live() if harness is not None and "ledger" in harness.__dict__ else []
+        lines += [f"  still in place: {r.describe()}" for r in left]
+        lines += [
+            f"  the journal of run {state.run_id} is kept; remove what is left with",
+            f"    harness recover {state.run_id}        (this machine, any time)",
+            f"    harness sweep --env {state.profile.name} --yes   (anywhere, once it is older "
+            f"than the profile's test_data_ttl)",
+        ]
+    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -320,7 +381,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def _finish_worker(state: RunState) -> dict[str, Any]:
     """Clean whatever this worker's ledger still holds (interrupts, session-scoped data)."""
-    stats: dict[str, Any] = {"created": 0, "cleaned": 0, "failed": 0, "kept": 0, "failures": []}
+    stats: dict[str, Any] = {
+        "created": 0,
+        "cleaned": 0,
+        "failed": 0,
+        "kept": 0,
+        "failures": [],
+        "kept_ids": [],
+    }
     harness = state.session
     if harness is None or "ledger" not in harness.__dict__:
         return stats
@@ -333,6 +401,7 @@ def _finish_worker(state: RunState) -> dict[str, Any]:
         failed=ledger_stats.failed,
         kept=ledger_stats.kept,
         failures=[harness.redactor.text(f) for f in failures],
+        kept_ids=[r.ids for r in harness.ledger.kept],
     )
     harness.close()
     return stats
@@ -346,15 +415,25 @@ def _finish_run(session: pytest.Session, state: RunState) -> None:
         if terminal is not None:
             terminal.write_line(f"harness: {message}")
 
-    progress(f"residue check for run {state.run_id}…")
+    if state.lease is not None:
+        try:
+            state.lease.release()
+        except Exception as error:  # the residue check below finds and reports it
+            progress(f"could not release the run's lease: {type(error).__name__}: {error}")
+        state.lease = None
+    prefix = f"{state.run_id}-{state.shard}"
+    progress(f"residue check for {prefix}…")
     aws = Aws(state.profile)
     kinds = load_kinds(state.profile, aws)
+    kept_ids = [ids for stats in state.worker_stats for ids in stats.get("kept_ids", [])]
     try:
         state.residue = residue_check(
             kinds,
-            f"{state.run_id}-",
+            prefix,
             Owner(run=state.run_id),
             settle=float(session.config.getoption("harness_residue_settle")),
+            is_kept=kept_matcher(kept_ids),
+            remove=not state.profile.is_protected,
             progress=progress,
         )
     except Exception as error:  # the environment went away: report, do not crash
@@ -368,17 +447,14 @@ def _finish_run(session: pytest.Session, state: RunState) -> None:
     report_path = session.config.getoption("harness_report")
     if report_path:
         state.report.write(Path(report_path), int(session.exitstatus))
-    if state.residue is not None and state.residue.clean and not state.report.cleanup_failures:
+    clean = state.residue is not None and state.residue.clean
+    if clean and not state.report.cleanup_failures and not kept_ids:
         _forget_run(state)
 
 
 def _forget_run(state: RunState) -> None:
     """A clean run leaves no journal behind (crash recovery only needs unsettled runs)."""
-    directory = run_dir(state.state_dir, str(state.run_id))
-    for path in directory.glob("*.jsonl"):
-        path.unlink(missing_ok=True)
-    if directory.exists() and not any(directory.iterdir()):
-        directory.rmdir()
+    shutil.rmtree(run_dir(state.state_dir, str(state.run_id)), ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -416,6 +492,19 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             tr.write_line(f"  could not remove {item.summary}: {why}", red=True)
         if residue.cleaned:
             tr.write_line(f"  {len(residue.cleaned)} leaked item(s) removed after the check")
+    if residue is not None and residue.kept:
+        tr.write_line(
+            f"kept for debugging (--keep-on-failure): {len(residue.kept)} item(s) of run "
+            f"{state.run_id}:",
+            yellow=True,
+        )
+        for item in residue.kept:
+            tr.write_line(f"  kept {item.summary}", yellow=True)
+        tr.write_line(
+            f"  list them with `harness sweep --env {state.profile.name} --older-than 0` "
+            f"(a dry run); they are swept once older than the profile's test_data_ttl",
+            yellow=True,
+        )
     report_path = config.getoption("harness_report")
     if report_path:
         tr.write_line(f"report: {report_path}")

@@ -61,8 +61,29 @@ def check_service(profile: Profile, session: requests.Session | None = None) -> 
     return dict(body)
 
 
+def check_identity(profile: Profile, aws: Aws) -> None:
+    """When the profile names an AWS account, the credentials must be that account's; the
+    region is the profile's (boto3 is given it, so only the account can differ)."""
+    if not profile.aws_account_id:
+        return
+    try:
+        account = aws.sts.get_caller_identity()["Account"]
+    except (NoCredentialsError, ClientError, EndpointConnectionError) as error:
+        raise ConfigError(
+            f"cannot confirm the AWS account ({type(error).__name__}): set AWS_PROFILE for "
+            f"account {profile.aws_account_id}"
+        ) from None
+    if account != profile.aws_account_id:
+        raise ConfigError(
+            f"the AWS credentials are for account {account}, but profile [{profile.name}] is "
+            f"account {profile.aws_account_id}: refusing to run. Use AWS_PROFILE for the right "
+            f"account, or fix aws_account_id."
+        )
+
+
 def check_aws(profile: Profile, aws: Aws) -> None:
     """Credentials resolve, the endpoint answers, and every table the profile names exists."""
+    check_identity(profile, aws)
     client = aws.dynamodb_client
     for field in ("users_table", "tokens_table", "notifications_table"):
         name = getattr(profile, field)

@@ -21,12 +21,20 @@ from harness.ledger import OwnershipError
 @dataclass
 class ResidueResult:
     leaked: list[Found] = field(default_factory=list)
+    kept: list[Found] = field(default_factory=list)
     cleaned: list[Found] = field(default_factory=list)
     uncleaned: list[tuple[Found, str]] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
         return not self.leaked
+
+
+def kept_matcher(kept_ids: list[dict]) -> Callable[[Found], bool]:
+    """Matches found items that belong to resources kept for debugging: the same uid or
+    email (a kept user's token and notifications are kept with it)."""
+    keys = {(k, str(v)) for ids in kept_ids for k, v in ids.items() if k in ("uid", "email")}
+    return lambda found: any((k, str(found.ids.get(k))) in keys for k in ("uid", "email"))
 
 
 def find_all(kinds: Mapping[str, Kind], prefix: str) -> list[Found]:
@@ -43,12 +51,21 @@ def check(
     *,
     settle: float = 3.0,
     interval: float = 0.25,
+    is_kept: Callable[[Found], bool] = lambda _: False,
+    remove: bool = True,
     progress: Callable[[str], None] = lambda _: None,
 ) -> ResidueResult:
     """Find leftovers of ``run_prefix``; re-look until ``settle`` seconds pass with items
-    still present (an asynchronous delete may be in flight), then clean what remains."""
+    still present (an asynchronous delete may be in flight), then clean what remains
+    (unless ``remove`` is off: a protected target is never written to). Items kept on
+    purpose (``--keep-on-failure``) are listed apart and left for the sweeper."""
     deadline = time.monotonic() + settle
-    found = find_all(kinds, run_prefix)
+
+    def look() -> tuple[list[Found], list[Found]]:
+        everything = find_all(kinds, run_prefix)
+        return [f for f in everything if not is_kept(f)], [f for f in everything if is_kept(f)]
+
+    found, kept = look()
     reported = -1
     while found and time.monotonic() < deadline:
         if len(found) != reported:
@@ -57,9 +74,9 @@ def check(
                 f"residue check: {reported} item(s) present, letting them settle ({settle:g}s)"
             )
         time.sleep(interval)
-        found = find_all(kinds, run_prefix)
-    result = ResidueResult(leaked=list(found))
-    for item in found:
+        found, kept = look()
+    result = ResidueResult(leaked=list(found), kept=kept)
+    for item in found if remove else []:
         resource = Resource(seq=0, kind=item.kind, ids=dict(item.ids), state="created")
         try:
             kinds[item.kind].delete(resource.ids, owner)

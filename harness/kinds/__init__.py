@@ -24,11 +24,14 @@ from harness.ledger import Outcome
 
 @dataclass(frozen=True)
 class Found:
-    """An item found in the environment by namespace: its kind, ids and a one-line summary."""
+    """An item found in the environment by namespace: its kind, the ids its kind deletes it
+    by, a one-line summary, and ``marker`` — the value that carries the namespace (an email,
+    a ``HarnessNamespace`` attribute, a queue name), which the guard checks before deleting."""
 
     kind: str
     ids: dict[str, Any]
     summary: str
+    marker: str = ""
 
 
 class Kind(KindLike):
@@ -46,6 +49,14 @@ class Kind(KindLike):
     def find(self, prefix: str) -> list[Found]:
         """Every item whose namespace marker starts with ``prefix`` (a run id, or ``itest-``)."""
         raise NotImplementedError
+
+    #: Sweep order: lower first. Users go before what derives from them; leases go last.
+    sweep_order: ClassVar[int] = 50
+
+    def delete_many(self, ids: list[dict[str, Any]], owner: Owner) -> int:
+        """Delete many items already proven ours by the guard; returns how many were deleted.
+        Kinds backed by a table override this with batched writes."""
+        return sum(self.delete(one, owner) == "deleted" for one in ids)
 
 
 def kind_classes() -> dict[str, type[Kind]]:

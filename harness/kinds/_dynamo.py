@@ -27,3 +27,16 @@ def scan_prefix(table: Any, attribute: str, prefix: str, projection: str) -> Ite
         if "LastEvaluatedKey" not in page:
             return
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def batch_delete(table: Any, keys: list[dict[str, Any]]) -> int:
+    """Delete ``keys`` with BatchWriteItem, 25 per call, unprocessed items re-sent (boto3's
+    ``batch_writer`` does both). Only for items the caller has already proven ours."""
+    unique = {tuple(sorted(k.items())): k for k in keys}
+    if not unique:
+        return 0
+    key_names = list(next(iter(unique.values())))
+    with table.batch_writer(overwrite_by_pkeys=key_names) as batch:
+        for key in unique.values():
+            batch.delete_item(Key=key)
+    return len(unique)

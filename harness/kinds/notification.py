@@ -14,8 +14,9 @@ from botocore.exceptions import ClientError
 
 from harness.guards import Owner
 from harness.kinds import Found, Kind
-from harness.kinds._dynamo import is_condition_failed, scan_prefix
+from harness.kinds._dynamo import batch_delete, is_condition_failed, scan_prefix
 from harness.ledger import Outcome
+from harness.namespace import parse_email
 
 
 class NotificationKind(Kind):
@@ -36,6 +37,16 @@ class NotificationKind(Kind):
                 return "absent"
             raise
 
+    sweep_order = 30
+
+    def delete_many(self, ids: list[dict[str, Any]], owner: Owner) -> int:
+        keys = [
+            {"Uid": int(one["uid"]), "NotificationId": str(one["notification_id"])}
+            for one in ids
+            if owner.email(str(one["email"]))
+        ]
+        return batch_delete(self.aws.table(self.profile.notifications_table), keys)
+
     def find(self, prefix: str) -> list[Found]:
         table = self.aws.table(self.profile.notifications_table)
         return [
@@ -43,6 +54,8 @@ class NotificationKind(Kind):
                 self.name,
                 {"uid": int(i["Uid"]), "notification_id": i["NotificationId"], "email": i["Email"]},
                 f"notification {i['NotificationId']} for {i['Email']}",
+                marker=i["Email"],
             )
             for i in scan_prefix(table, "Email", prefix, "Uid, NotificationId, Email")
+            if parse_email(str(i["Email"])) is not None
         ]

@@ -17,11 +17,12 @@ from botocore.exceptions import ClientError
 
 from harness.guards import Owner, OwnershipError
 from harness.kinds import Found, Kind
-from harness.kinds._dynamo import is_condition_failed, scan_prefix
+from harness.kinds._dynamo import batch_delete, is_condition_failed, scan_prefix
 from harness.ledger import Outcome
 from harness.namespace import parse_email
 
 MARKER = "HarnessNamespace"
+LEASE = "HarnessLease"
 
 
 class TokenKind(Kind):
@@ -91,6 +92,14 @@ class TokenKind(Kind):
                 self.name,
                 {"uid": int(i["Uid"]), "namespace": i[MARKER]},
                 f"token of uid {i['Uid']} ({i[MARKER]})",
+                marker=i[MARKER],
             )
-            for i in scan_prefix(table, MARKER, prefix, f"Uid, {MARKER}")
+            for i in scan_prefix(table, MARKER, prefix, f"Uid, {MARKER}, {LEASE}")
+            if LEASE not in i  # a run's lease lives in the same table: see kinds/lease.py
         ]
+
+    sweep_order = 20
+
+    def delete_many(self, ids: list[dict[str, Any]], owner: Owner) -> int:
+        keys = [{"Uid": int(one["uid"])} for one in ids if owner.marker(one["namespace"], "token")]
+        return batch_delete(self.aws.table(self.profile.tokens_table), keys)

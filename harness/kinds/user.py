@@ -17,8 +17,9 @@ from botocore.exceptions import ClientError
 
 from harness.guards import Owner, OwnershipError
 from harness.kinds import Found, Kind
-from harness.kinds._dynamo import is_condition_failed, scan_prefix
+from harness.kinds._dynamo import batch_delete, is_condition_failed, scan_prefix
 from harness.ledger import Outcome
+from harness.namespace import parse_email
 
 
 class ApiError(AssertionError):
@@ -104,9 +105,24 @@ class UserKind(Kind):
                 return count
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    sweep_order = 10
+
+    def delete_many(self, ids: list[dict[str, Any]], owner: Owner) -> int:
+        """Sweeper path: batched deletes of user items and their session tokens (their
+        notifications are found and swept by the notification kind)."""
+        uids = [int(one["uid"]) for one in ids if owner.email(str(one["email"]))]
+        batch_delete(self.aws.table(self.profile.tokens_table), [{"Uid": u} for u in uids])
+        return batch_delete(self.aws.table(self.profile.users_table), [{"Uid": u} for u in uids])
+
     def find(self, prefix: str) -> list[Found]:
         table = self.aws.table(self.profile.users_table)
         return [
-            Found(self.name, {"uid": int(i["Uid"]), "email": i["Email"]}, f"user {i['Email']}")
+            Found(
+                self.name,
+                {"uid": int(i["Uid"]), "email": i["Email"]},
+                f"user {i['Email']}",
+                marker=i["Email"],
+            )
             for i in scan_prefix(table, "Email", prefix, "Uid, Email")
+            if parse_email(str(i["Email"])) is not None  # the test domain too, not just the shape
         ]

@@ -103,7 +103,7 @@ def login() -> Response:
 @app.route("/logout", methods=["POST"], content_types=BODY_TYPES)
 @web.guarded
 @auth.login_required(app)
-def logout(auth_uid: int, auth_token: str) -> Response:
+def logout(auth_uid: int, auth_token: str, auth_user: store.User | None) -> Response:
     store.delete_token(auth_uid, auth_token)
     return web.no_content()
 
@@ -115,19 +115,18 @@ def _self_only(uid: str, auth_uid: int) -> bool:
 @app.route("/users/{uid}", methods=["GET"])
 @web.guarded
 @auth.login_required(app)
-def get_user(uid: str, auth_uid: int, auth_token: str) -> Response:
+def get_user(uid: str, auth_uid: int, auth_token: str, auth_user: store.User | None) -> Response:
     if not _self_only(uid, auth_uid):
         return web.forbidden()
-    user = store.get_user(auth_uid)
-    if user is None:
+    if auth_user is None:
         return web.error(404, "User not found")
-    return web.json_response(200, user.public())
+    return web.json_response(200, auth_user.public())
 
 
 @app.route("/users/{uid}", methods=["PATCH"], content_types=BODY_TYPES)
 @web.guarded
 @auth.login_required(app)
-def update_user(uid: str, auth_uid: int, auth_token: str) -> Response:
+def update_user(uid: str, auth_uid: int, auth_token: str, auth_user: store.User | None) -> Response:
     if not _self_only(uid, auth_uid):
         return web.forbidden()
     changes = validation.patch(_body())
@@ -145,10 +144,10 @@ def update_user(uid: str, auth_uid: int, auth_token: str) -> Response:
 @app.route("/users/{uid}", methods=["DELETE"])
 @web.guarded
 @auth.login_required(app)
-def delete_user(uid: str, auth_uid: int, auth_token: str) -> Response:
+def delete_user(uid: str, auth_uid: int, auth_token: str, auth_user: store.User | None) -> Response:
     if not _self_only(uid, auth_uid):
         return web.forbidden()
-    user = store.get_user(auth_uid)
+    user = auth_user
     if user is not None and store.delete_user_and_token(user):
         events.publish(events.build(events.USER_DELETED, {"uid": user.uid, "email": user.email}))
     return web.no_content()
@@ -157,7 +156,9 @@ def delete_user(uid: str, auth_uid: int, auth_token: str) -> Response:
 @app.route("/users/{uid}/notifications", methods=["GET"])
 @web.guarded
 @auth.login_required(app)
-def notifications(uid: str, auth_uid: int, auth_token: str) -> Response:
+def notifications(
+    uid: str, auth_uid: int, auth_token: str, auth_user: store.User | None
+) -> Response:
     if not _self_only(uid, auth_uid):
         return web.forbidden()
     return web.json_response(200, {"notifications": store.list_notifications(auth_uid)})

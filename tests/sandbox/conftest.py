@@ -8,38 +8,18 @@ exports parsed, always stopped (SIGINT, then SIGKILL after a deadline).
 
 from __future__ import annotations
 
-import os
-import selectors
-import shlex
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from launching import LaunchedSandbox, launch
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICE_DIR = REPO / "sandbox" / "service"
 for _path in (str(REPO), str(SERVICE_DIR)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
-
-READY_MARKER = "# sandbox ready: pid "
-EXPORT_NAMES = [
-    "HARNESS_BASE_URL",
-    "HARNESS_AWS_ENDPOINT_URL",
-    "HARNESS_AWS_REGION",
-    "HARNESS_ENVIRONMENT",
-    "HARNESS_USERS_TABLE",
-    "HARNESS_TOKENS_TABLE",
-    "HARNESS_NOTIFICATIONS_TABLE",
-    "HARNESS_EVENTS_TOPIC_ARN",
-    "HARNESS_PROCESSOR_QUEUE_URL",
-]
 
 SERVICE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -78,101 +58,6 @@ def service_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
             }
         finally:
             settings.reset()
-
-
-@dataclass
-class LaunchedSandbox:
-    """A running ``python -m sandbox`` subprocess and what it printed."""
-
-    proc: subprocess.Popen[str]
-    exports: dict[str, str]
-    export_order: list[str]
-    ready_line: str
-    stderr_path: Path
-    stdout_lines: list[str] = field(default_factory=list)
-
-    @property
-    def base_url(self) -> str:
-        return self.exports["HARNESS_BASE_URL"]
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        return self.proc.returncode
-
-
-def start_process(args: list[str]) -> tuple[subprocess.Popen[str], Path]:
-    fd, name = tempfile.mkstemp(prefix="sandbox-stderr-", suffix=".log")
-    with os.fdopen(fd, "w") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", *args],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-    return proc, Path(name)
-
-
-def read_until_ready(
-    proc: subprocess.Popen[str], deadline_s: float = 30.0
-) -> tuple[list[str], str | None]:
-    """stdout lines up to and including the ready marker (None if the process ended first)."""
-    assert proc.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + deadline_s
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                continue
-            line = proc.stdout.readline()
-            if line == "":
-                return lines, None
-            lines.append(line.rstrip("\n"))
-            if line.startswith(READY_MARKER):
-                return lines, line.rstrip("\n")
-    raise TimeoutError(f"sandbox not ready within {deadline_s}s; stdout so far: {lines}")
-
-
-def parse_exports(lines: list[str]) -> tuple[dict[str, str], list[str]]:
-    exports: dict[str, str] = {}
-    order: list[str] = []
-    for line in lines:
-        if not line.startswith("export "):
-            continue
-        (assignment,) = shlex.split(line[len("export ") :])
-        key, _, value = assignment.partition("=")
-        exports[key] = value
-        order.append(key)
-    return exports, order
-
-
-def launch(args: list[str]) -> LaunchedSandbox:
-    proc, stderr_path = start_process(args)
-    try:
-        lines, ready = read_until_ready(proc)
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    if ready is None:
-        proc.wait(10)
-        raise RuntimeError(
-            f"sandbox exited {proc.returncode} before ready: {stderr_path.read_text()}"
-        )
-    exports, order = parse_exports(lines)
-    return LaunchedSandbox(proc, exports, order, ready, stderr_path, lines)
 
 
 @pytest.fixture(scope="session")

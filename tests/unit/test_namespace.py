@@ -71,6 +71,10 @@ def test_malformed_run_ids_are_rejected(bad: str) -> None:
 def test_worker_part() -> None:
     assert worker_part(None) == "main"
     assert worker_part("gw3") == "gw3"
-    assert worker_part("gw3", shard="2") == "s2gw3"
+    assert worker_part("gw3", shard="2") == "s02gw3"
+    assert worker_part(None, shard="12") == "s12main"
+    for bad in ("0", "100", "x"):
+        with pytest.raises(ValueError, match="HARNESS_SHARD"):
+            worker_part(None, shard=bad)
     with pytest.raises(ValueError):
         worker_part("GW-3!")

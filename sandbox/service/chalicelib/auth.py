@@ -36,8 +36,8 @@ def parse_uid(raw: str | None) -> int | None:
     return uid if 0 < uid <= store.MAX_UID else None
 
 
-def check_token(uid: int, token: str, now: float | None = None) -> bool:
-    session = store.get_token(uid)
+def token_valid(session: tuple[str, int] | None, token: str, now: float | None = None) -> bool:
+    """The presented token matches the stored session and the session has not expired."""
     if session is None:
         return False
     stored, expires_at = session
@@ -55,7 +55,9 @@ def new_session(uid: int) -> tuple[str, int]:
 
 
 def login_required(app: Chalice) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
-    """Decorator for views: the authenticated uid is passed as keyword ``auth_uid``."""
+    """Decorator for views: passes ``auth_uid``, ``auth_token`` and ``auth_user`` (the
+    caller's user item, None if it no longer exists) as keywords. Token and user are read in
+    one round trip."""
 
     def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
         @functools.wraps(view)
@@ -65,9 +67,10 @@ def login_required(app: Chalice) -> Callable[[Callable[..., Response]], Callable
             token = headers.get("token")
             if uid is None or not token:
                 return web.forbidden()
-            if not check_token(uid, token):
+            session, user = store.get_session(uid)
+            if not token_valid(session, token):
                 return web.forbidden()
-            return view(*args, auth_uid=uid, auth_token=token, **kwargs)
+            return view(*args, auth_uid=uid, auth_token=token, auth_user=user, **kwargs)
 
         return wrapper
 

@@ -189,6 +189,39 @@ def get_token(uid: int) -> tuple[str, int] | None:
     item = db.get_item(TableName=cfg.tokens_table, Key={"Uid": _n(uid)}, ConsistentRead=True).get(
         "Item"
     )
+    return _token_of(item)
+
+
+def get_session(uid: int) -> tuple[tuple[str, int] | None, User | None]:
+    """The uid's token and user in one round trip (BatchGetItem, consistent reads).
+
+    Authenticated routes need both, and on the local emulator a round trip costs more than
+    the work; one call instead of two roughly doubles their throughput.
+    """
+    db, cfg = _ctx()
+    request: dict[str, Any] = {
+        cfg.tokens_table: {"Keys": [{"Uid": _n(uid)}], "ConsistentRead": True},
+        cfg.users_table: {"Keys": [{"Uid": _n(uid)}], "ConsistentRead": True},
+    }
+    found: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(5):
+        out = db.batch_get_item(RequestItems=request)
+        for table, items in out.get("Responses", {}).items():
+            found.setdefault(table, []).extend(items)
+        request = out.get("UnprocessedKeys") or {}
+        if not request:
+            break
+    else:
+        raise RuntimeError("BatchGetItem left keys unprocessed after 5 attempts")
+    token_items = found.get(cfg.tokens_table) or []
+    user_items = found.get(cfg.users_table) or []
+    return (
+        _token_of(token_items[0]) if token_items else None,
+        User.from_item(user_items[0]) if user_items else None,
+    )
+
+
+def _token_of(item: dict[str, Any] | None) -> tuple[str, int] | None:
     if not item or "Token" not in item or "TimeToLive" not in item:
         return None
     ttl = item["TimeToLive"]

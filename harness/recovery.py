@@ -1,0 +1,108 @@
+"""Crash recovery: finishing the cleanup of runs that died on this machine.
+
+Owns finding local runs whose controller process is gone (``owner.json`` in the run's
+journal directory names host, pid and target) and replaying their journals — including
+intents whose create may or may not have happened — through the guarded delete path of
+that run. A run that settles completely leaves no journal behind. It never touches a run
+that is still alive or whose journal belongs to another target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.guards import Owner, guarded_deleter
+from harness.journal import SETTLED, Journal, replay, run_dir
+from harness.kinds import Kind
+from harness.lease import pid_alive
+from harness.ledger import CleanupResult, Ledger
+from harness.namespace import RunId
+
+OWNER_FILE = "owner.json"
+
+
+def write_owner(state_dir: Path, run_id: str, profile_name: str, base_url: str) -> None:
+    directory = run_dir(state_dir, run_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    owner = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "profile": profile_name,
+        "base_url": base_url,
+        "started": time.time(),
+    }
+    (directory / OWNER_FILE).write_text(json.dumps(owner), encoding="utf-8")
+
+
+@dataclass
+class LocalRun:
+    run_id: str
+    directory: Path
+    owner: dict[str, Any]
+
+    @property
+    def alive(self) -> bool:
+        return self.owner.get("host") == socket.gethostname() and pid_alive(
+            int(self.owner.get("pid", 0))
+        )
+
+    def unsettled(self) -> int:
+        return sum(r.state not in SETTLED for path in self.journals() for r in replay(path))
+
+    def journals(self) -> list[Path]:
+        return sorted(self.directory.glob("*.jsonl"))
+
+
+def local_runs(state_dir: Path) -> list[LocalRun]:
+    runs = []
+    for directory in sorted((state_dir / "runs").glob("itest-*")):
+        try:
+            RunId.parse(directory.name)
+        except ValueError:
+            continue
+        owner_path = directory / OWNER_FILE
+        try:
+            owner = json.loads(owner_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            owner = {}
+        runs.append(LocalRun(directory.name, directory, owner))
+    return runs
+
+
+def dead_runs(state_dir: Path, base_url: str | None = None) -> list[LocalRun]:
+    """Local runs that are over (process gone) with something unsettled, optionally only
+    those that targeted ``base_url``."""
+    return [
+        run
+        for run in local_runs(state_dir)
+        if not run.alive
+        and (base_url is None or run.owner.get("base_url") == base_url)
+        and run.unsettled()
+    ]
+
+
+def recover(run: LocalRun, kinds: dict[str, Kind]) -> CleanupResult:
+    """Delete whatever the dead run's journals say may exist; journal the outcome there."""
+    owner = Owner(run=RunId.parse(run.run_id))
+    result = CleanupResult()
+    for path in run.journals():
+        unsettled = [r for r in replay(path) if r.state not in SETTLED]
+        if not unsettled:
+            continue
+        journal = Journal(path)
+        try:
+            ledger = Ledger(journal, guarded_deleter(kinds, owner))
+            ledger.adopt(unsettled)
+            result.merge(ledger.cleanup())
+        finally:
+            journal.close()
+    if result.ok:
+        shutil.rmtree(run.directory, ignore_errors=True)
+    return result

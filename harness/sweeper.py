@@ -1,0 +1,126 @@
+"""The sweeper: finds what crashed or killed runs left behind and deletes it in batches.
+
+Owns the sweep *plan* — every item any kind finds under the ``itest-`` prefix, grouped by the
+run its namespace names, minus runs that are still alive (their lease is fresh) and runs
+younger than the age limit — and its execution through the guarded batch delete. It never
+sweeps a protected target, never deletes more than the cap without being told, and by
+default only shows what it would do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from harness.guards import Owner, guarded_batch_delete
+from harness.kinds import Found, Kind
+from harness.kinds.lease import LeaseInfo
+from harness.namespace import PREFIX, RunId, find_namespace
+
+DEFAULT_MAX = 1000
+
+
+class SweepRefused(Exception):
+    """The sweep must not run as asked; the message says why and what to do."""
+
+
+@dataclass
+class RunLeftovers:
+    run_id: RunId
+    items: list[Found] = field(default_factory=list)
+
+    @property
+    def age(self) -> float:
+        return self.run_id.age_seconds()
+
+    def counts(self) -> Counter[str]:
+        return Counter(item.kind for item in self.items)
+
+
+@dataclass
+class SweepPlan:
+    to_delete: dict[str, RunLeftovers] = field(default_factory=dict)
+    alive: dict[str, RunLeftovers] = field(default_factory=dict)
+    too_young: dict[str, RunLeftovers] = field(default_factory=dict)
+    unparsable: list[Found] = field(default_factory=list)
+
+    @property
+    def item_count(self) -> int:
+        return sum(len(run.items) for run in self.to_delete.values())
+
+
+def plan(
+    kinds: Mapping[str, Kind],
+    *,
+    older_than: float,
+    alive: Mapping[str, LeaseInfo],
+    now: float | None = None,
+) -> SweepPlan:
+    now = time.time() if now is None else now
+    result = SweepPlan()
+    for kind in sorted(kinds.values(), key=lambda k: k.sweep_order):
+        for item in kind.find(f"{PREFIX}-"):
+            namespace = find_namespace(item.marker)
+            if namespace is None:
+                result.unparsable.append(item)
+                continue
+            run_id = str(namespace.run)
+            if run_id in alive:
+                bucket = result.alive
+            elif now - namespace.run.started.timestamp() < older_than:
+                bucket = result.too_young
+            else:
+                bucket = result.to_delete
+            bucket.setdefault(run_id, RunLeftovers(namespace.run)).items.append(item)
+    return result
+
+
+def execute(
+    kinds: Mapping[str, Kind],
+    sweep: SweepPlan,
+    *,
+    progress: Callable[[str], None] = lambda _: None,
+) -> Counter[str]:
+    """Delete the plan's items, kind by kind in sweep order (users before what derives from
+    them, leases last); returns how many of each kind were deleted."""
+    by_kind: dict[str, list[Found]] = defaultdict(list)
+    for run in sweep.to_delete.values():
+        for item in run.items:
+            by_kind[item.kind].append(item)
+    deleted: Counter[str] = Counter()
+    owner = Owner(run=None)  # any harness run; age and liveness were checked by the plan
+    for name in sorted(by_kind, key=lambda n: kinds[n].sweep_order):
+        progress(f"sweeping {len(by_kind[name])} {name} item(s)…")
+        deleted.update(guarded_batch_delete(kinds, owner, by_kind[name]))
+    return deleted
+
+
+def render(sweep: SweepPlan, *, dry_run: bool) -> str:
+    lines = []
+    header = "would delete" if dry_run else "deleting"
+    lines.append(f"{'RUN':<28} {'AGE':>8}  {header.upper()}")
+    for run_id, run in sorted(sweep.to_delete.items()):
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(run.counts().items()))
+        lines.append(f"{run_id:<28} {_age(run.age):>8}  {counts}")
+    if not sweep.to_delete:
+        lines.append("(nothing to sweep)")
+    for label, bucket in (("alive (lease held)", sweep.alive), ("too young", sweep.too_young)):
+        if bucket:
+            items = sum(len(r.items) for r in bucket.values())
+            lines.append(f"skipped, {label}: {len(bucket)} run(s), {items} item(s)")
+    if sweep.unparsable:
+        lines.append(f"skipped, no parsable namespace: {len(sweep.unparsable)} item(s)")
+    total = sweep.item_count
+    runs = len(sweep.to_delete)
+    lines.append(f"total: {total} item(s) in {runs} run(s)")
+    return "\n".join(lines)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
