@@ -1,4 +1,5 @@
-"""The ``harness`` command line: ``run``, ``sweep``, ``recover`` and ``env up``.
+"""The ``harness`` command line: ``run``, ``sweep``, ``recover``, ``doctor``, ``residue``
+and ``env up``.
 
 Owns turning a user's intent into a pytest invocation (profile, suite selection, report
 path, workers) and launching the sandbox in the foreground. Everything a run guarantees is
@@ -45,6 +46,11 @@ the embedded sandbox is started for the run and stopped after it.
 Arguments harness does not know are passed to pytest, e.g.
   harness run --suite smoke -- -x -k login
   harness run --env staging suites/auth
+Reports (pytest options, so plain pytest takes them too):
+  --report PATH (JSON)  --junitxml PATH  --html PATH (self-contained)  --summary PATH
+  (Markdown; also appended to $GITHUB_STEP_SUMMARY when set)
+  --alert webhook=URL | --alert cloudwatch  (repeatable)  --alert-on failure|always
+  An alert that cannot be delivered is a warning; it never changes the exit status.
 Exit status: 0 all passed and nothing leaked; 1 a test failed or something leaked;
 2 bad configuration or unreachable environment; other codes as pytest's.
 """
@@ -114,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     recover_cmd.add_argument("run_id", nargs="?", metavar="RUN_ID")
     recover_cmd.add_argument("--env", metavar="NAME", help="profile of the run's target")
+    _add_report_commands(commands)
     env = commands.add_parser("env", help="manage the local sandbox environment")
     env_commands = env.add_subparsers(dest="env_command", metavar="ACTION")
     env_commands.add_parser(
@@ -122,6 +129,79 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     return parser
+
+
+def _add_report_commands(commands: argparse._SubParsersAction) -> None:
+    doctor = commands.add_parser(
+        "doctor",
+        help="check an environment is ready for a run: one OK/FAIL row per check, with fixes",
+        description=(
+            "Check configuration, reachability, identity (GET /health), AWS credentials, every "
+            "table, TTL on the token table, the events topic and the processor queue. Reads "
+            "only. The sandbox profile without HARNESS_BASE_URL starts a local sandbox for the "
+            "check (--no-start: say how to point at a running one instead). Exit 1 on any FAIL."
+        ),
+    )
+    doctor.add_argument("--env", metavar="NAME", help="profile (default: $HARNESS_ENV or sandbox)")
+    doctor.add_argument("--harness-config", metavar="PATH", help="profiles file")
+    doctor.add_argument(
+        "--no-start", action="store_true", help="never start a local sandbox for the check"
+    )
+    residue = commands.add_parser(
+        "residue",
+        help="residue check for a whole run (e.g. after every CI shard finished)",
+        description=(
+            "Look for anything still carrying RUN_ID's namespace (every shard and worker), "
+            "report it and remove it through the guarded delete path. Exit 1 if anything leaked."
+        ),
+    )
+    residue.add_argument("run_id", metavar="RUN_ID")
+    residue.add_argument("--env", metavar="NAME", help="profile of the run's target")
+    residue.add_argument(
+        "--settle", type=float, default=3.0, metavar="SECONDS", help="let async deletes settle"
+    )
+    residue.add_argument(
+        "--alert", action="append", default=[], metavar="TARGET", help="webhook=URL on a leak"
+    )
+
+
+def _residue(options: argparse.Namespace) -> int:
+    from harness import alerts
+    from harness.guards import Owner
+    from harness.namespace import RunId
+    from harness.residue import check
+
+    try:
+        run_id = RunId.parse(options.run_id)
+        targets = [alerts.parse_target(t) for t in options.alert]
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    profile, kinds = _target(options.env)
+    result = check(
+        kinds,
+        f"{run_id}-",
+        Owner(run=run_id),
+        settle=options.settle,
+        remove=not profile.is_protected,
+        progress=lambda m: print(f"harness: {m}", flush=True),
+    )
+    for item in result.leaked:
+        print(f"leaked {item.summary}")
+    for item, why in result.uncleaned:
+        print(f"could not remove {item.summary}: {why}")
+    verdict = "clean" if result.clean else f"{len(result.leaked)} leaked item(s)"
+    print(f"residue check of run {run_id} on [{profile.name}]: {verdict}")
+    report = {
+        "run_id": str(run_id),
+        "environment": profile.expected_environment,
+        "exit_status": 0 if result.clean else 1,
+        "leaked": [{"kind": f.kind, **f.ids} for f in result.leaked],
+    }
+    aws = Aws(profile) if any(t.kind == "cloudwatch" for t in targets) else None
+    _, warnings = alerts.send(targets, "failure", report, aws.cloudwatch if aws else None)
+    for warning in warnings:
+        print(f"harness: WARNING: {warning}", file=sys.stderr)
+    return 0 if result.clean else 1
 
 
 def _default_paths(pytest_args: list[str]) -> list[str]:
@@ -245,7 +325,13 @@ def main(argv: list[str] | None = None) -> int:
         import pytest
 
         return int(pytest.main(build_pytest_args(options, unknown + explicit)))
+    if options.command == "doctor":
+        from harness import doctor
+
+        return doctor.run(options.env, options.harness_config, not options.no_start)
     try:
+        if options.command == "residue":
+            return _residue(options)
         if options.command == "sweep":
             return _sweep(options)
         if options.command == "recover":

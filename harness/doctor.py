@@ -1,0 +1,261 @@
+"""``harness doctor``: is this environment ready for a run? One row per check, each with a fix.
+
+Owns checking — without stopping at the first problem — configuration, reachability of the
+service, its identity (``GET /health`` names the profile's environment), AWS credentials,
+every table, the TTL on the token table (attribute ``TimeToLive``), the events topic and the
+processor queue, and rendering them as an OK / FAIL / SKIP table. It reuses preflight's
+checks and reads only: it never writes to the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
+
+from harness import preflight
+from harness.aws import Aws
+from harness.config import ConfigError, Profile, load_profile
+from harness.journal import default_state_dir
+from harness.local_sandbox import LocalSandbox, SandboxError
+
+OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
+TTL_ATTRIBUTE = "TimeToLive"
+#: Fail fast: a doctor that retries an unreachable endpoint for a minute helps nobody.
+DOCTOR_AWS_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=10
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str = ""
+    fix: str = ""
+
+
+def _aws_failure(name: str, error: Exception, profile: Profile, aws: Aws, fix: str) -> Check:
+    if isinstance(error, NoCredentialsError):
+        return Check(
+            name,
+            FAIL,
+            "no AWS credentials found",
+            "set AWS_PROFILE (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) for this account",
+        )
+    if isinstance(error, NoRegionError):
+        return Check(
+            name, FAIL, "no AWS region", f"set aws_region in [{profile.name}] or AWS_REGION"
+        )
+    if isinstance(error, EndpointConnectionError):
+        return Check(
+            name,
+            FAIL,
+            f"cannot reach the AWS endpoint {aws.endpoint_url or '(default)'}",
+            f"check aws_endpoint_url of [{profile.name}] or HARNESS_AWS_ENDPOINT_URL",
+        )
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        return Check(name, FAIL, f"{code}: {error.response.get('Error', {}).get('Message')}", fix)
+    return Check(name, FAIL, f"{type(error).__name__}: {error}", fix)
+
+
+def _aws_check(
+    name: str, profile: Profile, aws: Aws, fix: str, probe: Callable[[], tuple[str, str]]
+) -> Check:
+    """``probe`` returns (status, detail); any AWS error becomes a FAIL row with ``fix``."""
+    try:
+        status, detail = probe()
+    except (BotoCoreError, ClientError) as error:
+        return _aws_failure(name, error, profile, aws, fix)
+    return Check(name, status, detail, fix if status == FAIL else "")
+
+
+def check_reachable(profile: Profile, http: requests.Session) -> Check:
+    url = profile.base_url.rstrip("/") + "/health"
+    started = time.perf_counter()
+    try:
+        response = http.get(url, timeout=(3.05, 10), allow_redirects=True)
+    except requests.RequestException as error:
+        return Check(
+            "reachability",
+            FAIL,
+            f"cannot reach {url} ({type(error).__name__})",
+            f"is the environment up? check base_url of [{profile.name}] or HARNESS_BASE_URL",
+        )
+    ms = (time.perf_counter() - started) * 1000
+    return Check("reachability", OK, f"GET {url} answered {response.status_code} in {ms:.0f} ms")
+
+
+def check_identity(profile: Profile, http: requests.Session) -> Check:
+    try:
+        body = preflight.check_service(profile, http)
+    except ConfigError as error:
+        return Check("identity", FAIL, "GET /health does not name this profile", str(error))
+    version = f", version {body['version']}" if body.get("version") else ""
+    return Check("identity", OK, f"environment {body['environment']!r}{version}")
+
+
+def aws_checks(profile: Profile, aws: Aws) -> list[Check]:
+    def caller() -> tuple[str, str]:
+        who = aws.sts.get_caller_identity()
+        return OK, f"account {who.get('Account')} ({who.get('Arn')})"
+
+    rows = [
+        _aws_check(
+            "credentials",
+            profile,
+            aws,
+            "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+            caller,
+        )
+    ]
+    if rows[0].status == FAIL:
+        return [*rows, Check("AWS resources", SKIP, "skipped: no working credentials")]
+    for field in ("users_table", "tokens_table", "notifications_table"):
+        name = getattr(profile, field)
+
+        def table(name: str = name) -> tuple[str, str]:
+            description = aws.dynamodb_client.describe_table(TableName=name)["Table"]
+            return OK, f"{name} ({description.get('TableStatus', '?')})"
+
+        rows.append(
+            _aws_check(
+                f"table {field}",
+                profile,
+                aws,
+                f"create table {name!r}, or fix {field} in [{profile.name}] / "
+                f"HARNESS_{field.upper()}",
+                table,
+            )
+        )
+    rows.append(_ttl_check(profile, aws))
+    rows.append(_topic_check(profile, aws))
+    rows.append(_queue_check(profile, aws))
+    return rows
+
+
+def _ttl_check(profile: Profile, aws: Aws) -> Check:
+    name = profile.tokens_table
+    fix = (
+        f"aws dynamodb update-time-to-live --table-name {name} --time-to-live-specification "
+        f"Enabled=true,AttributeName={TTL_ATTRIBUTE}"
+    )
+
+    def probe() -> tuple[str, str]:
+        ttl = aws.dynamodb_client.describe_time_to_live(TableName=name)
+        description: Mapping[str, Any] = ttl.get("TimeToLiveDescription", {})
+        status = description.get("TimeToLiveStatus", "DISABLED")
+        attribute = description.get("AttributeName")
+        if status in ("ENABLED", "ENABLING") and attribute == TTL_ATTRIBUTE:
+            return OK, f"{name}: TTL {status.lower()} on {attribute}"
+        return FAIL, f"{name}: TTL {status.lower()} (attribute {attribute or 'none'})"
+
+    return _aws_check("token table TTL", profile, aws, fix, probe)
+
+
+def _topic_check(profile: Profile, aws: Aws) -> Check:
+    arn = profile.events_topic_arn
+    if not arn:
+        return Check(
+            "events topic",
+            SKIP,
+            "not configured: set events_topic_arn (HARNESS_EVENTS_TOPIC_ARN) to check it",
+        )
+
+    def probe() -> tuple[str, str]:
+        aws.sns.get_topic_attributes(TopicArn=arn)
+        return OK, arn
+
+    fix = f"create the topic, or fix events_topic_arn in [{profile.name}]"
+    return _aws_check("events topic", profile, aws, fix, probe)
+
+
+def _queue_check(profile: Profile, aws: Aws) -> Check:
+    url = profile.processor_queue_url
+    if not url:
+        return Check(
+            "processor queue",
+            SKIP,
+            "not configured: set processor_queue_url (HARNESS_PROCESSOR_QUEUE_URL) to check it",
+        )
+
+    def probe() -> tuple[str, str]:
+        aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return OK, url
+
+    fix = f"create the queue, or fix processor_queue_url in [{profile.name}]"
+    return _aws_check("processor queue", profile, aws, fix, probe)
+
+
+def diagnose(profile: Profile, http: requests.Session | None = None) -> list[Check]:
+    """Every check after configuration, for a profile that loaded."""
+    http = http or requests.Session()
+    rows = [check_reachable(profile, http)]
+    if rows[0].status == OK:
+        rows.append(check_identity(profile, http))
+    else:
+        rows.append(Check("identity", SKIP, "skipped: the service is not reachable"))
+    return rows + aws_checks(profile, Aws(profile, config=DOCTOR_AWS_CONFIG))
+
+
+def failed(rows: list[Check]) -> bool:
+    return any(row.status == FAIL for row in rows)
+
+
+def render(rows: list[Check]) -> str:
+    width = max(len(row.name) for row in rows)
+    lines = []
+    for row in rows:
+        lines.append(f"{row.status:4}  {row.name:{width}}  {row.detail}")
+        if row.status == FAIL and row.fix:
+            lines.append(f"{'':4}  {'':{width}}  fix: {row.fix}")
+    verdict = "FAIL: fix the rows above before a run" if failed(rows) else "all checks OK"
+    return "\n".join([*lines, "", verdict])
+
+
+def run(env_name: str | None, config_path: str | None, start_sandbox: bool = True) -> int:
+    """The command: load the profile (starting a local sandbox for the sandbox profile with
+    no base URL, as ``harness run`` would), check everything, print the table; 1 on a FAIL."""
+    environ = dict(os.environ)
+    rows: list[Check] = []
+    sandbox = None
+    try:
+        try:
+            profile = load_profile(env_name, config_path, environ=environ)
+            if profile.needs_local_sandbox and start_sandbox:
+                print("harness doctor: starting a local sandbox to check…", flush=True)
+                sandbox = LocalSandbox.start(default_state_dir() / "sandbox" / "doctor.log")
+                environ.update(sandbox.exports)
+                profile = load_profile(env_name, config_path, environ=environ)
+                rows.append(Check("sandbox", OK, f"started for this check at {profile.base_url}"))
+            elif profile.needs_local_sandbox:
+                raise ConfigError(
+                    "the sandbox profile names no running sandbox: run "
+                    '`eval "$(harness env up | head -n 9)" &` (or export the HARNESS_* lines '
+                    "`harness env up` prints), or pass --env NAME"
+                )
+        except (ConfigError, SandboxError) as error:
+            rows.append(Check("configuration", FAIL, "the profile cannot be used", str(error)))
+            print(render(rows))
+            return 1
+        where = config_path or environ.get("HARNESS_CONFIG") or "environments.toml"
+        rows.insert(0, Check("configuration", OK, f"profile [{profile.name}] ({where})"))
+        rows += diagnose(profile)
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+    print(render(rows))
+    return 1 if failed(rows) else 0
