@@ -12,6 +12,7 @@ Nothing here may change the run's exit status: a delivery problem is a warning l
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Generator
 from pathlib import Path
@@ -67,16 +68,36 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(Reporting(config, targets, policy), "harness-reporting")
 
 
+def _scrub(value: Any, redactor: Redactor, seen: set[int]) -> Any:
+    """Redact every string inside pytest's failure representation (dataclasses, lists and
+    tuples of them), keeping its structure — so the terminal, JUnit and HTML still get the
+    crash message and the traceback, only masked."""
+    if isinstance(value, str):
+        return redactor.text(value)
+    if id(value) in seen:
+        return value
+    if isinstance(value, list):
+        seen.add(id(value))
+        value[:] = [_scrub(v, redactor, seen) for v in value]
+    elif isinstance(value, tuple):
+        return tuple(_scrub(v, redactor, seen) for v in value)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        seen.add(id(value))
+        for f in dataclasses.fields(value):
+            object.__setattr__(value, f.name, _scrub(getattr(value, f.name), redactor, seen))
+    return value
+
+
 def redact_report(report: pytest.TestReport, redactor: Redactor) -> None:
     """Mask secrets in the failure text and every captured section, in place."""
     longrepr = report.longrepr
     if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
         report.longrepr = (longrepr[0], longrepr[1], redactor.text(longrepr[2]))
     elif longrepr is not None:
-        text = str(longrepr)
-        clean = redactor.text(text)
-        if clean != text:  # keep pytest's rich representation unless it holds a secret
-            report.longrepr = clean
+        report.longrepr = _scrub(longrepr, redactor, set())
+        text = str(report.longrepr)
+        if redactor.text(text) != text:  # a representation _scrub does not know: flatten it
+            report.longrepr = redactor.text(text)
     report.sections = [(title, redactor.text(content)) for title, content in report.sections]
 
 
