@@ -123,7 +123,7 @@ def aws_checks(profile: Profile, aws: Aws) -> list[Check]:
         )
     ]
     if rows[0].status == FAIL:
-        return [*rows, Check("AWS resources", SKIP, "skipped: no working credentials")]
+        return [*rows, Check("AWS resources", SKIP, "skipped: AWS is not usable (see above)")]
     for field in ("users_table", "tokens_table", "notifications_table"):
         name = getattr(profile, field)
 
