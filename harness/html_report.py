@@ -41,6 +41,7 @@ def latency_svg(samples: Iterable[float], scale_max: float) -> str:
     )
     axis = (
         f'<line x1="{_PAD}" y1="17" x2="{WIDTH - _PAD}" y2="17" stroke="#ccc"/>'
+        f'<text x="{_PAD}" y="33" font-size="9" fill="#666">0</text>'
         f'<text x="{WIDTH - _PAD}" y="33" font-size="9" text-anchor="end" fill="#666">'
         f"{scale_max:.0f} ms</text>"
     )
