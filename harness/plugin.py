@@ -193,14 +193,17 @@ def _start_controller(config: pytest.Config) -> None:
         sandbox=sandbox,
     )
     config.stash[STATE] = state
+    write_owner(state.state_dir, str(run_id), profile.name, profile.base_url, shard)
     if not profile.is_protected:  # a protected target gets no writes at all, not even these
-        _recover_dead_runs(config, state, aws)
-        state.lease = Lease(LeaseKind(profile, aws), str(run_id), shard)
-        state.lease.acquire()
-    write_owner(state.state_dir, str(run_id), profile.name, profile.base_url)
+        try:
+            _recover_dead_runs(state, aws)
+            state.lease = Lease(LeaseKind(profile, aws), str(run_id), shard)
+            state.lease.acquire()
+        except Exception as error:
+            _stop(f"could not take the run's lease or recover dead runs: {error}")
 
 
-def _recover_dead_runs(config: pytest.Config, state: RunState, aws: Aws) -> None:
+def _recover_dead_runs(state: RunState, aws: Aws) -> None:
     """Finish the cleanup of runs that died on this machine against this same target."""
     for run in dead_runs(state.state_dir, state.profile.base_url):
         result = recover(run, load_kinds(state.profile, aws))

@@ -21,6 +21,7 @@ from typing import Any
 from harness.guards import Owner, guarded_deleter
 from harness.journal import SETTLED, Journal, replay, run_dir
 from harness.kinds import Kind
+from harness.kinds.lease import lease_marker
 from harness.lease import pid_alive
 from harness.ledger import CleanupResult, Ledger
 from harness.namespace import RunId
@@ -28,7 +29,9 @@ from harness.namespace import RunId
 OWNER_FILE = "owner.json"
 
 
-def write_owner(state_dir: Path, run_id: str, profile_name: str, base_url: str) -> None:
+def write_owner(
+    state_dir: Path, run_id: str, profile_name: str, base_url: str, shard: str = ""
+) -> None:
     directory = run_dir(state_dir, run_id)
     directory.mkdir(parents=True, exist_ok=True)
     owner = {
@@ -36,6 +39,7 @@ def write_owner(state_dir: Path, run_id: str, profile_name: str, base_url: str) 
         "pid": os.getpid(),
         "profile": profile_name,
         "base_url": base_url,
+        "shard": shard,
         "started": time.time(),
     }
     (directory / OWNER_FILE).write_text(json.dumps(owner), encoding="utf-8")
@@ -103,6 +107,10 @@ def recover(run: LocalRun, kinds: dict[str, Kind]) -> CleanupResult:
             result.merge(ledger.cleanup())
         finally:
             journal.close()
+    lease = kinds.get("lease")
+    if lease is not None:  # a killed run never released its lease
+        marker = lease_marker(run.run_id, str(run.owner.get("shard", "")))
+        lease.delete({"marker": marker}, owner)
     if result.ok:
         shutil.rmtree(run.directory, ignore_errors=True)
     return result
