@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from harness.guards import Owner, guarded_deleter
 from harness.journal import SETTLED, Journal, replay, run_dir
 from harness.kinds import Kind
@@ -93,7 +95,21 @@ def dead_runs(state_dir: Path, base_url: str | None = None) -> list[LocalRun]:
 
 
 def recover(run: LocalRun, kinds: dict[str, Kind]) -> CleanupResult:
-    """Delete whatever the dead run's journals say may exist; journal the outcome there."""
+    """Delete whatever the dead run's journals say may exist; journal the outcome there.
+    Two processes recovering the same run at once (two runs starting together) would
+    interleave journal lines, so a lock file makes the second one skip it."""
+    lock = FileLock(str(run.directory / ".recover.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return CleanupResult()
+    try:
+        return _recover_locked(run, kinds)
+    finally:
+        lock.release()
+
+
+def _recover_locked(run: LocalRun, kinds: dict[str, Kind]) -> CleanupResult:
     owner = Owner(run=RunId.parse(run.run_id))
     result = CleanupResult()
     for path in run.journals():
