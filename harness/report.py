@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.events import summarize as summarize_latency
+
 
 @dataclass
 class RunReport:
@@ -28,6 +30,8 @@ class RunReport:
     cleanup_failures: list[str] = field(default_factory=list)
     leaked: list[dict[str, Any]] = field(default_factory=list)
     skipped_by_protection: int = 0
+    #: publish → observed-effect samples (seconds) per event type, from every worker
+    event_latency: dict[str, list[float]] = field(default_factory=dict)
 
     def count(self, when: str, outcome: str, wasxfail: bool) -> None:
         """Fold one pytest report phase into the counts (pytest's own vocabulary)."""
@@ -46,6 +50,8 @@ class RunReport:
         for key in ("created", "cleaned", "failed", "kept"):
             self.resources[key] += int(stats.get(key, 0))
         self.cleanup_failures.extend(stats.get("failures", []))
+        for event_type, samples in stats.get("event_latency", {}).items():
+            self.event_latency.setdefault(event_type, []).extend(samples)
 
     def as_dict(self, exit_status: int) -> dict[str, Any]:
         return {
@@ -71,6 +77,7 @@ class RunReport:
             },
             "cleanup_failures": self.cleanup_failures,
             "leaked": self.leaked,
+            "event_latency": summarize_latency(self.event_latency),
         }
 
     def write(self, path: Path, exit_status: int) -> None:
