@@ -1,3 +1,3 @@
 """Wires the harness plugin and its fixtures into the integration suites (see pytest.ini)."""
 
-pytest_plugins = ["harness.plugin", "fixtures.core", "fixtures.users"]
+pytest_plugins = ["harness.plugin", "fixtures.core", "fixtures.users", "fixtures.events"]

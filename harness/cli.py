@@ -31,6 +31,7 @@ SUITES = {
     "all": [],
 }
 PLUGINS = ["-p", "harness.plugin", "-p", "fixtures.core", "-p", "fixtures.users"]
+PLUGINS += ["-p", "fixtures.events"]
 
 DESCRIPTION = """\
 env-harness: idempotent integration tests against a deployed environment.

@@ -17,6 +17,7 @@ import shutil
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from harness.kinds.lease import LeaseKind
 from harness.lease import Lease
 from harness.local_sandbox import LocalSandbox, SandboxError, apply_exports
 from harness.namespace import Namespace, RunId, shard_part, worker_part
+from harness.quiescence import wait_for_quiescence
 from harness.recovery import dead_runs, recover, write_owner
 from harness.report import RunReport
 from harness.residue import ResidueResult, kept_matcher
@@ -116,6 +118,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SECONDS",
         help="how long the residue check lets asynchronous deletes settle (default 3)",
     )
+    group.addoption(
+        "--events-drain",
+        dest="harness_events_drain",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="before the residue check, wait up to this long for the service's event "
+        "consumer to drain its queue (default 15)",
+    )
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -196,14 +207,17 @@ def _start_controller(config: pytest.Config) -> None:
     )
     state.report.identity = identity
     config.stash[STATE] = state
+    write_owner(state.state_dir, str(run_id), profile.name, profile.base_url, shard)
     if not profile.is_protected:  # a protected target gets no writes at all, not even these
-        _recover_dead_runs(config, state, aws)
-        state.lease = Lease(LeaseKind(profile, aws), str(run_id), shard)
-        state.lease.acquire()
-    write_owner(state.state_dir, str(run_id), profile.name, profile.base_url)
+        try:
+            _recover_dead_runs(state, aws)
+            state.lease = Lease(LeaseKind(profile, aws), str(run_id), shard)
+            state.lease.acquire()
+        except Exception as error:
+            _stop(f"could not take the run's lease or recover dead runs: {error}")
 
 
-def _recover_dead_runs(config: pytest.Config, state: RunState, aws: Aws) -> None:
+def _recover_dead_runs(state: RunState, aws: Aws) -> None:
     """Finish the cleanup of runs that died on this machine against this same target."""
     for run in dead_runs(state.state_dir, state.profile.base_url):
         result = recover(run, load_kinds(state.profile, aws))
@@ -402,6 +416,7 @@ def _finish_worker(state: RunState) -> dict[str, Any]:
         kept=ledger_stats.kept,
         failures=[harness.redactor.text(f) for f in failures],
         kept_ids=[r.ids for r in harness.ledger.kept],
+        event_latency=harness.event_latency.samples(),
     )
     harness.close()
     return stats
@@ -426,6 +441,7 @@ def _finish_run(session: pytest.Session, state: RunState) -> None:
     aws = Aws(state.profile)
     kinds = load_kinds(state.profile, aws)
     kept_ids = [ids for stats in state.worker_stats for ids in stats.get("kept_ids", [])]
+    _wait_for_events_to_drain(session, state, aws, progress)
     try:
         state.residue = residue_check(
             kinds,
@@ -450,6 +466,25 @@ def _finish_run(session: pytest.Session, state: RunState) -> None:
     clean = state.residue is not None and state.residue.clean
     if clean and not state.report.cleanup_failures and not kept_ids:
         _forget_run(state)
+
+
+def _wait_for_events_to_drain(
+    session: pytest.Session, state: RunState, aws: Aws, progress: Callable[[str], None]
+) -> None:
+    """Asynchronous residue: let the service's consumer finish what the run set off, so a
+    record it writes late is caught by the residue check instead of missed."""
+    timeout = float(session.config.getoption("harness_events_drain"))
+    if not state.profile.processor_queue_url or timeout <= 0:
+        return
+    try:
+        drained = wait_for_quiescence(
+            aws.sqs, state.profile.processor_queue_url, timeout=timeout, progress=progress
+        )
+    except Exception as error:  # a read-only probe: report and go on to the residue check
+        progress(f"could not watch the consumer's queue: {type(error).__name__}: {error}")
+        return
+    if not drained:
+        progress(f"the consumer's queue did not drain in {timeout:g}s; checking residue anyway")
 
 
 def _forget_run(state: RunState) -> None:

@@ -19,15 +19,20 @@ from botocore.exceptions import (
     NoCredentialsError,
     NoRegionError,
 )
+from requests.adapters import HTTPAdapter
 
 from harness.aws import Aws
 from harness.config import ConfigError, Profile
+from harness.http import default_retry
 
 
 def check_service(profile: Profile, session: requests.Session | None = None) -> dict[str, Any]:
     """``GET /health`` must answer JSON naming the profile's environment; returns it."""
     url = profile.base_url.rstrip("/") + "/health"
     http = session or requests.Session()
+    if session is None:  # a flaky network should not abort a run before it starts
+        http.mount("http://", HTTPAdapter(max_retries=default_retry()))
+        http.mount("https://", HTTPAdapter(max_retries=default_retry()))
     try:
         response = http.get(url, timeout=(3.05, 10), allow_redirects=True)
     except requests.RequestException as error:

@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from harness.guards import Owner, guarded_deleter
 from harness.journal import SETTLED, Journal, replay, run_dir
 from harness.kinds import Kind
+from harness.kinds.lease import lease_marker
 from harness.lease import pid_alive
 from harness.ledger import CleanupResult, Ledger
 from harness.namespace import RunId
@@ -28,7 +31,9 @@ from harness.namespace import RunId
 OWNER_FILE = "owner.json"
 
 
-def write_owner(state_dir: Path, run_id: str, profile_name: str, base_url: str) -> None:
+def write_owner(
+    state_dir: Path, run_id: str, profile_name: str, base_url: str, shard: str = ""
+) -> None:
     directory = run_dir(state_dir, run_id)
     directory.mkdir(parents=True, exist_ok=True)
     owner = {
@@ -36,6 +41,7 @@ def write_owner(state_dir: Path, run_id: str, profile_name: str, base_url: str) 
         "pid": os.getpid(),
         "profile": profile_name,
         "base_url": base_url,
+        "shard": shard,
         "started": time.time(),
     }
     (directory / OWNER_FILE).write_text(json.dumps(owner), encoding="utf-8")
@@ -89,7 +95,21 @@ def dead_runs(state_dir: Path, base_url: str | None = None) -> list[LocalRun]:
 
 
 def recover(run: LocalRun, kinds: dict[str, Kind]) -> CleanupResult:
-    """Delete whatever the dead run's journals say may exist; journal the outcome there."""
+    """Delete whatever the dead run's journals say may exist; journal the outcome there.
+    Two processes recovering the same run at once (two runs starting together) would
+    interleave journal lines, so a lock file makes the second one skip it."""
+    lock = FileLock(str(run.directory / ".recover.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return CleanupResult()
+    try:
+        return _recover_locked(run, kinds)
+    finally:
+        lock.release()
+
+
+def _recover_locked(run: LocalRun, kinds: dict[str, Kind]) -> CleanupResult:
     owner = Owner(run=RunId.parse(run.run_id))
     result = CleanupResult()
     for path in run.journals():
@@ -103,6 +123,10 @@ def recover(run: LocalRun, kinds: dict[str, Kind]) -> CleanupResult:
             result.merge(ledger.cleanup())
         finally:
             journal.close()
+    lease = kinds.get("lease")
+    if lease is not None:  # a killed run never released its lease
+        marker = lease_marker(run.run_id, str(run.owner.get("shard", "")))
+        lease.delete({"marker": marker}, owner)
     if result.ok:
         shutil.rmtree(run.directory, ignore_errors=True)
     return result

@@ -2,8 +2,7 @@
 
 Owns counting test outcomes and rendering the run's facts (run id, environment and its
 identity, seed, counts, failures, duration, resources created / cleaned / leaked, per-endpoint
-latency) as JSON. Other features add a section of their own through ``sections`` (e.g.
-``event_latency``); a section with nothing in it is left out. Everything in it has passed
+latency and event processing latency) as JSON. Everything in it has passed
 through the redactor's hands upstream; it never reads the environment.
 """
 
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import latency
+from harness.events import summarize as summarize_latency
 
 
 @dataclass
@@ -32,14 +32,14 @@ class RunReport:
     cleanup_failures: list[str] = field(default_factory=list)
     leaked: list[dict[str, Any]] = field(default_factory=list)
     skipped_by_protection: int = 0
+    #: publish → observed-effect samples (seconds) per event type, from every worker
+    event_latency: dict[str, list[float]] = field(default_factory=dict)
     #: What the target said it is (``GET /health``: environment, version).
     identity: dict[str, Any] = field(default_factory=dict)
     #: One line per failed test phase: ``{"nodeid", "when", "message"}`` (already redacted).
     failures: list[dict[str, str]] = field(default_factory=list)
     #: Every HTTP latency sample of the run by endpoint (exact percentiles, not averages).
     latency_samples: latency.Samples = field(default_factory=dict)
-    #: Further report sections by name (``event_latency`` …); empty ones are left out.
-    sections: dict[str, Any] = field(default_factory=dict)
 
     def count(self, when: str, outcome: str, wasxfail: bool) -> None:
         """Fold one pytest report phase into the counts (pytest's own vocabulary)."""
@@ -58,6 +58,8 @@ class RunReport:
         for key in ("created", "cleaned", "failed", "kept"):
             self.resources[key] += int(stats.get(key, 0))
         self.cleanup_failures.extend(stats.get("failures", []))
+        for event_type, samples in stats.get("event_latency", {}).items():
+            self.event_latency.setdefault(event_type, []).extend(samples)
 
     def as_dict(self, exit_status: int) -> dict[str, Any]:
         return {
@@ -85,8 +87,8 @@ class RunReport:
             "failures": self.failures,
             "cleanup_failures": self.cleanup_failures,
             "leaked": self.leaked,
+            "event_latency": summarize_latency(self.event_latency),
             "latency": latency.summarize(self.latency_samples),
-            **{name: value for name, value in self.sections.items() if value},
         }
 
     def write(self, path: Path, exit_status: int) -> None:

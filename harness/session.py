@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness.aws import Aws
 from harness.config import Profile
+from harness.events import LatencyRecorder
 from harness.guards import Owner, guarded_deleter
 from harness.http import ApiClient
 from harness.journal import Journal, run_dir
@@ -39,6 +40,8 @@ class HarnessSession:
         self.redactor = Redactor()
         self.owner = Owner(run=namespace.run)
         self._fsync = fsync
+        #: publish → effect latency per event type, measured by the ``events`` fixture
+        self.event_latency = LatencyRecorder()
 
     @cached_property
     def api(self) -> ApiClient:

@@ -1,7 +1,8 @@
 """The Markdown run summary: what a CI job page shows (``$GITHUB_STEP_SUMMARY``, ``--summary``).
 
 Owns rendering the (already redacted) run report as short Markdown: a status line, the
-counts, each failure in one line, leaks and cleanup problems, and the slowest endpoints.
+counts, each failure in one line, leaks and cleanup problems, the slowest endpoints and
+event processing latency.
 It reads only the report dictionary; it never touches the environment.
 """
 
@@ -80,6 +81,20 @@ def render(report: Mapping[str, Any]) -> str:
             lines.append(
                 f"| {_code(row['method'] + ' ' + row['route'])} | {row['count']} | "
                 f"{row['p50_ms']:.0f} | {row['p95_ms']:.0f} | {row['max_ms']:.0f} |"
+            )
+    events = report.get("event_latency") or {}
+    if events:
+        lines += [
+            "",
+            "### Event processing latency",
+            "",
+            "| event | count | p50 s | p95 s | max s |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for event_type, row in events.items():
+            lines.append(
+                f"| {_code(event_type)} | {row['count']} | {row['p50']:.3f} | "
+                f"{row['p95']:.3f} | {row['max']:.3f} |"
             )
     return "\n".join(lines) + "\n"
 

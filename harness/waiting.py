@@ -54,3 +54,16 @@ def eventually(
                 ) from error
             sleep(min(wait, remaining))
             wait = min(wait * backoff, max_interval)
+
+
+def wait_until(
+    predicate: Callable[[], object], *, timeout: float = 10.0, description: str | None = None
+) -> None:
+    """Wait until ``predicate()`` is truthy (``eventually`` waits until it stops raising)."""
+
+    def holds() -> None:
+        if not predicate():
+            raise AssertionError("condition still false")
+
+    what = description or getattr(predicate, "__name__", "condition")
+    eventually(holds, timeout=timeout, description=what)

@@ -107,6 +107,13 @@ def test_summary_of_a_failed_run() -> None:
     assert "version 1.2.3" in text
 
 
+def test_summary_shows_event_latency_when_events_were_observed() -> None:
+    assert "Event processing" not in summary.render(report())
+    events = {"user.created": {"count": 3, "p50": 0.12, "p95": 0.5, "max": 0.51}}
+    text = summary.render(report(event_latency=events))
+    assert "| `user.created` | 3 | 0.120 | 0.500 | 0.510 |" in text
+
+
 def test_summary_of_a_passed_run_and_a_setup_error() -> None:
     assert "✅ passed" in summary.render(report())
     error = report(exit_status=1, failures=[{"nodeid": "t::x", "when": "setup", "message": "m|n"}])

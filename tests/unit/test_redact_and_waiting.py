@@ -4,7 +4,7 @@ import pytest
 
 from harness.http import Exchange
 from harness.redact import MASK, Redactor
-from harness.waiting import EventuallyTimeout, eventually
+from harness.waiting import EventuallyTimeout, eventually, wait_until
 
 
 def test_sensitive_keys_and_registered_values_are_masked() -> None:
@@ -64,3 +64,10 @@ def test_eventually_times_out_with_the_last_error() -> None:
         eventually(never, timeout=1, interval=0.1, clock=lambda: now[0], sleep=sleep)
     assert isinstance(err.value.__cause__, AssertionError)
     assert now[0] == pytest.approx(1.0)
+
+
+def test_wait_until_waits_for_truth_not_for_silence() -> None:
+    values = iter([False, 0, None, "yes"])
+    wait_until(lambda: next(values), timeout=5)
+    with pytest.raises(EventuallyTimeout, match="waiting for never-true"):
+        wait_until(lambda: False, timeout=0.2, description="never-true")

@@ -1,0 +1,122 @@
+"""The ``queue`` kind: a worker's temporary SQS queue and its subscription to the events topic.
+
+Created as ``<namespace>-events`` (the name carries the namespace, so the ownership guard and
+the sweeper can read whose it is and how old), with a policy letting only the events topic
+send to it, then subscribed to the topic with raw delivery. Deleted unsubscribe-first (a topic
+never keeps delivering to a dead endpoint), then the queue; found by queue-name prefix, and
+also by subscriptions whose endpoint is a namespaced queue that is already gone. Never deletes
+a queue or subscription whose name does not carry a harness namespace.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from harness.guards import Owner, OwnershipError
+from harness.kinds import Found, Kind
+from harness.ledger import Outcome
+
+SUFFIX = "-events"
+RETENTION_SECONDS = "3600"  # a leaked queue stops holding copies of events after an hour
+
+
+def queue_name(namespace: str) -> str:
+    return f"{namespace}{SUFFIX}"
+
+
+def _missing(error: ClientError) -> bool:
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    return "NonExistentQueue" in code or code in ("QueueDoesNotExist", "NotFound")
+
+
+class QueueKind(Kind):
+    name = "queue"
+
+    def create(self, name: str, topic_arn: str) -> dict[str, Any]:
+        """Create the queue, let the topic send to it, subscribe it (raw delivery)."""
+        sqs, sns = self.aws.sqs, self.aws.sns
+        url = sqs.create_queue(
+            QueueName=name, Attributes={"MessageRetentionPeriod": RETENTION_SECONDS}
+        )["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sns.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+                }
+            ],
+        }
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+        subscription = sns.subscribe(
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=arn,
+            Attributes={"RawMessageDelivery": "true"},
+            ReturnSubscriptionArn=True,
+        )["SubscriptionArn"]
+        return {"queue_url": url, "queue_arn": arn, "subscription_arn": subscription}
+
+    def _subscriptions(self) -> Iterator[dict[str, Any]]:
+        for page in self.aws.sns.get_paginator("list_subscriptions").paginate():
+            for sub in page.get("Subscriptions", []):
+                if sub.get("Protocol") == "sqs":
+                    yield sub
+
+    def _queue_url(self, name: str) -> str | None:
+        try:
+            return str(self.aws.sqs.get_queue_url(QueueName=name)["QueueUrl"])
+        except ClientError as error:
+            if _missing(error):
+                return None
+            raise
+
+    def delete(self, ids: Mapping[str, Any], owner: Owner) -> Outcome:
+        name = str(ids.get("name", ""))
+        owner.marker(name, f"queue {name!r}")
+        if not name.endswith(SUFFIX):
+            raise OwnershipError(f"refusing to delete queue {name!r}: not a harness events queue")
+        deleted = False
+        for sub in self._subscriptions():
+            if str(sub.get("Endpoint", "")).rsplit(":", 1)[-1] == name:
+                self.aws.sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
+                deleted = True
+        url = self._queue_url(name)
+        if url is not None:
+            try:
+                self.aws.sqs.delete_queue(QueueUrl=url)
+                deleted = True
+            except ClientError as error:
+                if not _missing(error):
+                    raise
+        return "deleted" if deleted else "absent"
+
+    def find(self, prefix: str) -> list[Found]:
+        names: set[str] = set()
+        kwargs: dict[str, Any] = {"QueueNamePrefix": prefix, "MaxResults": 1000}
+        while True:
+            page = self.aws.sqs.list_queues(**kwargs)
+            for url in page.get("QueueUrls", []):
+                names.add(url.rstrip("/").rsplit("/", 1)[-1])
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+        for sub in self._subscriptions():
+            endpoint = str(sub.get("Endpoint", "")).rsplit(":", 1)[-1]
+            if endpoint.startswith(prefix):
+                names.add(endpoint)
+        return [
+            Found(kind=self.name, ids={"name": name}, summary=f"events queue {name}", marker=name)
+            for name in sorted(names)
+            if name.endswith(SUFFIX)
+        ]
