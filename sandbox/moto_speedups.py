@@ -7,7 +7,8 @@ what it answers (``tests/sandbox/test_moto_speedups.py`` compares against stock 
   ``AttributeValue`` shape's ten members and trying several attribute-name aliases for
   each, ~45% of the emulator's time for a two-item ``BatchGetItem``. Moto's item values are
   already wire-shaped (``{"S": "..."}``), so a value of one ``S``/``N`` string or one
-  ``BOOL``/``NULL`` flag is copied as it is; anything else takes moto's own path.
+  ``BOOL``/``NULL`` flag is copied as it is, and an item made only of such values is copied
+  in one go; anything else takes moto's own path.
 - ``method_names_from_class``: moto lists a response class's methods with
   ``inspect.getmembers`` on every request (~6%); the answer depends only on the class.
 
@@ -53,6 +54,21 @@ def dynamodb_serializer_class() -> type[Any]:
                     self._default_serialize(serialized, plain, shape, key)
                     return
             super()._serialize_type_structure(serialized, value, shape, key)
+
+        def _serialize_type_map(self, serialized: Any, value: Any, shape: Any, key: str) -> None:
+            # A whole item (or key) of plain values in one go, skipping a _serialize round
+            # per attribute; one value that is not plain sends the item down moto's path.
+            if shape.value.name == "AttributeValue" and type(value) is dict:
+                plain_item = {}
+                for name, attribute in value.items():
+                    plain = plain_attribute_value(attribute)
+                    if plain is None:
+                        break
+                    plain_item[name] = plain
+                else:
+                    self._default_serialize(serialized, plain_item, shape, key)
+                    return
+            super()._serialize_type_map(serialized, value, shape, key)
 
     return DynamoDBJSONSerializer
 

@@ -42,6 +42,8 @@ def _serialize(cls: type[Any], operation: str, result: dict[str, Any]) -> Any:
     [
         ("GetItem", {"Item": RICH_ITEM}),
         ("GetItem", {}),
+        ("GetItem", {"Item": {"Uid": {"N": "1"}, "Token": {"S": "t"}, "Ok": {"BOOL": True}}}),
+        ("GetItem", {"Item": {}}),
         (
             "BatchGetItem",
             {
