@@ -8,7 +8,8 @@ what it answers (``tests/sandbox/test_moto_speedups.py`` compares against stock 
   each, ~45% of the emulator's time for a two-item ``BatchGetItem``. Moto's item values are
   already wire-shaped (``{"S": "..."}``), so a value of one ``S``/``N`` string or one
   ``BOOL``/``NULL`` flag is copied as it is, and an item made only of such values is copied
-  in one go; anything else takes moto's own path.
+  in one go; so is a structure of plain scalar members (``ConsumedCapacity``). Anything
+  else takes moto's own path.
 - ``method_names_from_class``: moto lists a response class's methods with
   ``inspect.getmembers`` on every request (~6%); the answer depends only on the class.
 
@@ -39,6 +40,42 @@ def plain_attribute_value(value: Any) -> dict[str, Any] | None:
     return None
 
 
+# Scalar shape types: the Python types taken as they are, and moto's conversion for each.
+_PLAIN_MEMBER_TYPES: dict[str, tuple[tuple[type, ...], Any]] = {
+    "string": ((str,), str),
+    "boolean": ((bool,), bool),
+    "integer": ((int,), int),
+    "long": ((int,), int),
+    "double": ((int, float), float),  # moto writes an int given for a double as 1.0
+    "float": ((int, float), float),
+}
+
+
+def plain_structure(value: Any, shape: Any) -> dict[str, Any] | None:
+    """What moto would make of a dict whose keys are all scalar members of ``shape``.
+
+    E.g. DynamoDB's ``ConsumedCapacity`` entries; None for anything else (an unknown key, a
+    nested shape, a timestamp or blob, a string member given a number, ...).
+    """
+    if type(value) is not dict:
+        return None
+    members = shape.members
+    for name, inner in value.items():
+        member = members.get(name)
+        if member is None or inner is None or member.serialization:
+            return None
+        plain = _PLAIN_MEMBER_TYPES.get(member.type_name)
+        if plain is None or type(inner) not in plain[0]:
+            return None
+        if member.type_name == "string" and not inner:
+            return None
+    return {  # in moto's member order, converted as moto converts
+        name: _PLAIN_MEMBER_TYPES[member.type_name][1](value[name])
+        for name, member in members.items()
+        if name in value
+    }
+
+
 def dynamodb_serializer_class() -> type[Any]:
     from moto.core.serialize import JSONSerializer
 
@@ -50,6 +87,11 @@ def dynamodb_serializer_class() -> type[Any]:
         ) -> None:
             if key and shape.name == "AttributeValue":
                 plain = plain_attribute_value(value)
+                if plain is not None:
+                    self._default_serialize(serialized, plain, shape, key)
+                    return
+            elif key and not shape.is_document_type:
+                plain = plain_structure(value, shape)
                 if plain is not None:
                     self._default_serialize(serialized, plain, shape, key)
                     return
