@@ -165,7 +165,7 @@ def main() -> int:
         "half of it authenticated (default 1000)",
     )
     parser.add_argument(
-        "--rounds", type=int, default=5, help="interleaved rounds; medians are printed (default 5)"
+        "--rounds", type=int, default=7, help="interleaved rounds; medians are printed (default 7)"
     )
     parser.add_argument("--stock-chalice-local-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
