@@ -3,7 +3,15 @@
 Starts its own sandbox (``python -m sandbox --quiet``) and, for comparison, the same app under
 stock ``chalice local`` (same emulator), sends bounded numbers of requests over loopback,
 prints ``name: value`` lines, and stops everything it started. Not a test: figures, no
-assertions. Usage: ``.venv/bin/python bench/sandbox_throughput.py [--requests N]``.
+assertions. Usage: ``.venv/bin/python bench/sandbox_throughput.py [--requests N] [--rounds R]``.
+
+The three sandbox measurements (health over one keep-alive connection, health with a new
+connection per request, the authenticated ``GET /users/{uid}``) run interleaved, ``--rounds``
+times, and each figure is the median over the rounds; the keep-alive/new-connection ratio is
+the median of the per-round ratios (the two halves of a ratio run back to back, so a burst of
+load from another process moves both). Wall-clock rates depend on what else the machine is
+doing, so the load average and the sandbox's own CPU time per request (gateway + emulator,
+from /proc; Linux only) are printed too: the CPU figure barely moves with outside load.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import os
 import selectors
 import shlex
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -77,6 +86,54 @@ def rate(count: int, one: Callable[[], None]) -> float:
     return count / (time.perf_counter() - started)
 
 
+def process_tree(root: int) -> list[int]:
+    """``root`` and its children (the gateway process and the emulator), from /proc."""
+    pids = [root]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == root:
+            pids.append(int(entry.name))
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU time of the processes (all threads), or None off Linux."""
+    total = 0.0
+    try:
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+    return total
+
+
+def measured(count: int, one: Callable[[], None], pids: list[int]) -> tuple[float, float | None]:
+    """(requests per second, sandbox CPU milliseconds per request or None)."""
+    before = cpu_seconds(pids)
+    per_second = rate(count, one)
+    after = cpu_seconds(pids)
+    if before is None or after is None:
+        return per_second, None
+    return per_second, (after - before) * 1000 / (count + 1)
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def _fmt(values: list[float], digits: int) -> str:
+    return " ".join(f"{v:.{digits}f}" for v in values)
+
+
 def expect(resp: requests.Response, status: int) -> None:
     if resp.status_code != status:
         raise RuntimeError(f"{resp.request.method} {resp.url} -> {resp.status_code} {resp.text}")
@@ -103,8 +160,12 @@ def main() -> int:
     parser.add_argument(
         "--requests",
         type=int,
-        default=2000,
-        help="requests per keep-alive measurement (default 2000)",
+        default=1000,
+        help="health keep-alive requests per round; a quarter of it with a new connection each, "
+        "half of it authenticated (default 1000)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=7, help="interleaved rounds; medians are printed (default 7)"
     )
     parser.add_argument("--stock-chalice-local-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -125,14 +186,6 @@ def main() -> int:
         base = exports["HARNESS_BASE_URL"]
 
         keep = requests.Session()
-        health_keepalive = rate(n, lambda: expect(keep.get(f"{base}/health"), 200))
-
-        def fresh() -> None:
-            with requests.Session() as s:  # a new TCP connection per request
-                expect(s.get(f"{base}/health"), 200)
-
-        health_new_conn = rate(max(1, n // 4), fresh)
-
         email = f"bench-{os.getpid()}-{time.time_ns()}@bench.example.test"
         expect(
             keep.post(
@@ -145,9 +198,35 @@ def main() -> int:
         expect(login, 200)
         uid, token = login.json()["uid"], login.json()["token"]
         auth = {"uid": str(uid), "token": token}
-        user_keepalive = rate(
-            max(1, n // 2), lambda: expect(keep.get(f"{base}/users/{uid}", headers=auth), 200)
-        )
+
+        def health() -> None:
+            expect(keep.get(f"{base}/health"), 200)
+
+        def fresh() -> None:
+            with requests.Session() as s:  # a new TCP connection per request
+                expect(s.get(f"{base}/health"), 200)
+
+        def get_user() -> None:
+            expect(keep.get(f"{base}/users/{uid}", headers=auth), 200)
+
+        pids = process_tree(sandbox.pid)
+        load_before = load_average()
+        health_rates: list[float] = []
+        new_conn_rates: list[float] = []
+        ratios: list[float] = []
+        user_rates: list[float] = []
+        user_cpu: list[float] = []
+        for _ in range(args.rounds):
+            keep_rate, _cpu = measured(n, health, pids)
+            new_rate, _cpu = measured(max(1, n // 4), fresh, pids)
+            user_rate, cpu = measured(max(1, n // 2), get_user, pids)
+            health_rates.append(keep_rate)
+            new_conn_rates.append(new_rate)
+            ratios.append(keep_rate / new_rate)
+            user_rates.append(user_rate)
+            if cpu is not None:
+                user_cpu.append(cpu)
+        load_after = load_average()
         expect(keep.delete(f"{base}/users/{uid}", headers=auth), 204)
 
         env = dict(os.environ)
@@ -178,14 +257,24 @@ def main() -> int:
         # ~40 ms a request: a small bounded count is plenty.
         stock_keepalive = rate(50, lambda: expect(stock_session.get(stock_url), 200))
 
-        print(f"requests_per_keepalive_run: {n}")
+        health_keepalive = statistics.median(health_rates)
+        print(f"rounds: {args.rounds}")
+        print(f"requests_per_round_health_keepalive: {n}")
+        print(f"requests_per_round_health_new_connection: {max(1, n // 4)}")
+        print(f"requests_per_round_get_user_authenticated: {max(1, n // 2)}")
+        print(f"load_average_before: {load_before}")
         print(f"health_keepalive_req_per_s: {health_keepalive:.0f}")
-        print(f"health_new_connection_req_per_s: {health_new_conn:.0f}")
-        print(f"health_keepalive_over_new_connection: {health_keepalive / health_new_conn:.2f}")
-        print(f"get_user_authenticated_keepalive_req_per_s: {user_keepalive:.0f}")
+        print(f"health_new_connection_req_per_s: {statistics.median(new_conn_rates):.0f}")
+        print(f"health_keepalive_over_new_connection: {statistics.median(ratios):.2f}")
+        print(f"health_keepalive_over_new_connection_per_round: {_fmt(ratios, 2)}")
+        print(f"get_user_authenticated_keepalive_req_per_s: {statistics.median(user_rates):.0f}")
+        print(f"get_user_authenticated_keepalive_per_round: {_fmt(user_rates, 0)}")
+        if user_cpu:
+            print(f"get_user_sandbox_cpu_ms_per_req: {statistics.median(user_cpu):.2f}")
         print(f"stock_chalice_local_health_keepalive_req_per_s: {stock_keepalive:.1f}")
         over_stock = health_keepalive / stock_keepalive
         print(f"health_keepalive_over_stock_chalice_local: {over_stock:.1f}")
+        print(f"load_average_after: {load_after}")
     finally:
         if stock is not None:
             stop(stock)
