@@ -28,6 +28,7 @@ class RunReport:
     cleanup_failures: list[str] = field(default_factory=list)
     leaked: list[dict[str, Any]] = field(default_factory=list)
     skipped_by_protection: int = 0
+    workers: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, when: str, outcome: str, wasxfail: bool) -> None:
         """Fold one pytest report phase into the counts (pytest's own vocabulary)."""
@@ -46,6 +47,10 @@ class RunReport:
         for key in ("created", "cleaned", "failed", "kept"):
             self.resources[key] += int(stats.get(key, 0))
         self.cleanup_failures.extend(stats.get("failures", []))
+        if "peak_rss_mb" in stats:
+            self.workers.append(
+                {"worker": stats.get("worker", ""), "peak_rss_mb": stats["peak_rss_mb"]}
+            )
 
     def as_dict(self, exit_status: int) -> dict[str, Any]:
         return {
@@ -70,6 +75,7 @@ class RunReport:
                 "leaked": len(self.leaked),
             },
             "cleanup_failures": self.cleanup_failures,
+            "workers": sorted(self.workers, key=lambda w: str(w["worker"])),
             "leaked": self.leaked,
         }
 
