@@ -27,7 +27,7 @@ test: lint typecheck
 	$(BIN)/pytest -c tests/pytest.ini tests $(ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .harness .mypy_cache .ruff_cache .pytest_cache harness-report.json

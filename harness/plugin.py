@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import shutil
 import signal
 import sys
@@ -396,6 +397,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def _finish_worker(state: RunState) -> dict[str, Any]:
     """Clean whatever this worker's ledger still holds (interrupts, session-scoped data)."""
     stats: dict[str, Any] = {
+        "worker": state.worker,
+        # Linux reports ru_maxrss in KiB: this process's peak resident memory so far.
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "created": 0,
         "cleaned": 0,
         "failed": 0,

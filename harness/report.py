@@ -40,6 +40,7 @@ class RunReport:
     failures: list[dict[str, str]] = field(default_factory=list)
     #: Every HTTP latency sample of the run by endpoint (exact percentiles, not averages).
     latency_samples: latency.Samples = field(default_factory=dict)
+    workers: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, when: str, outcome: str, wasxfail: bool) -> None:
         """Fold one pytest report phase into the counts (pytest's own vocabulary)."""
@@ -60,6 +61,10 @@ class RunReport:
         self.cleanup_failures.extend(stats.get("failures", []))
         for event_type, samples in stats.get("event_latency", {}).items():
             self.event_latency.setdefault(event_type, []).extend(samples)
+        if "peak_rss_mb" in stats:
+            self.workers.append(
+                {"worker": stats.get("worker", ""), "peak_rss_mb": stats["peak_rss_mb"]}
+            )
 
     def as_dict(self, exit_status: int) -> dict[str, Any]:
         return {
@@ -86,6 +91,7 @@ class RunReport:
             },
             "failures": self.failures,
             "cleanup_failures": self.cleanup_failures,
+            "workers": sorted(self.workers, key=lambda w: str(w["worker"])),
             "leaked": self.leaked,
             "event_latency": summarize_latency(self.event_latency),
             "latency": latency.summarize(self.latency_samples),

@@ -1,0 +1,164 @@
+"""``make bench``: run every benchmark, print its figures, write docs/performance.md.
+
+Each script runs as its own subprocess (its own sandbox, stopped when it ends) and prints
+``name: value`` lines; this collects them in one run, prints them, and writes the table —
+figure, value, target, met? — with the machine it ran on and the commands that reproduce
+it. Usage: ``.venv/bin/python bench/run_all.py [--quick] [--only NAME ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "performance.md"
+
+
+@dataclass(frozen=True)
+class Target:
+    text: str
+    met: Callable[[float], bool]
+
+
+TARGETS = {
+    "overhead_ratio": Target("≤ 1.05", lambda v: v <= 1.05),
+    "scaling_n8_vs_n1": Target("≥ 6", lambda v: v >= 6),
+    "scaling_n8_startup_share": Target("< 0.10", lambda v: v < 0.10),
+    "sweep_batch_vs_single": Target("≥ 10", lambda v: v >= 10),
+    "smoke_seconds": Target("≤ 5", lambda v: v <= 5),
+    "peak_rss_mb": Target("(reported)", lambda v: True),
+}
+
+#: (module, full arguments, --quick arguments)
+SCRIPTS: list[tuple[str, list[str], list[str]]] = [
+    ("bench.overhead", [], ["--scenarios", "20", "--rounds", "2"]),
+    ("bench.scaling", [], ["--tests", "48", "--health", "2"]),
+    ("bench.sweep", [], ["--items", "1000"]),
+    ("bench.smoke", [], ["--runs", "1"]),
+    ("bench.sandbox_throughput", [], ["--requests", "300"]),
+]
+
+
+def run_script(module: str, args: list[str]) -> tuple[list[tuple[str, str]], float]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    figures = []
+    for line in done.stdout.splitlines():
+        name, sep, value = line.partition(": ")
+        if sep and name and " " not in name:
+            figures.append((name, value.strip()))
+    if done.returncode != 0:
+        figures.append((f"{module.split('.')[-1]}_error", f"exit {done.returncode}"))
+    return figures, seconds
+
+
+def command_line(module: str, args: list[str]) -> str:
+    return " ".join([".venv/bin/python", "-m", module, *args])
+
+
+def render(
+    figures: list[tuple[str, str, str]], commands: list[str], quick: bool, loads: list[float]
+) -> str:
+    lines = [
+        "# Performance",
+        "",
+        "Written by `make bench` (`bench/run_all.py`); every figure below comes from one run of it",
+        "on the machine named at the end. Ratios are measured side by side in the same run, so",
+        "they carry across machines better than the absolute times next to them.",
+        "",
+    ]
+    if quick:
+        lines += ["**Quick run (`--quick`): small sizes, not the published figures.**", ""]
+    lines += ["| figure | value | target | met? | from |", "|---|---|---|---|---|"]
+    for name, value, source in figures:
+        target = TARGETS.get(name)
+        met = ""
+        if target is not None:
+            try:
+                met = "yes" if target.met(float(value)) else "**no**"
+            except ValueError:
+                met = "?"
+        lines.append(f"| `{name}` | {value} | {target.text if target else ''} | {met} | {source} |")
+    lines += [
+        "",
+        "## Reproduce",
+        "",
+        "```sh",
+        "make bench                      # all of them, and this file",
+        *commands,
+        "```",
+        "",
+        "## Machine",
+        "",
+        f"- cores: {os.cpu_count()} (`nproc`)",
+        f"- python: {platform.python_version()} ({platform.python_implementation()})",
+        f"- platform: {platform.platform()}",
+        f"- 1-minute load average at the start of each script: "
+        f"{', '.join(f'{v:.1f}' for v in loads)} (other work on the machine skews wall times)",
+        f"- written: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+    ]
+    notes = REPO / "docs" / "performance-notes.md"
+    if notes.exists():
+        lines += [notes.read_text(encoding="utf-8").rstrip(), ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
+    parser.add_argument("--only", nargs="*", metavar="NAME", help="e.g. overhead sweep")
+    parser.add_argument("--no-write", action="store_true", help="do not write the doc")
+    options = parser.parse_args()
+    collected: list[tuple[str, str, str]] = []
+    commands: list[str] = []
+    loads: list[float] = []
+    for module, full, quick in SCRIPTS:
+        short = module.split(".")[-1]
+        if options.only and short not in options.only:
+            continue
+        args = quick if options.quick else full
+        loads.append(os.getloadavg()[0])
+        sys.stderr.write(f"bench: running {command_line(module, args)}\n")
+        figures, seconds = run_script(module, args)
+        sys.stderr.write(f"bench: {short} took {seconds:.0f}s\n")
+        commands.append(command_line(module, args))
+        for name, value in figures:
+            print(f"{name}: {value}", flush=True)
+            collected.append((name, value, f"`bench/{short}.py`"))
+    if not options.no_write:
+        DOC.write_text(render(collected, commands, options.quick, loads), encoding="utf-8")
+        sys.stderr.write(f"bench: wrote {DOC.relative_to(REPO)}\n")
+    missed = [
+        name for name, value, _ in collected if name in TARGETS and not _met(TARGETS[name], value)
+    ]
+    if missed:
+        sys.stderr.write(f"bench: targets missed: {', '.join(missed)}\n")
+    return 0
+
+
+def _met(target: Target, value: str) -> bool:
+    try:
+        return target.met(float(value))
+    except ValueError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
