@@ -44,8 +44,10 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("HARNESS_STATE_DIR") or ".harness")
 
 
-def run_dir(state_dir: Path, run_id: str) -> Path:
-    return state_dir / "runs" / run_id
+def run_dir(state_dir: Path, run_id: str, shard: str = "") -> Path:
+    """``runs/<run id>``, or ``runs/<run id>@s01`` for one CI shard: shards of one run that
+    share a machine never share (or remove) each other's journals."""
+    return state_dir / "runs" / (f"{run_id}@{shard}" if shard else run_id)
 
 
 @dataclass
@@ -101,8 +103,8 @@ def replay(path: Path) -> list[Resource]:
 
 def replay_run(state_dir: Path, run_id: str) -> list[Resource]:
     """Every resource journaled by every worker of ``run_id`` on this machine."""
-    directory = run_dir(state_dir, run_id)
     found: list[Resource] = []
-    for path in sorted(directory.glob("*.jsonl")):
-        found.extend(replay(path))
+    for directory in sorted((state_dir / "runs").glob(f"{run_id}*")):
+        for path in sorted(directory.glob("*.jsonl")):
+            found.extend(replay(path))
     return found

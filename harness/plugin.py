@@ -67,7 +67,9 @@ class RunState:
     def harness_session(self) -> HarnessSession:
         if self.session is None:
             namespace = Namespace(run=self.run_id, worker=self.worker)
-            self.session = HarnessSession(self.profile, namespace, self.seed, self.state_dir)
+            self.session = HarnessSession(
+                self.profile, namespace, self.seed, self.state_dir, shard=self.shard
+            )
         return self.session
 
 
@@ -243,6 +245,7 @@ def _start_worker(config: pytest.Config) -> None:
         worker=worker_part(workerinput["workerid"], os.environ.get("HARNESS_SHARD")),
         state_dir=default_state_dir(),
         report=RunReport(str(run_id), profile.expected_environment, profile.name, "", seed),
+        shard=shard_part(os.environ.get("HARNESS_SHARD")),
     )
 
 
@@ -493,7 +496,7 @@ def _wait_for_events_to_drain(
 
 def _forget_run(state: RunState) -> None:
     """A clean run leaves no journal behind (crash recovery only needs unsettled runs)."""
-    shutil.rmtree(run_dir(state.state_dir, str(state.run_id)), ignore_errors=True)
+    shutil.rmtree(run_dir(state.state_dir, str(state.run_id), state.shard), ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -34,7 +34,7 @@ OWNER_FILE = "owner.json"
 def write_owner(
     state_dir: Path, run_id: str, profile_name: str, base_url: str, shard: str = ""
 ) -> None:
-    directory = run_dir(state_dir, run_id)
+    directory = run_dir(state_dir, run_id, shard)
     directory.mkdir(parents=True, exist_ok=True)
     owner = {
         "host": socket.gethostname(),
@@ -69,8 +69,9 @@ class LocalRun:
 def local_runs(state_dir: Path) -> list[LocalRun]:
     runs = []
     for directory in sorted((state_dir / "runs").glob("itest-*")):
+        run_id = directory.name.partition("@")[0]
         try:
-            RunId.parse(directory.name)
+            RunId.parse(run_id)
         except ValueError:
             continue
         owner_path = directory / OWNER_FILE
@@ -78,7 +79,7 @@ def local_runs(state_dir: Path) -> list[LocalRun]:
             owner = json.loads(owner_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             owner = {}
-        runs.append(LocalRun(directory.name, directory, owner))
+        runs.append(LocalRun(run_id, directory, owner))
     return runs
 
 

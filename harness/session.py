@@ -31,9 +31,11 @@ class HarnessSession:
         seed: int,
         state_dir: Path,
         *,
+        shard: str = "",
         fsync: bool = False,
     ) -> None:
         self.profile = profile
+        self.shard = shard
         self.namespace = namespace
         self.seed = seed
         self.state_dir = state_dir
@@ -57,7 +59,8 @@ class HarnessSession:
 
     @cached_property
     def journal(self) -> Journal:
-        path = run_dir(self.state_dir, str(self.namespace.run)) / f"{self.namespace.worker}.jsonl"
+        directory = run_dir(self.state_dir, str(self.namespace.run), self.shard)
+        path = directory / f"{self.namespace.worker}.jsonl"
         return Journal(path, fsync=self._fsync)
 
     @cached_property

@@ -1,8 +1,9 @@
 """One logical run across CI shards: two ``harness run`` processes share ``HARNESS_RUN_ID``
 with ``HARNESS_SHARD=1`` and ``2`` against one sandbox at the same time. Both pass, their
 namespaces differ (``s01main`` / ``s02main``), and once both are done nothing carrying the
-run id is left — checked by scanning every table directly, not by the harness's own finders.
-(A whole-run ``harness residue RUN_ID`` command is not on main yet; this scan stands in.)"""
+run id is left: the whole-run ``harness residue RUN_ID`` (what a final CI job runs) says
+clean, and so does a scan of every table that does not use the harness's own finders. The
+shards share one machine's state directory, so neither may remove the other's journal."""
 
 from __future__ import annotations
 
@@ -52,8 +53,8 @@ def test_two_shards_of_one_run_never_collide(
             "HARNESS_CONFIG": str(REPO / "environments.toml"),
             "HARNESS_RUN_ID": run_id,
             "HARNESS_SHARD": shard,
-            # each CI shard runs on its own machine, with its own local journal
-            "HARNESS_STATE_DIR": str(tmp_path / f"state-{shard}"),
+            # both shards on one machine: one state directory, journals kept apart per shard
+            "HARNESS_STATE_DIR": str(tmp_path / "state"),
             "SHARD_OUT": str(out),
         }
         report = tmp_path / f"report-{shard}.json"
@@ -87,4 +88,22 @@ def test_two_shards_of_one_run_never_collide(
         assert report["tests"]["passed"] == 4
         assert report["resources"]["created"] == 4 and report["resources"]["leaked"] == 0
     # the whole run's final residue check: nothing anywhere mentions the run id
+    final = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "residue", run_id],
+        cwd=tmp_path,
+        env=sandbox_environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert final.returncode == 0, final.stdout + final.stderr
     assert items_mentioning(aws, run_id) == []
+    assert not list((tmp_path / "state" / "runs").glob(f"{run_id}*"))  # both cleaned up
+
+
+def test_one_shard_finishing_keeps_the_other_shards_journal(tmp_path: Path) -> None:
+    from harness.journal import run_dir
+
+    shard1 = run_dir(tmp_path, "itest-20261127t100000-abcd", "s01")
+    shard2 = run_dir(tmp_path, "itest-20261127t100000-abcd", "s02")
+    assert shard1 != shard2 and shard1.parent == shard2.parent
