@@ -10,10 +10,25 @@ import base64
 import functools
 import hashlib
 import hmac
+import os
 import secrets
 
 # Interactive-login parameters (scrypt paper / OWASP minimum): 16 MiB of memory per hash.
 N, R, P = 2**14, 8, 1
+#: The local sandbox lowers N through PASSWORD_SCRYPT_N (hashes stay valid: each stored hash
+#: records its own N); deployed stages leave it unset.
+MIN_N = 2**10
+
+
+@functools.cache
+def cost() -> int:
+    raw = os.environ.get("PASSWORD_SCRYPT_N")
+    if not raw:
+        return N
+    n = int(raw)
+    if n < MIN_N or n & (n - 1):
+        raise ValueError(f"PASSWORD_SCRYPT_N must be a power of two >= {MIN_N}, not {raw}")
+    return n
 _DKLEN = 32
 _MAXMEM = 64 * 1024 * 1024
 
@@ -24,10 +39,11 @@ def _b64(data: bytes) -> str:
 
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
+    n = cost()
     digest = hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=N, r=R, p=P, dklen=_DKLEN, maxmem=_MAXMEM
+        password.encode("utf-8"), salt=salt, n=n, r=R, p=P, dklen=_DKLEN, maxmem=_MAXMEM
     )
-    return f"scrypt${N}${R}${P}${_b64(salt)}${_b64(digest)}"
+    return f"scrypt${n}${R}${P}${_b64(salt)}${_b64(digest)}"
 
 
 def verify_password(password: str, stored: str) -> bool:
