@@ -164,7 +164,7 @@ def serve(host: str, port: int, parent_pid: int) -> int:
         print(f"emulator: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         return 2
     thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )
     thread.start()
     print(f"{READY_PREFIX}{server.server_address[1]}", flush=True)
@@ -173,7 +173,11 @@ def serve(host: str, port: int, parent_pid: int) -> int:
             break
     server.shutdown()
     server.server_close()
-    return 0
+    # Nothing to flush or save (moto's state is meant to die with it); skipping the
+    # interpreter's teardown of moto's modules saves ~0.3 s at every stop.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,6 +263,11 @@ class EmulatorProcess:
             self._stderr.seek(0)
             detail = self._stderr.read().strip().splitlines()
         raise EmulatorError(detail[-1] if detail else f"exited with {self.proc.returncode}")
+
+    def request_stop(self) -> None:
+        """Send SIGTERM without waiting (``stop`` then waits)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
 
     def stop(self, timeout: float = 5.0) -> None:
         proc = self.proc

@@ -91,7 +91,7 @@ class Gateway:
         self.port = int(self.server.server_address[1])
         self._thread = threading.Thread(
             target=self.server.serve_forever,
-            kwargs={"poll_interval": 0.2},
+            kwargs={"poll_interval": 0.05},
             name="sandbox-gateway",
             daemon=True,
         )

@@ -23,6 +23,7 @@ from types import FrameType, ModuleType
 from typing import Any, TextIO
 
 import boto3
+from botocore.config import Config
 
 from sandbox.emulator import EmulatorError, EmulatorProcess
 from sandbox.provision import Provisioned, ResourceNames, provision
@@ -146,7 +147,13 @@ class Sandbox:
         self.gateway.start()
 
         handler, batch_size = find_sqs_handler(module, module.app, names.processor_queue)
-        sqs = session.client("sqs", endpoint_url=self.emulator.url)
+        # The poll loop is the retry (it logs and polls again), so botocore need not retry:
+        # at shutdown the last poll then ends at once instead of backing off.
+        sqs = session.client(
+            "sqs",
+            endpoint_url=self.emulator.url,
+            config=Config(retries={"mode": "standard", "max_attempts": 1}),
+        )
         self.processor = Processor(
             sqs,
             self.provisioned.processor_queue_url,
@@ -189,18 +196,26 @@ class Sandbox:
     # -- stop ----------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop what was started, newest first; safe to call at any point, and twice."""
+        """Stop what was started, newest first; safe to call at any point, and twice.
+        The processor is told first but joined last: its long poll ends at once when the
+        emulator goes, instead of running out its wait."""
+        if self.processor is not None:
+            self.processor.request_stop()
+        if self.emulator is not None:
+            self.emulator.request_stop()  # it winds down while the gateway does
         for name, part in (
-            ("processor", self.processor),
             ("gateway", self.gateway),
             ("emulator", self.emulator),
+            ("processor", self.processor),
         ):
             if part is None:
                 continue
+            started = time.monotonic()
             try:
                 part.stop()
             except Exception:
                 log.exception("stopping the %s failed", name)
+            log.info("stopped the %s in %.2fs", name, time.monotonic() - started)
         self.processor = self.gateway = None
         self.emulator = None
 
