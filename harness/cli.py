@@ -14,16 +14,18 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness import preflight, recovery, sweeper
-from harness.aws import Aws
+# Only light imports here: `harness run` starts the sandbox before the heavy ones (pytest,
+# boto3, the plugins), so the two start-ups overlap. Commands import what they need.
+from harness.config import DEFAULT_SWEEP_MAX as DEFAULT_MAX
 from harness.config import ConfigError, Profile, load_profile, parse_duration
 from harness.journal import default_state_dir
-from harness.kinds import Kind, load_kinds
-from harness.kinds.lease import LeaseKind
-from harness.lease import alive_runs
-from harness.ledger import OwnershipError
-from harness.sweeper import DEFAULT_MAX, SweepRefused
+from harness.local_sandbox import LocalSandbox, PendingSandbox, SandboxError, apply_exports
+from harness.namespace import RunId
+
+if TYPE_CHECKING:
+    from harness.kinds import Kind
 
 SUITES = {
     "smoke": ["-m", "smoke"],
@@ -170,6 +172,7 @@ def _add_report_commands(commands: argparse._SubParsersAction) -> None:
 
 def _residue(options: argparse.Namespace) -> int:
     from harness import alerts
+    from harness.aws import Aws
     from harness.guards import Owner
     from harness.namespace import RunId
     from harness.residue import check
@@ -236,6 +239,10 @@ def build_pytest_args(options: argparse.Namespace, passthrough: list[str]) -> li
 
 def _target(env_name: str | None) -> tuple[Profile, dict[str, Kind]]:
     """A profile whose tables can be reached, and its resource kinds."""
+    from harness import preflight
+    from harness.aws import Aws
+    from harness.kinds import load_kinds
+
     profile = load_profile(env_name)
     if profile.needs_local_sandbox:
         raise ConfigError(
@@ -248,6 +255,11 @@ def _target(env_name: str | None) -> tuple[Profile, dict[str, Kind]]:
 
 
 def _sweep(options: argparse.Namespace) -> int:
+    from harness import sweeper
+    from harness.kinds.lease import LeaseKind
+    from harness.lease import alive_runs
+    from harness.sweeper import SweepRefused
+
     profile, kinds = _target(options.env)
     if profile.is_protected:
         raise SweepRefused(
@@ -282,6 +294,8 @@ def _sweep(options: argparse.Namespace) -> int:
 
 
 def _recover(options: argparse.Namespace) -> int:
+    from harness import recovery
+
     profile, kinds = _target(options.env)
     state_dir = default_state_dir()
     if options.run_id:
@@ -315,6 +329,37 @@ def _recover(options: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
+    """pytest with the harness; a sandbox the profile needs is started first, in parallel
+    with pytest's own start-up, and always stopped (the plugin would start one otherwise)."""
+    pending: PendingSandbox | None = None
+    sandbox: LocalSandbox | None = None
+    if not os.environ.get("HARNESS_BASE_URL"):
+        try:
+            if load_profile(options.env).needs_local_sandbox:
+                run_id = os.environ.setdefault("HARNESS_RUN_ID", str(RunId.generate()))
+                log = default_state_dir() / "sandbox" / f"{run_id}.log"
+                sys.stderr.write("harness: starting the local sandbox…\n")
+                pending = LocalSandbox.spawn(log)
+        except ConfigError:
+            pass  # the plugin reports it the same way as for plain pytest
+    try:
+        import pytest
+
+        if pending is not None:
+            sandbox = pending.wait_ready()
+            apply_exports(sandbox.exports, os.environ)
+        return int(pytest.main(build_pytest_args(options, passthrough)))
+    except SandboxError as error:
+        sys.stderr.write(f"harness: {error}\n")
+        return 2
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+        elif pending is not None:
+            pending.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["env", "up"]:
@@ -327,13 +372,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     options, unknown = parser.parse_known_args(argv)
     if options.command == "run":
-        import pytest
-
-        return int(pytest.main(build_pytest_args(options, unknown + explicit)))
+        return _run(options, unknown + explicit)
     if options.command == "doctor":
         from harness import doctor
 
         return doctor.run(options.env, options.harness_config, not options.no_start)
+    from harness.ledger import OwnershipError
+    from harness.sweeper import SweepRefused
+
     try:
         if options.command == "residue":
             return _residue(options)

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_PROFILE = "sandbox"
+#: ``harness sweep`` refuses to delete more than this many items unless told (--max).
+DEFAULT_SWEEP_MAX = 1000
 DEFAULT_FILE = "environments.toml"
 ENV_PREFIX = "HARNESS_"
 

@@ -55,6 +55,12 @@ class LocalSandbox:
     def start(
         cls, log_path: Path, extra_args: list[str] | None = None, timeout: float = START_TIMEOUT
     ) -> LocalSandbox:
+        return cls.spawn(log_path, extra_args).wait_ready(timeout)
+
+    @classmethod
+    def spawn(cls, log_path: Path, extra_args: list[str] | None = None) -> PendingSandbox:
+        """Start the child and return at once; ``wait_ready`` reads its exports. Lets a
+        caller overlap the sandbox's start-up with its own (``harness run`` does)."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = log_path.open("w", encoding="utf-8")
         command = [sys.executable, "-m", "sandbox", "--quiet", *(extra_args or [])]
@@ -69,6 +75,29 @@ class LocalSandbox:
             )
         finally:
             log.close()
+        return PendingSandbox(process, log_path)
+
+    def _drain_stdout(self) -> None:
+        assert self.process.stdout is not None
+        for _ in self.process.stdout:
+            pass
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+@dataclass
+class PendingSandbox:
+    """A sandbox child that may not be ready yet."""
+
+    process: subprocess.Popen[str]
+    log_path: Path
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> LocalSandbox:
+        process, log_path = self.process, self.log_path
         lines: list[str] = []
         deadline = time.monotonic() + timeout
         assert process.stdout is not None
@@ -87,18 +116,10 @@ class LocalSandbox:
             why = "timed out" if time.monotonic() >= deadline else f"exited with {code}"
             tail = "".join(log_path.read_text(encoding="utf-8").splitlines(True)[-15:])
             raise SandboxError(f"the sandbox did not start ({why}); its log is {log_path}:\n{tail}")
-        sandbox = cls(process=process, exports=parse_exports(lines), log_path=log_path)
+        sandbox = LocalSandbox(process=process, exports=parse_exports(lines), log_path=log_path)
         sandbox._drain = threading.Thread(target=sandbox._drain_stdout, daemon=True)
         sandbox._drain.start()
         return sandbox
-
-    def _drain_stdout(self) -> None:
-        assert self.process.stdout is not None
-        for _ in self.process.stdout:
-            pass
-
-    def stop(self) -> None:
-        _stop(self.process)
 
 
 def _stop(process: subprocess.Popen[str], grace: float = 10.0) -> None:

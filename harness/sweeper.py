@@ -14,12 +14,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from harness.config import DEFAULT_SWEEP_MAX
 from harness.guards import Owner, guarded_batch_delete
 from harness.kinds import Found, Kind
 from harness.kinds.lease import LeaseInfo
 from harness.namespace import PREFIX, RunId, find_namespace
 
-DEFAULT_MAX = 1000
+DEFAULT_MAX = DEFAULT_SWEEP_MAX
 
 
 class SweepRefused(Exception):
