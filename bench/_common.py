@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.cli import UNUSED_PLUGINS
 from harness.local_sandbox import LocalSandbox
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = ["-p", "harness.plugin", "-p", "fixtures.core", "-p", "fixtures.users"]
-#: Plugins of this project's dev-only dependencies, off in measured runs (see docs).
-NO_DEV_PLUGINS = ["-p", "no:hypothesispytest"]
+#: Plugins the suites do not use, off in measured runs exactly as `harness run` and the
+#: project's pytest.ini switch them off (faker's own plugin; hypothesis is dev-only).
+NO_DEV_PLUGINS = list(UNUSED_PLUGINS)
 
 
 def load_average() -> float:

@@ -19,14 +19,16 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import requests
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 
 SchemaSource = Callable[[str, int], dict[str, Any]]
+
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 
 class ContractError(AssertionError):
@@ -138,6 +140,10 @@ class Contracts:
         return cls.from_registry(registry_url) if registry_url else cls.from_directory()
 
     def validator(self, event_type: str, version: int) -> Draft202012Validator:
+        # jsonschema is imported on first use (~60 ms that every xdist worker would pay)
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
         key = (event_type, version)
         with self._lock:
             cached = self._validators.get(key)

@@ -1,11 +1,17 @@
 """User CRUD through the API, validation errors and duplicate email."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import pytest
-from faker import Faker
 
 from fixtures.users import TestUser, UserFactory
 from harness.http import ApiClient
 from harness.namespace import Namespace
+
+if TYPE_CHECKING:
+    from faker import Faker  # annotations only: faker is imported when `fake` is first used
 
 pytestmark = pytest.mark.nightly
 
