@@ -91,8 +91,8 @@ def test_scenario(api, user, n):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenarios", type=int, default=60, help="tests per side (60)")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (5)")
+    parser.add_argument("--scenarios", type=int, default=600, help="tests per side (600)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (3)")
     parser.add_argument("--profile", metavar="PATH", help="also cProfile one harness run")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="env-harness-overhead-"))

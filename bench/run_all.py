@@ -35,6 +35,9 @@ TARGETS = {
     "sweep_batch_vs_single": Target("≥ 10", lambda v: v >= 10),
     "smoke_seconds": Target("≤ 5", lambda v: v <= 5),
     "peak_rss_mb": Target("(reported)", lambda v: True),
+    "health_keepalive_req_per_s": Target("≥ 800", lambda v: v >= 800),
+    "get_user_authenticated_keepalive_req_per_s": Target("≥ 200", lambda v: v >= 200),
+    "health_keepalive_over_new_connection": Target("> 1", lambda v: v > 1),
 }
 
 #: (module, full arguments, --quick arguments)

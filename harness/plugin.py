@@ -18,6 +18,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,9 @@ class RunState:
     state_dir: Path
     report: RunReport
     shard: str = ""
+    #: The controller's AWS clients (built for preflight, reused by the session, the lease and
+    #: the residue check: a boto3 client costs ~0.1 s to build).
+    aws: Aws | None = None
     sandbox: LocalSandbox | None = None
     lease: Lease | None = None
     session: HarnessSession | None = None
@@ -70,6 +74,8 @@ class RunState:
             self.session = HarnessSession(
                 self.profile, namespace, self.seed, self.state_dir, shard=self.shard
             )
+            if self.aws is not None:
+                self.session.aws = self.aws
         return self.session
 
 
@@ -206,6 +212,7 @@ def _start_controller(config: pytest.Config) -> None:
             str(run_id), profile.expected_environment, profile.name, profile.base_url, seed
         ),
         shard=shard,
+        aws=aws,
         sandbox=sandbox,
     )
     state.report.identity = identity
@@ -214,7 +221,8 @@ def _start_controller(config: pytest.Config) -> None:
     if not profile.is_protected:  # a protected target gets no writes at all, not even these
         try:
             _recover_dead_runs(state, aws)
-            state.lease = Lease(LeaseKind(profile, aws), str(run_id), shard)
+            # its own clients: the refresh thread must not share boto3 resources (not thread-safe)
+            state.lease = Lease(LeaseKind(profile, Aws(profile)), str(run_id), shard)
             state.lease.acquire()
         except Exception as error:
             _stop(f"could not take the run's lease or recover dead runs: {error}")
@@ -373,6 +381,14 @@ def test_keeps_on_failure(item: pytest.Item) -> bool:
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_testnodeready(node: Any) -> None:
+    """xdist controller: when the last worker is up, the run's worker start-up is over."""
+    state = node.config.stash.get(STATE, None)
+    if state is not None:
+        state.report.workers_ready_seconds = round(time.time() - state.report.started_at, 3)
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """xdist controller: collect each worker's ledger figures."""
     stats = getattr(node, "workeroutput", {}).get("harness")
@@ -445,7 +461,7 @@ def _finish_run(session: pytest.Session, state: RunState) -> None:
         state.lease = None
     prefix = f"{state.run_id}-{state.shard}"
     progress(f"residue check for {prefix}…")
-    aws = Aws(state.profile)
+    aws = state.aws or Aws(state.profile)
     kinds = load_kinds(state.profile, aws)
     kept_ids = [ids for stats in state.worker_stats for ids in stats.get("kept_ids", [])]
     _wait_for_events_to_drain(session, state, aws, progress)

@@ -31,7 +31,7 @@ def wait_for_quiescence(
     queue_url: str,
     *,
     timeout: float = 15.0,
-    interval: float = 0.2,
+    interval: float = 0.05,
     calm_checks: int = 2,
     progress: Callable[[str], None] = lambda _: None,
 ) -> bool:

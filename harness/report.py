@@ -41,6 +41,8 @@ class RunReport:
     #: Every HTTP latency sample of the run by endpoint (exact percentiles, not averages).
     latency_samples: latency.Samples = field(default_factory=dict)
     workers: list[dict[str, Any]] = field(default_factory=list)
+    #: Under xdist: seconds from the run's start until its last worker was ready.
+    workers_ready_seconds: float | None = None
 
     def count(self, when: str, outcome: str, wasxfail: bool) -> None:
         """Fold one pytest report phase into the counts (pytest's own vocabulary)."""
@@ -76,6 +78,7 @@ class RunReport:
             "identity": self.identity,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
             "duration_seconds": round(time.time() - self.started_at, 3),
+            "workers_ready_seconds": self.workers_ready_seconds,
             "exit_status": exit_status,
             "tests": {
                 k: self.outcomes.get(k, 0)

@@ -1,10 +1,16 @@
 """The ``user`` kind: a user signed up through the service's API.
 
-Created with ``POST /users`` (namespaced email under the reserved test domain); deleted
-straight from storage — the user item (conditional on its email), then its session token and
-its notifications — because the sweeper and crash recovery have no password to log in with,
-and one delete path serves all three. The user item goes first: the service's processor only
-writes a notification while the user exists, so nothing can be resurrected behind cleanup.
+Created with ``POST /users`` (namespaced email under the reserved test domain). Deleted, after
+the guard has checked the email, in one of two ways:
+
+- while this process still holds the user's session (``remember_session``), through the
+  service's own ``DELETE /users/{uid}`` — one request, the real delete path, its
+  ``user.deleted`` event and all; the processor then removes the notifications and the run's
+  drain and residue check wait for it;
+- otherwise (crash recovery, the sweeper, a session the test revoked) straight from storage:
+  the user item (conditional on its email), then its session token and its notifications.
+  The user item goes first: the service's processor only writes a notification while the
+  user exists, so nothing can be resurrected behind cleanup.
 """
 
 from __future__ import annotations
@@ -28,6 +34,27 @@ class ApiError(AssertionError):
 
 class UserKind(Kind):
     name = "user"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: uid -> (token, client) of users this process created and logged in; memory only
+        self._sessions: dict[int, tuple[str, requests.Session]] = {}
+
+    def remember_session(self, uid: int, token: str, api: requests.Session) -> None:
+        self._sessions[uid] = (token, api)
+
+    def _delete_via_api(self, uid: int) -> bool:
+        """True when the service itself deleted the user (204); anything else — a revoked
+        token's 403, an error, a dead network — leaves it to the storage path."""
+        session = self._sessions.pop(uid, None)
+        if session is None:
+            return False
+        token, api = session
+        try:
+            response = api.delete(f"/users/{uid}", headers={"uid": str(uid), "token": token})
+        except requests.RequestException:
+            return False
+        return response.status_code == 204
 
     def create(self, api: requests.Session, email: str, name: str, password: str) -> dict:
         response = api.post("/users", json={"email": email, "name": name, "password": password})
@@ -58,6 +85,8 @@ class UserKind(Kind):
         uid = int(uid) if uid is not None else self._uid_for(email)
         if uid is None:
             return "absent"
+        if self._delete_via_api(uid):
+            return "deleted"
         deleted = self._delete_user_item(uid, email)
         # The uid is proven ours (journaled for our email, and no one else's item holds it).
         tokens = self.aws.table(self.profile.tokens_table)
