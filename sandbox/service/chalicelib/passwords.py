@@ -29,6 +29,8 @@ def cost() -> int:
     if n < MIN_N or n & (n - 1):
         raise ValueError(f"PASSWORD_SCRYPT_N must be a power of two >= {MIN_N}, not {raw}")
     return n
+
+
 _DKLEN = 32
 _MAXMEM = 64 * 1024 * 1024
 
