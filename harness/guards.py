@@ -3,7 +3,8 @@
 A delete is allowed only when the target carries this harness's namespace marker — a
 harness-made email under the reserved test domain, or a ``HarnessNamespace`` attribute — and,
 when a run is given, that marker belongs to that run. Cleanup, crash recovery and the sweeper
-all delete through :func:`guarded_deleter`, so there is exactly one code path to audit.
+delete through this module — cleanup and recovery item by item (:func:`guarded_deleter`), the
+sweeper in checked batches (:func:`guarded_batch_delete`) — so there is one place to audit.
 A failed check raises :class:`OwnershipError`; nothing here ever deletes by itself.
 """
 

@@ -81,6 +81,7 @@ class RunState:
 
 STATE = pytest.StashKey[RunState]()
 CALL_FAILED = pytest.StashKey[bool]()
+PROTECTED_SKIP = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -279,9 +280,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.stash[PROTECTED_SKIP] = True
 
 
-PROTECTED_SKIP = pytest.StashKey[bool]()
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     state = item.config.stash.get(STATE, None)
@@ -374,7 +372,7 @@ def _controller_state(report: pytest.TestReport) -> RunState | None:
     return None
 
 
-def test_keeps_on_failure(item: pytest.Item) -> bool:
+def keeps_on_failure(item: pytest.Item) -> bool:
     return bool(item.config.getoption("harness_keep_on_failure")) and item.stash.get(
         CALL_FAILED, False
     )
