@@ -118,9 +118,10 @@ def moto_app() -> Any:
     # Imported here: moto is heavy, and only the child needs it.
     from moto.server import DomainDispatcherApplication, create_backend_app
 
-    from sandbox import moto_speedups
+    from sandbox import moto_bounds, moto_speedups
 
     moto_speedups.install()
+    moto_bounds.install()
 
     class Dispatcher(DomainDispatcherApplication):
         """moto's dispatcher, with the host -> backend lookup memoised.
