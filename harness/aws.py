@@ -94,3 +94,15 @@ class Aws:
 
     def table(self, name: str) -> Any:
         return self.dynamodb.Table(name)
+
+    def sibling(self) -> Aws:
+        """Clients of its own on this same boto3 session, for another thread.
+
+        boto3 resources are not thread-safe, but building a second session costs ~0.1 s of
+        CPU (botocore loads its endpoint and service data again). The sibling shares the
+        session and its loaded data; its clients are still its own. Build them (use the
+        sibling once) in this thread before handing it to another: a session must not
+        create clients from two threads at once."""
+        twin = Aws(self.profile, self._config)
+        twin.__dict__["session"] = self.session
+        return twin

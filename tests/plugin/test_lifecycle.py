@@ -211,3 +211,20 @@ def test_writes(user):
     run.result.assert_outcomes(passed=1, skipped=1)
     assert run.report["skipped_by_protection"] == 1
     assert "protected target" in run.output
+
+
+FROZEN_HEAP = """
+import gc
+
+
+def test_startup_heap_is_frozen(user):
+    assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()
+"""
+
+
+def test_the_startup_heap_is_frozen_before_tests_run(harness_run: Any, aws: Aws) -> None:
+    """``gc.freeze`` after collection (see harness.plugin): the cyclic collector then skips
+    the imported modules and boto3's service models on every full collection."""
+    run = harness_run(FROZEN_HEAP)
+    assert run.result.ret == 0, run.output
+    assert_nothing_left(aws, run)
