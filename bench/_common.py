@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -72,14 +73,23 @@ class Timed:
     returncode: int
     stdout: str
     stderr: str
+    #: user + system CPU of the command and the children it waited for (not a sandbox)
+    cpu_seconds: float = 0.0
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run(command: list[str], env: dict[str, str], cwd: Path, timeout: float = 600) -> Timed:
+    cpu_before = _children_cpu()  # one command at a time: the delta is this command's
     started = time.perf_counter()
     done = subprocess.run(
         command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
-    return Timed(time.perf_counter() - started, done.returncode, done.stdout, done.stderr)
+    seconds = time.perf_counter() - started
+    return Timed(seconds, done.returncode, done.stdout, done.stderr, _children_cpu() - cpu_before)
 
 
 def require_ok(timed: Timed, what: str) -> Timed:

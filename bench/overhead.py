@@ -3,9 +3,12 @@
 Each scenario is sign up -> log in -> read self -> patch self, and each side cleans up what
 it created: the plain side with ``DELETE /users/{uid}`` and the user's own token in a fixture
 (the fairest hand-written cleanup there is), the harness side through its fixtures
-(namespaced user, write-ahead journal, guarded storage deletes, transcript, lease, preflight
-and the residue check). Both run as ``pytest`` subprocesses against one sandbox, interleaved
-over several rounds; the figure is the ratio of the medians. Usage:
+(namespaced user, write-ahead journal, guarded delete through the same route, transcript)
+plus the run's preflight, lease, event drain and residue check. Both run as ``pytest``
+subprocesses against one sandbox, in ABBA-ordered rounds (the side that goes first
+alternates); the figure is the median of the per-round ratios. Wall times on a shared
+2-core machine swing by ±10% from run to run, so the client CPU each side spent is printed
+too: the harness's own cost, free of the sandbox's and the machine's noise. Usage:
 ``.venv/bin/python -m bench.overhead [--scenarios N] [--rounds R]``.
 """
 
@@ -95,7 +98,7 @@ def test_scenario(api, user, n):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", type=int, default=300, help="tests per side (300)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (3)")
+    parser.add_argument("--rounds", type=int, default=10, help="ABBA-ordered rounds (10)")
     parser.add_argument("--profile", metavar="PATH", help="also cProfile one harness run")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="env-harness-overhead-"))
@@ -114,26 +117,33 @@ def main() -> int:
         harness_cmd = [*pytest, *PLUGINS, "test_harnessed.py"]
         require_ok(run(plain_cmd, env, plain), "plain warm-up")  # first-use imports, caches
         require_ok(run(harness_cmd, env, harnessed), "harness warm-up")
-        plain_s: list[float] = []
-        harness_s: list[float] = []
+        walls: dict[str, list[float]] = {"plain": [], "harness": []}
+        cpus: dict[str, list[float]] = {"plain": [], "harness": []}
         ratios: list[float] = []
         sqs = Aws(load_profile("sandbox", environ=env)).sqs
+        commands = {"plain": (plain_cmd, plain), "harness": (harness_cmd, harnessed)}
 
-        def settle() -> None:
+        def measure(side: str) -> None:
             # The sandbox's processor finishes the previous run's asynchronous work
             # (user.created/deleted events) first, so no side pays for the other's.
             wait_for_quiescence(sqs, box.exports["HARNESS_PROCESSOR_QUEUE_URL"], timeout=120)
             time.sleep(PAUSE)
+            command, directory = commands[side]
+            timed = require_ok(run(command, env, directory), side)
+            walls[side].append(timed.seconds)
+            cpus[side].append(timed.cpu_seconds)
 
         for round_no in range(args.rounds):
-            settle()
-            plain_s.append(require_ok(run(plain_cmd, env, plain), "plain").seconds)
-            settle()
-            harness_s.append(require_ok(run(harness_cmd, env, harnessed), "harness").seconds)
-            ratios.append(harness_s[-1] / plain_s[-1])
+            # ABBA: the side that goes first alternates, so whatever drifts during the bench
+            # (the machine, the sandbox) favours neither side
+            order = ("plain", "harness") if round_no % 2 == 0 else ("harness", "plain")
+            for side in order:
+                measure(side)
+            ratios.append(walls["harness"][-1] / walls["plain"][-1])
             note(
-                f"round {round_no + 1}: plain {plain_s[-1]:.2f}s harness {harness_s[-1]:.2f}s "
-                f"ratio {ratios[-1]:.3f}"
+                f"round {round_no + 1}: plain {walls['plain'][-1]:.2f}s "
+                f"(cpu {cpus['plain'][-1]:.2f}s) harness {walls['harness'][-1]:.2f}s "
+                f"(cpu {cpus['harness'][-1]:.2f}s) ratio {ratios[-1]:.3f}"
             )
         if args.profile:
             profiled = [sys.executable, "-m", "cProfile", "-o", args.profile, "-m", "pytest"]
@@ -142,11 +152,20 @@ def main() -> int:
                 "profile",
             )
     emit("overhead_scenarios", args.scenarios)
-    emit("overhead_plain_seconds", median(plain_s), ".2f")
-    emit("overhead_harness_seconds", median(harness_s), ".2f")
+    emit("overhead_rounds", args.rounds)
+    emit("overhead_plain_seconds", median(walls["plain"]), ".2f")
+    emit("overhead_harness_seconds", median(walls["harness"]), ".2f")
     # the median of per-round ratios: each pair runs back to back, so a burst of outside
     # load moves both halves of a ratio, not one side's median
     emit("overhead_ratio", median(ratios), ".3f")
+    emit("overhead_ratio_per_round", " ".join(f"{r:.3f}" for r in ratios))
+    plain_cpu, harness_cpu = median(cpus["plain"]), median(cpus["harness"])
+    emit("overhead_plain_client_cpu_seconds", plain_cpu, ".2f")
+    emit("overhead_harness_client_cpu_seconds", harness_cpu, ".2f")
+    # what the harness itself adds, as a share of the plain run's time: the CPU its process
+    # spends beyond plain pytest's (fixtures, journal, transcript, preflight, lease, residue
+    # check, imports), which is all it can add when the environment is not on this machine
+    emit("overhead_client_cpu_share", (harness_cpu - plain_cpu) / median(walls["plain"]), ".3f")
     return 0
 
 
