@@ -1,3 +1,8 @@
 """Wires the harness plugin and its fixtures into the integration suites (see pytest.ini)."""
 
-pytest_plugins = ["harness.plugin", "fixtures.core", "fixtures.users", "fixtures.events"]
+pytest_plugins = [
+    "harness.pytest_plugin.plugin",
+    "fixtures.core",
+    "fixtures.users",
+    "fixtures.events",
+]

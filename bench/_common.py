@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.cli import UNUSED_PLUGINS
-from harness.local_sandbox import LocalSandbox
+from harness.cli.main import UNUSED_PLUGINS
+from harness.run.local_sandbox import LocalSandbox
 
 REPO = Path(__file__).resolve().parents[1]
-PLUGINS = ["-p", "harness.plugin", "-p", "fixtures.core", "-p", "fixtures.users"]
+PLUGINS = ["-p", "harness.pytest_plugin.plugin", "-p", "fixtures.core", "-p", "fixtures.users"]
 #: Plugins the suites do not use, off in measured runs exactly as `harness run` and the
 #: project's pytest.ini switch them off (faker's own plugin; hypothesis is dev-only).
 NO_DEV_PLUGINS = list(UNUSED_PLUGINS)

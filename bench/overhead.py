@@ -32,9 +32,9 @@ from bench._common import (
     sandbox,
     write_suite,
 )
-from harness.aws import Aws
+from harness.clients.aws import Aws
 from harness.config import load_profile
-from harness.quiescence import wait_for_quiescence
+from harness.events.quiescence import wait_for_quiescence
 
 PLAIN_CONFTEST = """
 import os

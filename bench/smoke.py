@@ -35,7 +35,7 @@ def main() -> int:
     seconds = []
     for number in range(args.runs):
         report = work / f"report-{number}.json"
-        command = [sys.executable, "-m", "harness.cli", "run", "--suite", "smoke"]
+        command = [sys.executable, "-m", "harness", "run", "--suite", "smoke"]
         command += ["--report", str(report), "--", *NO_DEV_PLUGINS]
         seconds.append(require_ok(run(command, env, REPO), "harness run --suite smoke").seconds)
         note(f"smoke run {number + 1}: {seconds[-1]:.2f}s")

@@ -2,7 +2,7 @@
 
 Seeds the leftovers of a dead run five hours old — users with namespaced emails under the
 test domain, each with a harness-written session token — straight into the sandbox's tables
-with BatchWriteItem, then times ``harness.sweeper.plan`` + ``execute`` (find by scan, guard
+with BatchWriteItem, then times ``harness.cleanup.sweeper.plan`` + ``execute`` (find by scan, guard
 every marker, BatchWriteItem 25 per call). Seeds an equal set for a second dead run and
 times the one-by-one path on it: the same find, then ``kind.delete`` through the guarded
 deleter for every item (a conditional delete per user, its token, its notifications).
@@ -18,14 +18,14 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from bench._common import REPO, emit, note, sandbox
-from harness.aws import Aws
+from harness.cleanup.journal import Resource
+from harness.cleanup.sweeper import execute, plan
+from harness.clients.aws import Aws
 from harness.config import load_profile
-from harness.guards import Owner, guarded_deleter
-from harness.journal import Resource
 from harness.kinds import load_kinds
 from harness.kinds.token import MARKER
 from harness.namespace import Namespace, RunId
-from harness.sweeper import execute, plan
+from harness.safety.guards import Owner, guarded_deleter
 
 
 def seed(aws: Aws, users_table: str, tokens_table: str, count: int) -> Namespace:

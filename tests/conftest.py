@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.aws import Aws
+from harness.clients.aws import Aws
 from harness.config import load_profile
-from harness.local_sandbox import LocalSandbox
+from harness.run.local_sandbox import LocalSandbox
 
 REPO = Path(__file__).resolve().parents[1]
 pytest_plugins = ["pytester"]

@@ -8,7 +8,7 @@ import hashlib
 import json
 from typing import Any
 
-from harness.aws import Aws
+from harness.clients.aws import Aws
 from harness.waiting import eventually
 
 

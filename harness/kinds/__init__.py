@@ -1,7 +1,8 @@
 """Resource kinds: one module per kind of thing the harness creates in an environment.
 
 Each module defines a :class:`Kind` subclass (``user``, ``token``, ``notification`` …) that
-knows how to create it, delete it (always through an :class:`~harness.guards.Owner` check and,
+knows how to create it, delete it (always through an
+:class:`~harness.safety.guards.Owner` check and,
 where the store allows, a conditional delete), and find every item carrying a namespace prefix
 (for the residue check and the sweeper). :func:`load_kinds` discovers the modules of this
 package, so adding a kind is adding a file here — no other engine file changes. Kinds are the
@@ -16,10 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from harness.aws import Aws
+from harness.cleanup.ledger import Outcome
+from harness.clients.aws import Aws
 from harness.config import Profile
-from harness.guards import KindLike, Owner
-from harness.ledger import Outcome
+from harness.safety.guards import KindLike, Owner
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from harness.guards import Owner, OwnershipError
+from harness.cleanup.ledger import Outcome
 from harness.kinds import Found, Kind
-from harness.kinds._dynamo import batch_delete, is_condition_failed, scan_prefix
+from harness.kinds.dynamo import batch_delete, is_condition_failed, scan_prefix
 from harness.kinds.token import LEASE, MARKER
-from harness.ledger import Outcome
 from harness.namespace import find_namespace
+from harness.safety.guards import Owner, OwnershipError
 
 
 def lease_uid(marker: str) -> int:

@@ -16,9 +16,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from harness.guards import Owner, OwnershipError
+from harness.cleanup.ledger import Outcome
 from harness.kinds import Found, Kind
-from harness.ledger import Outcome
+from harness.safety.guards import Owner, OwnershipError
 
 SUFFIX = "-events"
 RETENTION_SECONDS = "3600"  # a leaked queue stops holding copies of events after an hour

@@ -15,11 +15,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from harness.guards import Owner, OwnershipError
+from harness.cleanup.ledger import Outcome
 from harness.kinds import Found, Kind
-from harness.kinds._dynamo import batch_delete, is_condition_failed, scan_prefix
-from harness.ledger import Outcome
+from harness.kinds.dynamo import batch_delete, is_condition_failed, scan_prefix
 from harness.namespace import parse_email
+from harness.safety.guards import Owner, OwnershipError
 
 MARKER = "HarnessNamespace"
 LEASE = "HarnessLease"

@@ -4,7 +4,7 @@ import pytest
 import requests
 
 from fixtures.users import TestLedger, TestUser, TokenFactory, UserFactory
-from harness.http import ApiClient, UidTokenAuth
+from harness.clients.http import ApiClient, UidTokenAuth
 
 pytestmark = pytest.mark.nightly
 NOT_AUTHORIZED = {"error": "Not authorized"}

@@ -7,8 +7,8 @@ import pytest
 
 from fixtures.events import TestEvents
 from fixtures.users import TestUser
-from harness.contracts import ContractViolation
-from harness.events import build_event
+from harness.events.contracts import ContractViolation
+from harness.events.stream import build_event
 from harness.namespace import Namespace
 
 pytestmark = pytest.mark.nightly

@@ -10,8 +10,8 @@ import pytest
 
 from fixtures.events import TestEvents
 from fixtures.users import TestUser
-from harness.http import ApiClient
-from harness.session import HarnessSession
+from harness.clients.http import ApiClient
+from harness.run.session import HarnessSession
 
 pytestmark = pytest.mark.nightly
 

@@ -3,8 +3,8 @@
 import pytest
 
 from fixtures.users import TestUser
+from harness.clients.http import ApiClient
 from harness.config import Profile
-from harness.http import ApiClient
 
 pytestmark = pytest.mark.smoke
 

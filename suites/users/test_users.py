@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from fixtures.users import TestUser, UserFactory
-from harness.http import ApiClient
+from harness.clients.http import ApiClient
 from harness.namespace import Namespace
 
 if TYPE_CHECKING:

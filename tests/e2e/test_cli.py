@@ -17,7 +17,7 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")
 
 def harness(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "harness", *args],
         cwd=REPO,
         env=env or CLEAN_ENV,
         capture_output=True,
@@ -35,7 +35,7 @@ def test_help_explains(args: list[str]) -> None:
 
 def test_env_up_prints_exports_first_and_stops_on_ctrl_c() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "env", "up", "--quiet"],
+        [sys.executable, "-m", "harness", "env", "up", "--quiet"],
         cwd=REPO,
         env=CLEAN_ENV,
         stdout=subprocess.PIPE,

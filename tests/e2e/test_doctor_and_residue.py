@@ -15,8 +15,8 @@ from dataclasses import replace
 import pytest
 import requests
 
-from harness import doctor
-from harness.aws import Aws
+from harness.cli import doctor
+from harness.clients.aws import Aws
 from harness.config import load_profile
 from harness.namespace import Namespace, RunId
 from tests.conftest import REPO
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.e2e
 
 def harness_cli(environ: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "harness", *args],
         env=environ,
         cwd=REPO,
         capture_output=True,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness.aws import Aws
+from harness.clients.aws import Aws
 from harness.waiting import eventually
 from tests.conftest import REPO
 from tests.digest import digest, snapshot
@@ -50,7 +50,7 @@ def harness_run(environ: dict[str, str], tmp_path: Path, *args: str) -> dict:
     report = tmp_path / f"report-{len(list(tmp_path.glob('report-*')))}.json"
     environ = {**environ, "HARNESS_STATE_DIR": str(tmp_path / "state")}
     completed = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", "--report", str(report), *args],
+        [sys.executable, "-m", "harness", "run", "--report", str(report), *args],
         cwd=REPO,
         env=environ,
         capture_output=True,

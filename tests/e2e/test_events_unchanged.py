@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.aws import Aws
+from harness.clients.aws import Aws
 from tests.digest import digest, snapshot
 from tests.e2e.test_environment_unchanged import harness_run
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.aws import Aws
+from harness.clients.aws import Aws
 from harness.namespace import RunId
 from harness.waiting import wait_until
 from tests.conftest import REPO
@@ -41,7 +41,7 @@ def test_twenty_percent_faults_still_leave_zero_residue(
         }
         report_path = tmp_path / "report.json"
         completed = subprocess.run(
-            [sys.executable, "-m", "harness.cli", "run", "--report", str(report_path)],
+            [sys.executable, "-m", "harness", "run", "--report", str(report_path)],
             cwd=REPO,
             env=environ,
             capture_output=True,
@@ -78,7 +78,7 @@ def test_beyond_the_retry_budget_the_leak_is_reported_and_swept_later(
     suite = tmp_path / "suite"
     suite.mkdir()
     (suite / "conftest.py").write_text(
-        'pytest_plugins = ["harness.plugin", "fixtures.core", "fixtures.users"]\n'
+        'pytest_plugins = ["harness.pytest_plugin.plugin", "fixtures.core", "fixtures.users"]\n'
     )
     (suite / "test_stranded.py").write_text(STRANDED.format(marks=tmp_path))
     plan = FaultPlan(seed=3)
@@ -107,7 +107,7 @@ def test_beyond_the_retry_budget_the_leak_is_reported_and_swept_later(
     assert items_mentioning(aws, run_id), "the stranded data should still be there"
 
     swept = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "sweep", "--older-than", "0", "--yes"],
+        [sys.executable, "-m", "harness", "sweep", "--older-than", "0", "--yes"],
         cwd=tmp_path,
         env={**sandbox_environ, "HARNESS_STATE_DIR": str(tmp_path / "state")},
         capture_output=True,

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 import requests
 
-from harness.aws import Aws
+from harness.cleanup.journal import Journal
+from harness.cleanup.recovery import write_owner
+from harness.clients.aws import Aws
 from harness.config import load_profile
-from harness.guards import Owner
-from harness.journal import Journal
 from harness.kinds.lease import LeaseKind
 from harness.namespace import Namespace, RunId
-from harness.recovery import write_owner
+from harness.safety.guards import Owner
 from harness.waiting import eventually, wait_until
 from tests.conftest import REPO
 from tests.digest import items_mentioning
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.e2e
 
 def cli(environ: dict[str, str], *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "harness", *args],
         cwd=cwd,
         env=environ,
         capture_output=True,
@@ -130,7 +130,7 @@ def test_sigkill_leaves_a_journal_that_recover_and_the_next_run_clean(
     ready = tmp_path / "ready"
     (tmp_path / "suite").mkdir()
     (tmp_path / "suite" / "conftest.py").write_text(
-        'pytest_plugins = ["harness.plugin", "fixtures.core", "fixtures.users"]\n'
+        'pytest_plugins = ["harness.pytest_plugin.plugin", "fixtures.core", "fixtures.users"]\n'
     )
     (tmp_path / "suite" / "test_killed.py").write_text(KILLED.format(ready=ready))
     process = subprocess.Popen(
@@ -208,7 +208,7 @@ def _start_interruptible(environ: dict[str, str], tmp_path: Path, teardown_sleep
     suite = tmp_path / "suite"
     suite.mkdir()
     (suite / "conftest.py").write_text(
-        'pytest_plugins = ["harness.plugin", "fixtures.core", "fixtures.users"]\n'
+        'pytest_plugins = ["harness.pytest_plugin.plugin", "fixtures.core", "fixtures.users"]\n'
     )
     source = INTERRUPTIBLE.format(marks=tmp_path, teardown_sleep=teardown_sleep)
     (suite / "test_waits.py").write_text(source)
@@ -263,7 +263,7 @@ def test_keep_on_failure_keeps_and_tells_how_to_find(
     suite = tmp_path / "suite"
     suite.mkdir()
     (suite / "conftest.py").write_text(
-        'pytest_plugins = ["harness.plugin", "fixtures.core", "fixtures.users"]\n'
+        'pytest_plugins = ["harness.pytest_plugin.plugin", "fixtures.core", "fixtures.users"]\n'
     )
     (suite / "test_k.py").write_text(
         "def test_fails(user):\n    assert False\n\ndef test_passes(user):\n    pass\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.aws import Aws
+from harness.clients.aws import Aws
 from harness.namespace import Namespace, RunId
 from tests.conftest import REPO
 from tests.digest import items_mentioning
@@ -63,7 +63,7 @@ def test_two_shards_of_one_run_never_collide(
                 [
                     sys.executable,
                     "-m",
-                    "harness.cli",
+                    "harness",
                     "run",
                     "--report",
                     str(report),
@@ -89,7 +89,7 @@ def test_two_shards_of_one_run_never_collide(
         assert report["resources"]["created"] == 4 and report["resources"]["leaked"] == 0
     # the whole run's final residue check: nothing anywhere mentions the run id
     final = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "residue", run_id],
+        [sys.executable, "-m", "harness", "residue", run_id],
         cwd=tmp_path,
         env=sandbox_environ,
         capture_output=True,
@@ -102,7 +102,7 @@ def test_two_shards_of_one_run_never_collide(
 
 
 def test_one_shard_finishing_keeps_the_other_shards_journal(tmp_path: Path) -> None:
-    from harness.journal import run_dir
+    from harness.cleanup.journal import run_dir
 
     shard1 = run_dir(tmp_path, "itest-20261127t100000-abcd", "s01")
     shard2 = run_dir(tmp_path, "itest-20261127t100000-abcd", "s02")

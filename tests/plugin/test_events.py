@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from harness.aws import Aws
+from harness.clients.aws import Aws
 from harness.config import load_profile
-from harness.guards import Owner
 from harness.kinds import load_kinds
 from harness.namespace import RunId
+from harness.safety.guards import Owner
 from tests.conftest import REPO
 from tests.digest import items_mentioning
 from tests.registry_standin import RegistryStandIn
@@ -26,7 +26,8 @@ from tests.registry_standin import RegistryStandIn
 pytestmark = pytest.mark.e2e
 
 CONFTEST = (
-    'pytest_plugins = ["harness.plugin", "fixtures.core", "fixtures.users", "fixtures.events"]\n'
+    'pytest_plugins = ["harness.pytest_plugin.plugin", "fixtures.core", "fixtures.users",'
+    ' "fixtures.events"]\n'
 )
 
 
@@ -137,7 +138,7 @@ def test_two_concurrent_runs_each_see_only_their_own_events(
 
 
 MALFORMED = """
-from harness.events import build_event
+from harness.events.stream import build_event
 
 def test_receives_a_malformed_event(events, namespace):
     email = namespace.email()
@@ -221,7 +222,7 @@ def test_a_sigkilled_runs_queue_is_removed_by_the_sweeper(
     left = queues_and_subscriptions(aws, run.run_id)
     assert len(left) == 2, left  # the queue and its subscription
     swept = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "sweep", "--older-than", "0", "--yes"],
+        [sys.executable, "-m", "harness", "sweep", "--older-than", "0", "--yes"],
         cwd=tmp_path,
         env={**sandbox_environ, "HARNESS_STATE_DIR": str(tmp_path / "sweep-state")},
         capture_output=True,

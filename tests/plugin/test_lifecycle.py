@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from harness.aws import Aws
+from harness.clients.aws import Aws
 from harness.namespace import RunId
 from tests.digest import items_mentioning
 
 pytestmark = pytest.mark.e2e
 
-CONFTEST = 'pytest_plugins = ["harness.plugin", "fixtures.core", "fixtures.users"]\n'
+CONFTEST = 'pytest_plugins = ["harness.pytest_plugin.plugin", "fixtures.core", "fixtures.users"]\n'
 
 
 class Run:
@@ -223,7 +223,8 @@ def test_startup_heap_is_frozen(user):
 
 
 def test_the_startup_heap_is_frozen_before_tests_run(harness_run: Any, aws: Aws) -> None:
-    """``gc.freeze`` after collection (see harness.plugin): the cyclic collector then skips
+    """``gc.freeze`` after collection (see harness.pytest_plugin.plugin): the cyclic
+    collector then skips
     the imported modules and boto3's service models on every full collection."""
     run = harness_run(FROZEN_HEAP)
     assert run.result.ret == 0, run.output

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from harness.aws import Aws
+from harness.clients.aws import Aws
 from harness.namespace import RunId
 
 pytestmark = pytest.mark.e2e
 
-CONFTEST = 'pytest_plugins = ["harness.plugin", "fixtures.core", "fixtures.users"]\n'
+CONFTEST = 'pytest_plugins = ["harness.pytest_plugin.plugin", "fixtures.core", "fixtures.users"]\n'
 
 
 class Receiver:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from harness import alerts, summary
-from harness.redact import MASK, Redactor
+from harness.reporting import alerts, summary
+from harness.safety.redact import MASK, Redactor
 
 
 def report(**changes: Any) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from harness.contracts import ContractError, Contracts, ContractViolation
-from harness.events import (
+from harness.events.contracts import ContractError, Contracts, ContractViolation
+from harness.events.stream import (
     Delivery,
     EventStream,
     Expectations,

@@ -1,7 +1,7 @@
 import pytest
 import requests
 
-from harness.http import ApiClient
+from harness.clients.http import ApiClient
 
 
 @pytest.mark.parametrize("verify", [None, True])

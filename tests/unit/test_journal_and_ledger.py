@@ -3,8 +3,8 @@ from typing import Any
 
 import pytest
 
-from harness.journal import Journal, Resource, replay
-from harness.ledger import Ledger, Outcome, OwnershipError
+from harness.cleanup.journal import Journal, Resource, replay
+from harness.cleanup.ledger import Ledger, Outcome, OwnershipError
 
 
 class FakeStore:

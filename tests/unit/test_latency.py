@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import latency
+from harness.reporting import latency
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from harness.http import Exchange
-from harness.redact import MASK, Redactor
+from harness.clients.http import Exchange
+from harness.safety.redact import MASK, Redactor
 from harness.waiting import EventuallyTimeout, eventually, wait_until
 
 

@@ -6,7 +6,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.redact import MASK, Redactor
+from harness.safety.redact import MASK, Redactor
 
 ALPHABET = "ab-x"  # a tiny alphabet, so secrets overlap and nest often
 

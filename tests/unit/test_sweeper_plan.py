@@ -4,12 +4,12 @@ from typing import Any
 
 import pytest
 
-from harness.guards import Owner, guarded_batch_delete
+from harness.cleanup.ledger import Outcome, OwnershipError
+from harness.cleanup.sweeper import plan, render
 from harness.kinds import Found, Kind
 from harness.kinds.lease import LeaseInfo
-from harness.ledger import Outcome, OwnershipError
 from harness.namespace import Namespace, RunId
-from harness.sweeper import plan, render
+from harness.safety.guards import Owner, guarded_batch_delete
 
 NOW = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from harness.journal import Journal, Resource
+from harness.cleanup.journal import Journal, Resource
 
 Outcome = Literal["deleted", "absent"]
 Deleter = Callable[[Resource], Outcome]

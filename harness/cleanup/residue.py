@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from harness.guards import Owner
-from harness.journal import Resource
+from harness.cleanup.journal import Resource
 from harness.kinds import Found, Kind
+from harness.safety.guards import Owner
 
 
 @dataclass

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import latency
-from harness.events import summarize as summarize_latency
+from harness.events.stream import summarize as summarize_latency
+from harness.reporting import latency
 
 
 @dataclass

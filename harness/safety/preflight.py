@@ -21,9 +21,9 @@ from botocore.exceptions import (
 )
 from requests.adapters import HTTPAdapter
 
-from harness.aws import Aws
+from harness.clients.aws import Aws
+from harness.clients.http import default_retry
 from harness.config import ConfigError, Profile
-from harness.http import default_retry
 
 
 def check_service(profile: Profile, session: requests.Session | None = None) -> dict[str, Any]:

@@ -27,26 +27,26 @@ from typing import Any
 
 import pytest
 
-from harness import preflight
-from harness.aws import Aws
+from harness.cleanup.journal import default_state_dir, run_dir
+from harness.cleanup.lease import Lease
+from harness.cleanup.recovery import dead_runs, recover, write_owner
+from harness.cleanup.residue import ResidueResult, kept_matcher
+from harness.cleanup.residue import check as residue_check
+from harness.clients.aws import Aws
 from harness.config import ConfigError, Profile, load_profile
-from harness.guards import Owner
-from harness.journal import default_state_dir, run_dir
+from harness.events.quiescence import wait_for_quiescence
 from harness.kinds import load_kinds
 from harness.kinds.lease import LeaseKind
-from harness.lease import Lease
-from harness.local_sandbox import LocalSandbox, SandboxError, apply_exports
 from harness.namespace import Namespace, RunId, shard_part, worker_part
-from harness.quiescence import wait_for_quiescence
-from harness.recovery import dead_runs, recover, write_owner
-from harness.report import RunReport
-from harness.residue import ResidueResult, kept_matcher
-from harness.residue import check as residue_check
-from harness.session import HarnessSession
+from harness.reporting.report import RunReport
+from harness.run.local_sandbox import LocalSandbox, SandboxError, apply_exports
+from harness.run.session import HarnessSession
+from harness.safety import preflight
+from harness.safety.guards import Owner
 
 EXIT_CONFIG = 2
 #: Reports, summaries and alerts (issue 6) live in their own plugin, loaded with this one.
-pytest_plugins = ["harness.reporting"]
+pytest_plugins = ["harness.reporting.plugin"]
 
 
 @dataclass

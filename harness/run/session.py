@@ -11,16 +11,16 @@ import hashlib
 from functools import cached_property
 from pathlib import Path
 
-from harness.aws import Aws
+from harness.cleanup.journal import Journal, run_dir
+from harness.cleanup.ledger import Ledger
+from harness.clients.aws import Aws
+from harness.clients.http import ApiClient
 from harness.config import Profile
-from harness.events import LatencyRecorder
-from harness.guards import Owner, guarded_deleter
-from harness.http import ApiClient
-from harness.journal import Journal, run_dir
+from harness.events.stream import LatencyRecorder
 from harness.kinds import Kind, load_kinds
-from harness.ledger import Ledger
 from harness.namespace import Namespace
-from harness.redact import Redactor
+from harness.safety.guards import Owner, guarded_deleter
+from harness.safety.redact import Redactor
 
 
 class HarnessSession:

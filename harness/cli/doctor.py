@@ -25,11 +25,11 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
-from harness import preflight
-from harness.aws import Aws
+from harness.cleanup.journal import default_state_dir
+from harness.clients.aws import Aws
 from harness.config import ConfigError, Profile, load_profile
-from harness.journal import default_state_dir
-from harness.local_sandbox import LocalSandbox, SandboxError
+from harness.run.local_sandbox import LocalSandbox, SandboxError
+from harness.safety import preflight
 
 OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
 TTL_ATTRIBUTE = "TimeToLive"

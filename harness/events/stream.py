@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from harness.contracts import ContractError, Contracts, ContractViolation
+from harness.events.contracts import ContractError, Contracts, ContractViolation
 from harness.waiting import eventually
 
 Where = Mapping[str, Any] | Callable[["Event"], bool] | None

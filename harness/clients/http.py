@@ -19,7 +19,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from harness.redact import Redactor
+from harness.safety.redact import Redactor
 
 USER_AGENT = "env-harness/0.1"
 DEFAULT_TIMEOUT = (3.05, 15.0)

@@ -1,6 +1,7 @@
 """The reporting side of a run: redacted test reports, latency, summaries, HTML and alerts.
 
-A pytest plugin loaded with ``harness.plugin``. It owns the ``--summary``, ``--alert`` and
+A pytest plugin loaded with ``harness.pytest_plugin.plugin``. It owns the ``--summary``,
+``--alert`` and
 ``--alert-on`` options (``--html`` is pytest-html's, made self-contained here), masking every
 secret the worker knows in each test report *before* it leaves the worker (so JUnit, HTML,
 the terminal and xdist's controller only ever see redacted text), carrying each worker's
@@ -20,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from harness import alerts, html_report, latency, summary
-from harness.aws import Aws
-from harness.plugin import STATE, RunState
-from harness.redact import Redactor
+from harness.clients.aws import Aws
+from harness.pytest_plugin.plugin import STATE, RunState
+from harness.reporting import alerts, html_report, latency, summary
+from harness.safety.redact import Redactor
 
 _LATENCY_KEY = "harness_latency"
 _MAX_MESSAGE = 240

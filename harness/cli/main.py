@@ -16,13 +16,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.cleanup.journal import default_state_dir
+
 # Only light imports here: `harness run` starts the sandbox before the heavy ones (pytest,
 # boto3, the plugins), so the two start-ups overlap. Commands import what they need.
 from harness.config import DEFAULT_SWEEP_MAX as DEFAULT_MAX
 from harness.config import ConfigError, Profile, load_profile, parse_duration
-from harness.journal import default_state_dir
-from harness.local_sandbox import LocalSandbox, PendingSandbox, SandboxError, apply_exports
 from harness.namespace import RunId
+from harness.run.local_sandbox import LocalSandbox, PendingSandbox, SandboxError, apply_exports
 
 if TYPE_CHECKING:
     from harness.kinds import Kind
@@ -32,7 +33,7 @@ SUITES = {
     "nightly": ["-m", "smoke or nightly"],
     "all": [],
 }
-PLUGINS = ["-p", "harness.plugin", "-p", "fixtures.core", "-p", "fixtures.users"]
+PLUGINS = ["-p", "harness.pytest_plugin.plugin", "-p", "fixtures.core", "-p", "fixtures.users"]
 PLUGINS += ["-p", "fixtures.events"]
 #: Start-up cost without use in the suites (~0.7 s per xdist worker); see pytest.ini.
 UNUSED_PLUGINS = ["-p", "no:faker", "-p", "no:hypothesispytest"]
@@ -171,11 +172,11 @@ def _add_report_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _residue(options: argparse.Namespace) -> int:
-    from harness import alerts
-    from harness.aws import Aws
-    from harness.guards import Owner
+    from harness.cleanup.residue import check
+    from harness.clients.aws import Aws
     from harness.namespace import RunId
-    from harness.residue import check
+    from harness.reporting import alerts
+    from harness.safety.guards import Owner
 
     try:
         run_id = RunId.parse(options.run_id)
@@ -239,9 +240,9 @@ def build_pytest_args(options: argparse.Namespace, passthrough: list[str]) -> li
 
 def _target(env_name: str | None) -> tuple[Profile, dict[str, Kind]]:
     """A profile whose tables can be reached, and its resource kinds."""
-    from harness import preflight
-    from harness.aws import Aws
+    from harness.clients.aws import Aws
     from harness.kinds import load_kinds
+    from harness.safety import preflight
 
     profile = load_profile(env_name)
     if profile.needs_local_sandbox:
@@ -255,10 +256,10 @@ def _target(env_name: str | None) -> tuple[Profile, dict[str, Kind]]:
 
 
 def _sweep(options: argparse.Namespace) -> int:
-    from harness import sweeper
+    from harness.cleanup import sweeper
+    from harness.cleanup.lease import alive_runs
+    from harness.cleanup.sweeper import SweepRefused
     from harness.kinds.lease import LeaseKind
-    from harness.lease import alive_runs
-    from harness.sweeper import SweepRefused
 
     profile, kinds = _target(options.env)
     if profile.is_protected:
@@ -294,7 +295,7 @@ def _sweep(options: argparse.Namespace) -> int:
 
 
 def _recover(options: argparse.Namespace) -> int:
-    from harness import recovery
+    from harness.cleanup import recovery
 
     profile, kinds = _target(options.env)
     state_dir = default_state_dir()
@@ -374,11 +375,11 @@ def main(argv: list[str] | None = None) -> int:
     if options.command == "run":
         return _run(options, unknown + explicit)
     if options.command == "doctor":
-        from harness import doctor
+        from harness.cli import doctor
 
         return doctor.run(options.env, options.harness_config, not options.no_start)
-    from harness.ledger import OwnershipError
-    from harness.sweeper import SweepRefused
+    from harness.cleanup.ledger import OwnershipError
+    from harness.cleanup.sweeper import SweepRefused
 
     try:
         if options.command == "residue":

@@ -14,9 +14,9 @@ import socket
 import threading
 import time
 
-from harness.guards import Owner
 from harness.kinds.lease import LeaseInfo, LeaseKind, lease_marker
 from harness.namespace import RunId
+from harness.safety.guards import Owner
 
 DEFAULT_DURATION = 120.0
 

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from harness.journal import Resource
-from harness.ledger import Outcome, OwnershipError
+from harness.cleanup.journal import Resource
+from harness.cleanup.ledger import Outcome, OwnershipError
 from harness.namespace import Namespace, RunId, find_namespace, parse_email
 
 __all__ = ["Owner", "OwnershipError", "guarded_deleter"]

@@ -20,13 +20,13 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from harness.guards import Owner, guarded_deleter
-from harness.journal import SETTLED, Journal, replay, run_dir
+from harness.cleanup.journal import SETTLED, Journal, replay, run_dir
+from harness.cleanup.lease import pid_alive
+from harness.cleanup.ledger import CleanupResult, Ledger
 from harness.kinds import Kind
 from harness.kinds.lease import lease_marker
-from harness.lease import pid_alive
-from harness.ledger import CleanupResult, Ledger
 from harness.namespace import RunId
+from harness.safety.guards import Owner, guarded_deleter
 
 OWNER_FILE = "owner.json"
 

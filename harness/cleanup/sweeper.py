@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from harness.config import DEFAULT_SWEEP_MAX
-from harness.guards import Owner, guarded_batch_delete
 from harness.kinds import Found, Kind
 from harness.kinds.lease import LeaseInfo
 from harness.namespace import PREFIX, RunId, find_namespace
+from harness.safety.guards import Owner, guarded_batch_delete
 
 DEFAULT_MAX = DEFAULT_SWEEP_MAX
 

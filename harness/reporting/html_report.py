@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
-from harness import latency
+from harness.reporting import latency
 
 WIDTH = 560
 HEIGHT = 34
