@@ -178,7 +178,10 @@ def main() -> int:
 
     n = args.requests
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--quiet"], cwd=REPO, stdout=subprocess.PIPE, bufsize=0
+        [sys.executable, "-m", "harness.sandbox", "--quiet"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        bufsize=0,
     )
     stock: subprocess.Popen[bytes] | None = None
     try:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sandbox.launcher import EXPORT_NAMES, Options, run
-from sandbox.provision import ResourceNames
+from .launcher import EXPORT_NAMES, Options, run
+from .provision import ResourceNames
 
 
 def parse_args(argv: list[str] | None = None) -> Options:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import IO, Any
 from urllib.parse import unquote
 
-from sandbox.keepalive import BodyTooLarge, KeepAliveHandler, KeepAliveServer
+from .keepalive import BodyTooLarge, KeepAliveHandler, KeepAliveServer
 
 PR_SET_PDEATHSIG = 1
 READY_PREFIX = "emulator listening on port "
@@ -118,7 +118,7 @@ def moto_app() -> Any:
     # Imported here: moto is heavy, and only the child needs it.
     from moto.server import DomainDispatcherApplication, create_backend_app
 
-    from sandbox import moto_bounds, moto_speedups
+    from . import moto_bounds, moto_speedups
 
     moto_speedups.install()
     moto_bounds.install()
@@ -225,7 +225,7 @@ class EmulatorProcess:
             [
                 sys.executable,
                 "-m",
-                "sandbox.emulator",
+                f"{__package__}.emulator",
                 "--host",
                 self.host,
                 "--port",

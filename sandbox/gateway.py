@@ -17,7 +17,7 @@ from chalice.app import Chalice
 from chalice.config import Config
 from chalice.local import LocalChalice, LocalGateway, LocalGatewayException
 
-from sandbox.keepalive import BodyTooLarge, KeepAliveHandler, KeepAliveServer
+from .keepalive import BodyTooLarge, KeepAliveHandler, KeepAliveServer
 
 log = logging.getLogger("sandbox.gateway")
 

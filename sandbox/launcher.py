@@ -25,8 +25,8 @@ from typing import Any, TextIO
 import boto3
 from botocore.config import Config
 
-from sandbox.emulator import EmulatorError, EmulatorProcess
-from sandbox.provision import Provisioned, ResourceNames, provision
+from .emulator import EmulatorError, EmulatorProcess
+from .provision import Provisioned, ResourceNames, provision
 
 log = logging.getLogger("sandbox")
 
@@ -48,6 +48,8 @@ EXPORT_NAMES = (
     "HARNESS_NOTIFICATIONS_TABLE",
     "HARNESS_EVENTS_TOPIC_ARN",
     "HARNESS_PROCESSOR_QUEUE_URL",
+    "HARNESS_CONTRACTS_DIR",
+    "HARNESS_LEASE_TABLE",
 )
 
 
@@ -135,8 +137,8 @@ class Sandbox:
         )
         module = self._import_service()
 
-        from sandbox.gateway import Gateway
-        from sandbox.processor import Processor, find_sqs_handler
+        from .gateway import Gateway
+        from .processor import Processor, find_sqs_handler
 
         try:
             self.gateway = Gateway(module.app, opts.host, opts.port)
@@ -178,6 +180,9 @@ class Sandbox:
             "HARNESS_NOTIFICATIONS_TABLE": names.notifications_table,
             "HARNESS_EVENTS_TOPIC_ARN": self.provisioned.events_topic_arn,
             "HARNESS_PROCESSOR_QUEUE_URL": self.provisioned.processor_queue_url,
+            # The service's event contracts, shipped with it: the harness validates against them.
+            "HARNESS_CONTRACTS_DIR": str(SERVICE_DIR / "chalicelib" / "contracts"),
+            "HARNESS_LEASE_TABLE": names.test_leases_table,
         }
 
     def _import_service(self) -> ModuleType:

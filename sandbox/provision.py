@@ -1,9 +1,11 @@
 """Creates the reference service's AWS resources, idempotently: what the service expects to exist.
 
 Owns: the three DynamoDB tables (keys per docs/service-contract.md, TTL enabled on the
-tokens table's ``TimeToLive``), the events topic, the processor queue and its raw-delivery
-subscription to the topic. Running it twice changes nothing. Must never delete or modify
-data, and never create anything that is not in ``ResourceNames``.
+tokens table's ``TimeToLive``), the table the environment offers test runners for their
+leases (key ``Marker``, TTL on ``ExpiresAt``; the service never reads it), the events
+topic, the processor queue and its raw-delivery subscription to the topic. Running it twice
+changes nothing. Must never delete or modify data, and never create anything that is not in
+``ResourceNames``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class ResourceNames:
     notifications_table: str = "sandbox-notifications"
     events_topic: str = "sandbox-user-events"
     processor_queue: str = "sandbox-notifications-processor"
+    test_leases_table: str = "sandbox-test-leases"
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,11 @@ class Provisioned:
     subscription_arn: str
 
 
-def _table(db: Any, name: str, hash_key: str, range_key: str | None = None) -> None:
+def _table(
+    db: Any, name: str, hash_key: str, range_key: str | None = None, hash_type: str = "N"
+) -> None:
     keys = [{"AttributeName": hash_key, "KeyType": "HASH"}]
-    attrs = [{"AttributeName": hash_key, "AttributeType": "N"}]
+    attrs = [{"AttributeName": hash_key, "AttributeType": hash_type}]
     if range_key:
         keys.append({"AttributeName": range_key, "KeyType": "RANGE"})
         attrs.append({"AttributeName": range_key, "AttributeType": "S"})
@@ -74,6 +79,8 @@ def provision(session: Any, endpoint_url: str | None, names: ResourceNames) -> P
     _table(db, names.tokens_table, "Uid")
     _table(db, names.notifications_table, "Uid", "NotificationId")
     _ttl(db, names.tokens_table, "TimeToLive")
+    _table(db, names.test_leases_table, "Marker", hash_type="S")
+    _ttl(db, names.test_leases_table, "ExpiresAt")
 
     topic_arn = sns.create_topic(Name=names.events_topic)["TopicArn"]
     # A short visibility timeout: a message whose processing failed is retried within seconds.

@@ -19,6 +19,8 @@ from harness.config import load_profile
 from harness.run.local_sandbox import LocalSandbox
 
 REPO = Path(__file__).resolve().parents[1]
+#: The reference service's event contracts (shipped with the sandbox).
+CONTRACTS = REPO / "sandbox" / "service" / "chalicelib" / "contracts"
 pytest_plugins = ["pytester"]
 
 

@@ -364,7 +364,7 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["env", "up"]:
-        command = [sys.executable, "-m", "sandbox", *argv[2:]]
+        command = [sys.executable, "-m", "harness.sandbox", *argv[2:]]
         os.execv(sys.executable, command)
     explicit: list[str] = []
     if "--" in argv:

@@ -44,14 +44,11 @@ class ContractViolation(AssertionError):
 
 
 def default_contracts_dir() -> Path:
-    """``$HARNESS_CONTRACTS_DIR``, else ``./contracts``, else the repository's ``contracts/``."""
+    """``$HARNESS_CONTRACTS_DIR`` (the profile's ``contracts_dir``), else ``./contracts``."""
     configured = os.environ.get("HARNESS_CONTRACTS_DIR")
     if configured:
         return Path(configured)
-    local = Path("contracts")
-    if local.is_dir():
-        return local
-    return Path(__file__).resolve().parents[1] / "contracts"
+    return Path("contracts")
 
 
 def _checked_type(event_type: str) -> str:

@@ -140,6 +140,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def is_active(config: pytest.Config) -> bool:
+    """Installed, the plugin is loaded into every pytest run of the environment; it takes
+    charge of a run only when the run names a target: ``--env``, ``--harness-config``,
+    ``$HARNESS_ENV``/``$HARNESS_CONFIG``, or an ``environments.toml`` at the rootdir."""
+    if config.getoption("harness_env") or config.getoption("harness_config"):
+        return True
+    if os.environ.get("HARNESS_ENV") or os.environ.get("HARNESS_CONFIG"):
+        return True
+    return (config.rootpath / "environments.toml").is_file()
+
+
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
@@ -165,7 +176,7 @@ def get_state(config: pytest.Config) -> RunState:
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
-    if config.option.collectonly:
+    if config.option.collectonly or not is_active(config):
         return
     if _is_worker(config):
         _start_worker(config)

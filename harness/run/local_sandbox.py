@@ -63,7 +63,7 @@ class LocalSandbox:
         caller overlap the sandbox's start-up with its own (``harness run`` does)."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = log_path.open("w", encoding="utf-8")
-        command = [sys.executable, "-m", "sandbox", "--quiet", *(extra_args or [])]
+        command = [sys.executable, "-m", "harness.sandbox", "--quiet", *(extra_args or [])]
         try:
             process = subprocess.Popen(
                 command,

@@ -19,7 +19,7 @@ from harness.config import load_profile
 from harness.kinds import load_kinds
 from harness.namespace import RunId
 from harness.safety.guards import Owner
-from tests.conftest import REPO
+from tests.conftest import CONTRACTS, REPO
 from tests.digest import items_mentioning
 from tests.registry_standin import RegistryStandIn
 
@@ -169,7 +169,7 @@ def test_uses_the_registry(events, user):
 def test_the_profiles_schema_registry_is_where_contracts_come_from(
     tmp_path: Path, sandbox_environ: dict[str, str]
 ) -> None:
-    with RegistryStandIn.from_contracts(REPO / "contracts") as registry:
+    with RegistryStandIn.from_contracts(CONTRACTS) as registry:
         environ = {**sandbox_environ, "HARNESS_SCHEMA_REGISTRY_URL": registry.url}
         # break the local files so only the registry can answer
         environ["HARNESS_CONTRACTS_DIR"] = str(tmp_path / "no-contracts-here")

@@ -38,9 +38,8 @@ SERVICE_ENV = {
 def service_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     import boto3
     from chalicelib import settings
+    from harness.sandbox.provision import ResourceNames, provision
     from moto import mock_aws
-
-    from sandbox.provision import ResourceNames, provision
 
     for key, value in SERVICE_ENV.items():
         monkeypatch.setenv(key, value)

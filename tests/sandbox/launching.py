@@ -29,6 +29,8 @@ EXPORT_NAMES = [
     "HARNESS_NOTIFICATIONS_TABLE",
     "HARNESS_EVENTS_TOPIC_ARN",
     "HARNESS_PROCESSOR_QUEUE_URL",
+    "HARNESS_CONTRACTS_DIR",
+    "HARNESS_LEASE_TABLE",
 ]
 
 
@@ -67,7 +69,7 @@ def start_process(args: list[str]) -> tuple[subprocess.Popen[bytes], Path]:
     fd, name = tempfile.mkstemp(prefix="sandbox-stderr-", suffix=".log")
     with os.fdopen(fd, "w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", *args],
+            [sys.executable, "-m", "harness.sandbox", *args],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=stderr,

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import textwrap
 
-from sandbox.moto_bounds import SENT_NOTIFICATIONS_KEPT
+from harness.sandbox.moto_bounds import SENT_NOTIFICATIONS_KEPT
 
 USERS = 150
 
@@ -23,7 +23,7 @@ WORKLOAD = textwrap.dedent(
     os.environ.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x",
                       AWS_DEFAULT_REGION="us-east-1")
     if sys.argv[1] == "patched":
-        from sandbox import moto_bounds
+        from harness.sandbox import moto_bounds
         moto_bounds.install()
     import boto3
     from moto import mock_aws

@@ -6,10 +6,9 @@ import json
 from typing import Any
 
 import pytest
+from harness.sandbox import moto_speedups
 from moto.core.serialize import JSONSerializer, XFormedAttributePicker
 from moto.core.utils import get_service_model
-
-from sandbox import moto_speedups
 
 RICH_ITEM: dict[str, Any] = {
     "Uid": {"N": "4503599627370495"},

@@ -8,7 +8,6 @@ import copy
 import json
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from harness.events.stream import (
     percentile,
     summarize,
 )
-from tests.conftest import REPO
+from tests.conftest import CONTRACTS
 from tests.registry_standin import RegistryStandIn
 
 NS = "itest-20261127t172503-k3f9-gw0"
@@ -36,7 +35,7 @@ def created(uid: int = 7, ns: str = NS) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def contracts() -> Contracts:
-    return Contracts.from_directory(REPO / "contracts")
+    return Contracts.from_directory(CONTRACTS)
 
 
 def test_valid_events_pass(contracts: Contracts) -> None:
@@ -76,7 +75,7 @@ def test_unknown_version_and_bad_type_are_contract_errors(contracts: Contracts) 
 
 
 def test_schemas_come_from_the_registry_when_one_is_named() -> None:
-    standin = RegistryStandIn.from_contracts(REPO / "contracts")
+    standin = RegistryStandIn.from_contracts(CONTRACTS)
     # version 2 registered later: 'latest' is 2, so v1 events make a second, exact lookup
     v2 = copy.deepcopy(standin.subjects["user.created-value"][1])
     v2["properties"]["version"] = {"const": 2}
@@ -178,5 +177,5 @@ def test_latency_summary_uses_nearest_rank() -> None:
 
 
 def test_registry_standin_serves_the_contract_files() -> None:
-    standin = RegistryStandIn.from_contracts(Path(REPO / "contracts"))
+    standin = RegistryStandIn.from_contracts(CONTRACTS)
     assert set(standin.subjects) == {"user.created-value", "user.deleted-value"}

@@ -38,10 +38,7 @@ def contracts_dir() -> Path:
     if configured:
         return Path(configured)
     here = Path(__file__).resolve().parent
-    packaged = here / "contracts"
-    if packaged.is_dir():
-        return packaged
-    return here.parents[2] / "contracts"
+    return here / "contracts"
 
 
 @functools.cache
