@@ -1,8 +1,6 @@
-"""Wires the harness plugin and its fixtures into the integration suites (see pytest.ini)."""
+"""Wires the reference service's fixtures into the integration suites (see pytest.ini).
 
-pytest_plugins = [
-    "harness.pytest_plugin.plugin",
-    "fixtures.core",
-    "fixtures.users",
-    "fixtures.events",
-]
+The harness itself (its lifecycle, options, markers and generic fixtures) comes with the
+installed package's pytest plugin; only the adapter's own fixtures are named here."""
+
+pytest_plugins = ["fixtures.users"]

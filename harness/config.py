@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,29 +39,50 @@ def parse_duration(text: str | int | float) -> float:
     return number * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
 
 
+#: How a run proves the URL is the profile's environment before any test (preflight).
+IDENTITY_MODES = ("health", "aws-account", "none")
+
+
 @dataclass(frozen=True)
 class Profile:
-    """One target environment. Field names are also the ``HARNESS_*`` variable names."""
+    """One target environment. Engine field names are also the ``HARNESS_*`` variable names;
+    an adapter's settings (``settings``, declared by its kinds) are overridable the same way."""
 
     name: str
     base_url: str = ""
-    #: What the target's ``GET /health`` must answer as ``environment``; defaults to ``name``.
+    #: What the target's identity endpoint must answer as ``environment``; defaults to ``name``.
     environment: str = ""
+    #: ``health`` (GET ``health_path`` names the environment), ``aws-account`` (the AWS
+    #: credentials belong to ``aws_account_id``) or ``none`` (a loud warning; unprotected only).
+    identity: str = "health"
+    health_path: str = "/health"
     aws_region: str | None = None
     aws_endpoint_url: str | None = None
     aws_profile: str | None = None
     #: When set, the credentials must belong to this account (checked before any test).
     aws_account_id: str | None = None
-    users_table: str = ""
-    tokens_table: str = ""
-    notifications_table: str = ""
     events_topic_arn: str = ""
     processor_queue_url: str = ""
+    schema_registry_url: str = ""
+    #: Where the event contracts live (``<type>/v<N>.json``), relative to the profiles file.
+    contracts_dir: str = ""
+    #: A DynamoDB table (key ``Marker`` S, TTL on ``ExpiresAt``) that holds run leases; without
+    #: one, leases are local only and the sweeper relies on the age rule.
+    lease_table: str = ""
     #: None = not said: protected unless this is the sandbox (sensitive by default).
     protected: bool | None = None
     #: How long leaked test data may live before the sweeper treats it as abandoned.
     test_data_ttl: float = 7200.0
-    schema_registry_url: str = ""
+    #: Python modules that define the adapter's kinds (``fixtures.kinds``).
+    adapters: tuple[str, ...] = ()
+    #: Kinds declared without code: name -> {table, key, marker, index?}.
+    kinds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The adapter's own settings (declared by its kinds), e.g. ``users_table``.
+    settings: Mapping[str, str] = field(default_factory=dict)
+    #: Where each engine field and setting came from: ``file``, ``$HARNESS_X`` or ``option``.
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    #: The folder of the profiles file (adapter modules and contracts are found from it).
+    config_dir: str = ""
 
     @property
     def is_sandbox(self) -> bool:
@@ -80,11 +101,25 @@ class Profile:
         """The sandbox profile without a base URL: the harness starts one itself."""
         return self.is_sandbox and not self.base_url
 
+    def setting(self, name: str) -> str:
+        """An adapter setting (``profile.setting("users_table")``); "" when unset."""
+        return self.settings.get(name, "")
 
-_FIELDS = {f.name: f for f in fields(Profile) if f.name != "name"}
-_REQUIRED = ("users_table", "tokens_table", "notifications_table")
+    def __getattr__(self, name: str) -> Any:
+        # Old spelling: profile.users_table for an adapter setting.
+        settings = self.__dict__.get("settings") or {}
+        if name in settings:
+            return settings[name]
+        raise AttributeError(name)
+
+
+_ENGINE = {
+    f.name: f for f in fields(Profile) if f.name not in ("name", "kinds", "settings", "sources")
+}
+_ENGINE.pop("config_dir")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 def _coerce(field: str, value: Any, source: str) -> Any:
@@ -102,9 +137,20 @@ def _coerce(field: str, value: Any, source: str) -> Any:
             return parse_duration(value)
         except ValueError as error:
             raise ConfigError(f"{source}: test_data_ttl: {error}") from None
+    if field == "adapters":
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{source}: adapters must be a list of module names")
+        return tuple(value)
     if not isinstance(value, str):
         raise ConfigError(f"{source}: {field} must be a string, not {value!r}")
-    return value.strip() or (None if field.startswith("aws_") else "")
+    text = value.strip()
+    if field == "identity" and text not in IDENTITY_MODES:
+        raise ConfigError(
+            f"{source}: identity must be one of {', '.join(IDENTITY_MODES)}, not {value!r}"
+        )
+    return text or (None if field.startswith("aws_") else "")
 
 
 def read_profiles(path: Path) -> dict[str, dict[str, Any]]:
@@ -121,16 +167,17 @@ def read_profiles(path: Path) -> dict[str, dict[str, Any]]:
     for name, table in data.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: top-level key {name!r} must be a [table] of one profile")
-        unknown = sorted(set(table) - set(_FIELDS))
-        if unknown:
-            raise ConfigError(
-                f"{path}: profile [{name}] has unknown field(s) {', '.join(unknown)}; "
-                f"known fields: {', '.join(_FIELDS)}"
-            )
         if any(k.startswith("aws_secret") or k == "aws_access_key_id" for k in table):
-            raise ConfigError(f"{path}: credentials never go in this file; use AWS_PROFILE")
+            raise ConfigError(
+                f"{path}: profile [{name}] has unknown field(s) for credentials: credentials "
+                f"never go in this file; use AWS_PROFILE"
+            )
         profiles[name] = table
     return profiles
+
+
+def profiles_file(path: Path | str | None, environ: Mapping[str, str]) -> Path:
+    return Path(path or environ.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_FILE)
 
 
 def load_profile(
@@ -138,11 +185,15 @@ def load_profile(
     path: Path | str | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    declared: Mapping[str, Any] | None = None,
 ) -> Profile:
-    """Resolve one profile: CLI ``overrides`` > ``HARNESS_*`` in ``environ`` > the file."""
+    """Resolve one profile: CLI ``overrides`` > ``HARNESS_*`` in ``environ`` > the file.
+
+    ``declared`` maps each adapter setting name to its :class:`~harness.kinds.base.Setting`;
+    when None, the adapters the profile names are imported to learn them."""
     environ = os.environ if environ is None else environ
     name = name or environ.get(f"{ENV_PREFIX}ENV") or DEFAULT_PROFILE
-    file = Path(path or environ.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_FILE)
+    file = profiles_file(path, environ)
     profiles = read_profiles(file)
     if name not in profiles and name != DEFAULT_PROFILE:
         known = ", ".join(sorted(profiles)) or "none"
@@ -151,26 +202,88 @@ def load_profile(
             f"unknown environment profile {name!r} in {where}; known profiles: {known}. "
             f"Add a [{name}] table to {file} or pass --env with one of the known names."
         )
+    table = dict(profiles.get(name, {}))
+    source_of = f"{file} [{name}]"
     values: dict[str, Any] = {}
-    for field, value in profiles.get(name, {}).items():
-        values[field] = _coerce(field, value, f"{file} [{name}]")
-    for field in _FIELDS:
-        env_value = environ.get(f"{ENV_PREFIX}{field.upper()}")
+    sources: dict[str, str] = {}
+    declared_kinds = table.pop("kinds", {}) or {}
+    if not isinstance(declared_kinds, dict):
+        raise ConfigError(f"{source_of}: kinds must be tables like [{name}.kinds.account]")
+    engine_in_file = {k: v for k, v in table.items() if k in _ENGINE}
+    extra_in_file = {k: v for k, v in table.items() if k not in _ENGINE}
+    for field_name, value in engine_in_file.items():
+        values[field_name] = _coerce(field_name, value, source_of)
+        sources[field_name] = "file"
+    for field_name in _ENGINE:
+        variable = f"{ENV_PREFIX}{field_name.upper()}"
+        env_value = environ.get(variable)
         if env_value is not None and env_value != "":
-            values[field] = _coerce(field, env_value, f"${ENV_PREFIX}{field.upper()}")
-    for field, value in (overrides or {}).items():
+            values[field_name] = _coerce(field_name, env_value, f"${variable}")
+            sources[field_name] = f"${variable}"
+    for field_name, value in (overrides or {}).items():
         if value is not None:
-            values[field] = _coerce(field, value, f"option for {field}")
-    profile = Profile(name=name, **values)
-    _validate(profile, file)
+            values[field_name] = _coerce(field_name, value, f"option for {field_name}")
+            sources[field_name] = "option"
+    config_dir = str(file.resolve().parent)
+    adapters = tuple(values.get("adapters", ()))
+    if declared is None:
+        from harness.kinds.registry import declared_settings
+
+        declared = declared_settings(adapters, config_dir)
+    unknown = sorted(set(extra_in_file) - set(declared))
+    if unknown:
+        raise ConfigError(
+            f"{file}: profile [{name}] has unknown field(s) {', '.join(unknown)}; engine "
+            f"fields: {', '.join(_ENGINE)}"
+            + (f"; settings of its adapters: {', '.join(sorted(declared))}" if declared else "")
+            + (
+                f". Is an adapter missing from adapters = [...]? (now: {list(adapters)})"
+                if not declared
+                else ""
+            )
+        )
+    settings: dict[str, str] = {}
+    for setting_name in declared:
+        if setting_name in extra_in_file:
+            value = extra_in_file[setting_name]
+            if not isinstance(value, str):
+                raise ConfigError(f"{source_of}: {setting_name} must be a string, not {value!r}")
+            settings[setting_name] = value.strip()
+            sources[setting_name] = "file"
+        variable = f"{ENV_PREFIX}{setting_name.upper()}"
+        if environ.get(variable):
+            settings[setting_name] = str(environ[variable]).strip()
+            sources[setting_name] = f"${variable}"
+    profile = Profile(
+        name=name,
+        kinds={k: dict(v) for k, v in declared_kinds.items()},
+        settings=settings,
+        sources=sources,
+        config_dir=config_dir,
+        **values,
+    )
+    _validate(profile, file, declared)
     return profile
 
 
-def _validate(profile: Profile, file: Path) -> None:
+def _validate(profile: Profile, file: Path, declared: Mapping[str, Any]) -> None:
     if profile.base_url and not re.match(r"^https?://[^/\s]+", profile.base_url):
         raise ConfigError(
             f"base_url {profile.base_url!r} of profile [{profile.name}] is not an http(s) URL; "
             f"set it like https://api.staging.example.com"
+        )
+    for kind_name, spec in profile.kinds.items():
+        _validate_declared_kind(profile.name, kind_name, spec, file)
+    if profile.identity == "none" and profile.is_protected:
+        raise ConfigError(
+            f'profile [{profile.name}] is protected and has identity = "none": a protected '
+            f'target must prove who it is; set identity = "health" (health_path) or '
+            f'"aws-account" (aws_account_id)'
+        )
+    if profile.identity == "aws-account" and not profile.aws_account_id:
+        raise ConfigError(
+            f'profile [{profile.name}] has identity = "aws-account" but no aws_account_id: '
+            f"set aws_account_id (or HARNESS_AWS_ACCOUNT_ID)"
         )
     if profile.needs_local_sandbox:
         return  # the local sandbox fills in its own names when it starts
@@ -179,10 +292,40 @@ def _validate(profile: Profile, file: Path) -> None:
             f'profile [{profile.name}] has no base_url: add base_url = "https://…" under '
             f"[{profile.name}] in {file}, or set {ENV_PREFIX}BASE_URL"
         )
-    missing = [f for f in _REQUIRED if not getattr(profile, f)]
+    missing = [
+        name
+        for name, setting in declared.items()
+        if getattr(setting, "required", True) and not profile.settings.get(name)
+    ]
     if missing:
         hints = "; ".join(f'{f} = "…" or {ENV_PREFIX}{f.upper()}' for f in missing)
         raise ConfigError(
             f"profile [{profile.name}] is missing {', '.join(missing)}: set {hints} "
             f"(in {file} under [{profile.name}])"
+        )
+
+
+def _validate_declared_kind(profile: str, kind: str, spec: Mapping[str, Any], file: Path) -> None:
+    where = f"{file}: [{profile}.kinds.{kind}]"
+    if not _NAME.match(kind):
+        raise ConfigError(f"{where}: a kind's name is lowercase letters, digits and _")
+    known = {"table", "key", "marker", "index", "sweep_order"}
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise ConfigError(
+            f"{where} has unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    if not isinstance(spec.get("table"), str) or not spec["table"]:
+        raise ConfigError(f'{where} needs table = "the DynamoDB table name"')
+    key = spec.get("key")
+    keys = [key] if isinstance(key, str) else key
+    if (
+        not isinstance(keys, list)
+        or not 1 <= len(keys) <= 2
+        or not all(isinstance(k, str) and k for k in keys)
+    ):
+        raise ConfigError(f'{where} needs key = ["hash key"] or ["hash key", "range key"]')
+    if not isinstance(spec.get("marker"), str) or not spec["marker"]:
+        raise ConfigError(
+            f'{where} needs marker = "the attribute whose value carries the run namespace"'
         )

@@ -26,7 +26,7 @@ from harness.cleanup.ledger import CleanupResult, Ledger
 from harness.kinds import Kind
 from harness.kinds.lease import lease_marker
 from harness.namespace import RunId
-from harness.safety.guards import Owner, guarded_deleter
+from harness.safety.guards import Owner, check, guarded_deleter
 
 OWNER_FILE = "owner.json"
 
@@ -126,8 +126,9 @@ def _recover_locked(run: LocalRun, kinds: dict[str, Kind]) -> CleanupResult:
             journal.close()
     lease = kinds.get("lease")
     if lease is not None:  # a killed run never released its lease
-        marker = lease_marker(run.run_id, str(run.owner.get("shard", "")))
-        lease.delete({"marker": marker}, owner)
+        ids = {"marker": lease_marker(run.run_id, str(run.owner.get("shard", "")))}
+        check(lease, ids, owner)
+        lease.delete(ids)
     if result.ok:
         shutil.rmtree(run.directory, ignore_errors=True)
     return result

@@ -1,20 +1,36 @@
 """The residue check: after a run, is anything carrying its namespace still there?
 
-Owns looking in the environment (every kind's ``find``) for items whose namespace marker
-starts with the run id — including records that processors wrote asynchronously — letting
-in-flight work settle until a deadline, then reporting each leftover as a leak and removing
-it through the guarded delete path, so a leak is counted *and* cleaned.
+Owns looking in the environment for what the run may have left, at a cost that grows with
+what the run touched — not with the size of the environment:
+
+1. **By key**: every resource the run's journals recorded is looked up (``Kind.exists``),
+   with what derives from it (``Kind.derived``: a user's notifications, by ``Uid``) and what
+   the service wrote for it on its own (``Kind.related``: items of declared kinds whose
+   marker carries its namespaced name).
+2. **Namespace-wide**, for what a test created without the ledger: kinds whose ``find`` is
+   cheap (a name-prefix listing) always; a kind that must scan its tables only while each
+   holds at most ``scan_limit`` items (DescribeTable's count, one call; 0 = never), so a
+   staging table of millions is never scanned by a post-deploy run.
+
+Items that belong to a recorded resource (itself, derived, related) are cleaned with it and
+are not leaks; a recorded resource that is still there after its cleanup, or an item under the
+run's namespace that belongs to no recorded resource, is a **leak**: reported, removed through
+the guarded delete path, and the run fails. While items are present it re-checks only those,
+by key, until ``settle`` passes (an asynchronous delete may be in flight).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.cleanup.journal import Resource
-from harness.kinds import Found, Kind
-from harness.safety.guards import Owner
+from harness.kinds.base import Found, Kind
+from harness.safety.guards import Owner, guarded_deleter
+
+DEFAULT_SCAN_LIMIT = 10_000
 
 
 @dataclass
@@ -22,23 +38,97 @@ class ResidueResult:
     leaked: list[Found] = field(default_factory=list)
     kept: list[Found] = field(default_factory=list)
     cleaned: list[Found] = field(default_factory=list)
+    #: Items the service wrote for recorded resources, removed with them (not leaks).
+    belonging: list[Found] = field(default_factory=list)
     uncleaned: list[tuple[Found, str]] = field(default_factory=list)
+    #: Tables a namespace-wide look skipped because they were too big (name, item count).
+    skipped_tables: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
         return not self.leaked
 
 
-def kept_matcher(kept_ids: list[dict]) -> Callable[[Found], bool]:
-    """Matches found items that belong to resources kept for debugging: the same uid or
-    email (a kept user's token and notifications are kept with it)."""
-    keys = {(k, str(v)) for ids in kept_ids for k, v in ids.items() if k in ("uid", "email")}
-    return lambda found: any((k, str(found.ids.get(k))) in keys for k in ("uid", "email"))
+def _key(found: Found) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return found.kind, tuple(sorted((k, str(v)) for k, v in found.ids.items()))
 
 
-def find_all(kinds: Mapping[str, Kind], prefix: str) -> list[Found]:
+def kept_matcher(kept: Iterable[Mapping[str, Any]]) -> Callable[[Found], bool]:
+    """Matches found items that belong to resources kept for debugging (--keep-on-failure):
+    the resource itself (same ids) or anything whose marker carries a kept resource's
+    marker (its token, its notifications, its notes)."""
+    markers: set[str] = set()
+    values: set[tuple[str, str]] = set()
+    for ids in kept:
+        for k, v in ids.items():
+            if k == "_marker":
+                markers.add(str(v))
+            elif isinstance(v, str | int) and k not in ("namespace", "expires_at"):
+                values.add((k, str(v)))
+
+    def is_kept(found: Found) -> bool:
+        if found.marker and any(found.marker.startswith(m) for m in markers if m):
+            return True
+        return any((k, str(v)) in values for k, v in found.ids.items() if k in ("uid", "email"))
+
+    return is_kept
+
+
+def table_sizes(kind: Kind) -> list[tuple[str, int]]:
+    """(table, approximate item count) of every table the kind reads, one DescribeTable each."""
+    from harness.kinds.declared import DeclaredKind
+
+    names = (
+        [kind.table_name]
+        if isinstance(kind, DeclaredKind)
+        else [kind.profile.setting(s.name) for s in type(kind).settings if s.table]
+    )
+    sizes = []
+    for name in dict.fromkeys(n for n in names if n):
+        table = kind.aws.dynamodb_client.describe_table(TableName=name)["Table"]
+        sizes.append((name, int(table.get("ItemCount", 0))))
+    return sizes
+
+
+def look_by_key(
+    kinds: Mapping[str, Kind], recorded: Iterable[Resource]
+) -> tuple[list[Found], list[Found]]:
+    """(recorded resources still present, items belonging to them)."""
+    present: dict[Any, Found] = {}
+    belonging: dict[Any, Found] = {}
+    related_kinds = [k for k in kinds.values() if type(k).related is not Kind.related]
+    for resource in recorded:
+        kind = kinds.get(resource.kind)
+        if kind is None:
+            continue
+        found = kind.exists(resource.ids)
+        if found is not None:
+            present[_key(found)] = found
+        for item in kind.derived(resource.ids):
+            belonging[_key(item)] = item
+        marker = kind.marker(resource.ids)
+        if marker:
+            for other in related_kinds:
+                for item in other.related(marker):
+                    belonging[_key(item)] = item
+    for key in present:
+        belonging.pop(key, None)
+    return list(present.values()), list(belonging.values())
+
+
+def look_namespace_wide(
+    kinds: Mapping[str, Kind], prefix: str, scan_limit: int, result: ResidueResult
+) -> list[Found]:
     found: list[Found] = []
-    for kind in kinds.values():
+    for kind in sorted(kinds.values(), key=lambda k: k.sweep_order):
+        if not kind.find_is_cheap:
+            if scan_limit <= 0:
+                continue
+            sizes = table_sizes(kind)
+            big = [(name, n) for name, n in sizes if n > scan_limit]
+            if big or not sizes:
+                result.skipped_tables.extend(big)
+                continue
         found.extend(kind.find(prefix))
     return found
 
@@ -48,38 +138,61 @@ def check(
     run_prefix: str,
     owner: Owner,
     *,
+    recorded: Iterable[Resource] = (),
     settle: float = 3.0,
     interval: float = 0.25,
     is_kept: Callable[[Found], bool] = lambda _: False,
     remove: bool = True,
+    scan_limit: int = DEFAULT_SCAN_LIMIT,
     progress: Callable[[str], None] = lambda _: None,
 ) -> ResidueResult:
-    """Find leftovers of ``run_prefix``; re-look until ``settle`` seconds pass with items
-    still present (an asynchronous delete may be in flight), then clean what remains
-    (unless ``remove`` is off: a protected target is never written to). Items kept on
-    purpose (``--keep-on-failure``) are listed apart and left for the sweeper."""
+    """Find leftovers of ``run_prefix``, let them settle, then clean what remains (unless
+    ``remove`` is off: a protected target is never written to). Items kept on purpose
+    (``--keep-on-failure``) are listed apart and left for the sweeper."""
+    result = ResidueResult()
+    recorded = [r for r in recorded if r.state != "kept"]
+    present, belonging = look_by_key(kinds, recorded)
+    own = {_key(f) for f in present} | {_key(f) for f in belonging}
+    recorded_markers = [m for r in recorded if (m := _marker(kinds, r))]
+    for item in look_namespace_wide(kinds, run_prefix, scan_limit, result):
+        if _key(item) in own:
+            continue
+        if item.marker and any(item.marker.startswith(m) for m in recorded_markers):
+            belonging.append(item)
+        else:
+            present.append(item)
+        own.add(_key(item))
+    for name, count in result.skipped_tables:
+        progress(
+            f"residue check: table {name} holds ~{count} items (> {scan_limit}); items a test "
+            f"made there without the ledger are left to the sweeper"
+        )
     deadline = time.monotonic() + settle
-
-    def look() -> tuple[list[Found], list[Found]]:
-        everything = find_all(kinds, run_prefix)
-        return [f for f in everything if not is_kept(f)], [f for f in everything if is_kept(f)]
-
-    found, kept = look()
     reported = -1
-    while found and time.monotonic() < deadline:
-        if len(found) != reported:
-            reported = len(found)
+    while present and time.monotonic() < deadline:
+        if len(present) != reported:
+            reported = len(present)
             progress(
                 f"residue check: {reported} item(s) present, letting them settle ({settle:g}s)"
             )
         time.sleep(interval)
-        found, kept = look()
-    result = ResidueResult(leaked=list(found), kept=kept)
-    for item in found if remove else []:
-        resource = Resource(seq=0, kind=item.kind, ids=dict(item.ids), state="created")
+        present = [f for f in present if kinds[f.kind].exists(f.ids) is not None]
+    belonging = [f for f in belonging if not is_kept(f)]
+    result.kept = [f for f in present if is_kept(f)]
+    result.leaked = [f for f in present if not is_kept(f)]
+    if not remove:
+        return result
+    delete = guarded_deleter(kinds, owner)
+    for item in result.leaked + belonging:
         try:
-            kinds[item.kind].delete(resource.ids, owner)
-            result.cleaned.append(item)
+            delete(Resource(seq=0, kind=item.kind, ids=dict(item.ids), state="created"))
         except Exception as error:  # a refusal or a failure: reported, never raised past the run
             result.uncleaned.append((item, f"{type(error).__name__}: {error}"))
+            continue
+        (result.cleaned if item in result.leaked else result.belonging).append(item)
     return result
+
+
+def _marker(kinds: Mapping[str, Kind], resource: Resource) -> str | None:
+    kind = kinds.get(resource.kind)
+    return kind.marker(resource.ids) if kind is not None else None

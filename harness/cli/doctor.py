@@ -1,9 +1,10 @@
 """``harness doctor``: is this environment ready for a run? One row per check, each with a fix.
 
-Owns checking — without stopping at the first problem — configuration, reachability of the
-service, its identity (``GET /health`` names the profile's environment), AWS credentials,
-every table, the TTL on the token table (attribute ``TimeToLive``), the events topic and the
-processor queue, and rendering them as an OK / FAIL / SKIP table. It reuses preflight's
+Owns checking — without stopping at the first problem — configuration (the adapters load),
+reachability of the service, its identity (as the profile's ``identity`` says), AWS
+credentials, every table the kinds declare (adapter settings and declared kinds), TTL where a
+setting asks for it, the lease table, the events topic and the processor queue, and rendering
+them as an OK / FAIL / SKIP table. It reuses preflight's
 checks and reads only: it never writes to the environment.
 """
 
@@ -28,11 +29,14 @@ from botocore.exceptions import (
 from harness.cleanup.journal import default_state_dir
 from harness.clients.aws import Aws
 from harness.config import ConfigError, Profile, load_profile
+from harness.kinds.base import Setting
+from harness.kinds.declared import DeclaredKind
+from harness.kinds.lease import EXPIRES
+from harness.kinds.registry import load_kinds, settings_tables
 from harness.run.local_sandbox import LocalSandbox, SandboxError
 from harness.safety import preflight
 
-OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
-TTL_ATTRIBUTE = "TimeToLive"
+OK, FAIL, SKIP, WARN = "OK", "FAIL", "SKIP", "WARN"
 #: Fail fast: a doctor that retries an unreachable endpoint for a minute helps nobody.
 DOCTOR_AWS_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=10
@@ -84,7 +88,8 @@ def _aws_check(
 
 
 def check_reachable(profile: Profile, http: requests.Session) -> Check:
-    url = profile.base_url.rstrip("/") + "/health"
+    path = profile.health_path if profile.identity == "health" else "/"
+    url = profile.base_url.rstrip("/") + "/" + path.lstrip("/")
     started = time.perf_counter()
     try:
         response = http.get(url, timeout=(3.05, 10), allow_redirects=True)
@@ -100,10 +105,21 @@ def check_reachable(profile: Profile, http: requests.Session) -> Check:
 
 
 def check_identity(profile: Profile, http: requests.Session) -> Check:
+    if profile.identity == "none":
+        return Check(
+            "identity",
+            WARN,
+            'identity = "none": nothing proves this URL is the profile\'s environment',
+            'set identity = "health" (with health_path) or "aws-account"',
+        )
+    if profile.identity == "aws-account":
+        return Check("identity", OK, f"by the AWS account {profile.aws_account_id} (below)")
     try:
         body = preflight.check_service(profile, http)
     except ConfigError as error:
-        return Check("identity", FAIL, "GET /health does not name this profile", str(error))
+        return Check(
+            "identity", FAIL, f"GET {profile.health_path} does not name this profile", str(error)
+        )
     version = f", version {body['version']}" if body.get("version") else ""
     return Check("identity", OK, f"environment {body['environment']!r}{version}")
 
@@ -124,46 +140,63 @@ def aws_checks(profile: Profile, aws: Aws) -> list[Check]:
     ]
     if rows[0].status == FAIL:
         return [*rows, Check("AWS resources", SKIP, "skipped: AWS is not usable (see above)")]
-    for field in ("users_table", "tokens_table", "notifications_table"):
-        name = getattr(profile, field)
+    try:
+        kinds = load_kinds(profile, aws)
+    except ConfigError as error:
+        return [*rows, Check("kinds", FAIL, "the adapters' kinds cannot be loaded", str(error))]
+    rows.append(Check("kinds", OK, ", ".join(sorted(kinds)) or "(none)"))
+    tables = settings_tables(kinds)
+    if profile.lease_table:
+        tables.append(
+            ("lease_table", profile.lease_table, Setting("lease_table", ttl_attribute=EXPIRES))
+        )
+    for field, name, setting in tables:
 
         def table(name: str = name) -> tuple[str, str]:
             description = aws.dynamodb_client.describe_table(TableName=name)["Table"]
             return OK, f"{name} ({description.get('TableStatus', '?')})"
 
-        rows.append(
-            _aws_check(
-                f"table {field}",
-                profile,
-                aws,
-                f"create table {name!r}, or fix {field} in [{profile.name}] / "
-                f"HARNESS_{field.upper()}",
-                table,
-            )
+        fix = (
+            f"create table {name!r}, or fix table under [{profile.name}.kinds.{field[5:]}]"
+            if field.startswith("kind ")
+            else f"create table {name!r}, or fix {field} in [{profile.name}] / "
+            f"HARNESS_{field.upper()}"
         )
-    rows.append(_ttl_check(profile, aws))
+        rows.append(_aws_check(f"table {field}", profile, aws, fix, table))
+        if setting is not None and setting.ttl_attribute:
+            rows.append(_ttl_check(profile, aws, field, name, setting.ttl_attribute))
+    for kind in kinds.values():
+        if isinstance(kind, DeclaredKind) and not kind.related_by_key:
+            rows.append(
+                Check(
+                    f"kind {kind.name}",
+                    WARN,
+                    f"marker {kind.marker_attribute!r} is neither the hash key nor indexed: "
+                    f"finding what belongs to a resource scans {kind.table_name}",
+                    f'declare index = "<GSI with hash key {kind.marker_attribute}>"',
+                )
+            )
     rows.append(_topic_check(profile, aws))
     rows.append(_queue_check(profile, aws))
     return rows
 
 
-def _ttl_check(profile: Profile, aws: Aws) -> Check:
-    name = profile.tokens_table
+def _ttl_check(profile: Profile, aws: Aws, field: str, name: str, attribute: str) -> Check:
     fix = (
         f"aws dynamodb update-time-to-live --table-name {name} --time-to-live-specification "
-        f"Enabled=true,AttributeName={TTL_ATTRIBUTE}"
+        f"Enabled=true,AttributeName={attribute}"
     )
 
     def probe() -> tuple[str, str]:
         ttl = aws.dynamodb_client.describe_time_to_live(TableName=name)
         description: Mapping[str, Any] = ttl.get("TimeToLiveDescription", {})
         status = description.get("TimeToLiveStatus", "DISABLED")
-        attribute = description.get("AttributeName")
-        if status in ("ENABLED", "ENABLING") and attribute == TTL_ATTRIBUTE:
-            return OK, f"{name}: TTL {status.lower()} on {attribute}"
-        return FAIL, f"{name}: TTL {status.lower()} (attribute {attribute or 'none'})"
+        found = description.get("AttributeName")
+        if status in ("ENABLED", "ENABLING") and found == attribute:
+            return OK, f"{name}: TTL {status.lower()} on {found}"
+        return FAIL, f"{name}: TTL {status.lower()} (attribute {found or 'none'})"
 
-    return _aws_check("token table TTL", profile, aws, fix, probe)
+    return _aws_check(f"{field} TTL", profile, aws, fix, probe)
 
 
 def _topic_check(profile: Profile, aws: Aws) -> Check:
@@ -220,7 +253,7 @@ def render(rows: list[Check]) -> str:
     lines = []
     for row in rows:
         lines.append(f"{row.status:4}  {row.name:{width}}  {row.detail}")
-        if row.status == FAIL and row.fix:
+        if row.status in (FAIL, WARN) and row.fix:
             lines.append(f"{'':4}  {'':{width}}  fix: {row.fix}")
     verdict = "FAIL: fix the rows above before a run" if failed(rows) else "all checks OK"
     return "\n".join([*lines, "", verdict])

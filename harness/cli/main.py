@@ -9,11 +9,9 @@ done by the pytest plugin, so ``harness run`` and plain ``pytest`` behave the sa
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.cleanup.journal import default_state_dir
@@ -33,10 +31,11 @@ SUITES = {
     "nightly": ["-m", "smoke or nightly"],
     "all": [],
 }
-PLUGINS = ["-p", "harness.pytest_plugin.plugin", "-p", "fixtures.core", "-p", "fixtures.users"]
-PLUGINS += ["-p", "fixtures.events"]
 #: Start-up cost without use in the suites (~0.7 s per xdist worker); see pytest.ini.
 UNUSED_PLUGINS = ["-p", "no:faker", "-p", "no:hypothesispytest"]
+#: This process imported the engine (and the adapters, to validate the profile) before pytest
+#: started: pytest cannot rewrite their asserts, which they do not need.
+QUIET_REWRITE = ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
 
 DESCRIPTION = """\
 env-harness: idempotent integration tests against a deployed environment.
@@ -211,22 +210,11 @@ def _residue(options: argparse.Namespace) -> int:
     return 0 if result.clean else 1
 
 
-def _default_paths(pytest_args: list[str]) -> list[str]:
-    """When no test path is given and there is no ./suites, run the installed suites."""
-    if any(not a.startswith("-") and Path(a.split("::")[0]).exists() for a in pytest_args):
-        return []
-    if Path("suites").is_dir():
-        return []
-    spec = importlib.util.find_spec("suites")
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    return [next(iter(spec.submodule_search_locations))]
-
-
 def build_pytest_args(options: argparse.Namespace, passthrough: list[str]) -> list[str]:
     # Option values are joined with "=": pytest takes a bare argument that looks like a path
     # (say /tmp/report.json) as a hint for its rootdir, and would then miss pytest.ini.
-    args = [*PLUGINS, *UNUSED_PLUGINS, *SUITES[options.suite], f"--harness-report={options.report}"]
+    args = [*UNUSED_PLUGINS, *QUIET_REWRITE, *SUITES[options.suite]]
+    args.append(f"--harness-report={options.report}")
     if options.env:
         args.append(f"--env={options.env}")
     if options.workers:
@@ -235,7 +223,9 @@ def build_pytest_args(options: argparse.Namespace, passthrough: list[str]) -> li
         args.append(f"--harness-seed={options.seed}")
     if options.keep_on_failure:
         args.append("--keep-on-failure")
-    return args + passthrough + _default_paths(passthrough)
+    # No paths: pytest runs the project's configured testpaths (pytest.ini), never a suite
+    # that happens to be installed.
+    return args + passthrough
 
 
 def _target(env_name: str | None) -> tuple[Profile, dict[str, Kind]]:
@@ -251,8 +241,9 @@ def _target(env_name: str | None) -> tuple[Profile, dict[str, Kind]]:
             "export the HARNESS_* lines it prints, or pass --env NAME"
         )
     aws = Aws(profile)
-    preflight.check_aws(profile, aws)
-    return profile, load_kinds(profile, aws)
+    kinds = load_kinds(profile, aws)
+    preflight.check_aws(profile, aws, kinds)
+    return profile, kinds
 
 
 def _sweep(options: argparse.Namespace) -> int:
@@ -272,9 +263,15 @@ def _sweep(options: argparse.Namespace) -> int:
         if options.older_than is not None
         else profile.test_data_ttl
     )
-    lease_kind = kinds["lease"]
-    assert isinstance(lease_kind, LeaseKind)
-    sweep = sweeper.plan(kinds, older_than=older_than, alive=alive_runs(lease_kind))
+    lease_kind = kinds.get("lease")
+    assert lease_kind is None or isinstance(lease_kind, LeaseKind)
+    alive = alive_runs(lease_kind, default_state_dir())
+    sweep = sweeper.plan(kinds, older_than=older_than, alive=alive)
+    if lease_kind is None:
+        print(
+            f"note: profile [{profile.name}] names no lease_table: runs on other machines are "
+            f"told alive only by their age (--older-than)"
+        )
     print(f"sweep of [{profile.name}], runs older than {older_than:g}s:")
     print(sweeper.render(sweep, dry_run=not options.yes))
     if not options.yes:

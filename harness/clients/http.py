@@ -40,22 +40,6 @@ def default_retry() -> Retry:
     )
 
 
-class UidTokenAuth(requests.auth.AuthBase):
-    """The design notes' auth: ``uid`` and ``token`` request headers."""
-
-    def __init__(self, uid: int | str, token: str) -> None:
-        self.uid = str(uid)
-        self.token = token
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["uid"] = self.uid
-        request.headers["token"] = self.token
-        return request
-
-    def __repr__(self) -> str:
-        return f"UidTokenAuth(uid={self.uid}, token=«redacted»)"
-
-
 @dataclass
 class Exchange:
     method: str

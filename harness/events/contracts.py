@@ -132,9 +132,12 @@ class Contracts:
         return cls(registry_source(url), url)
 
     @classmethod
-    def for_registry_or_directory(cls, registry_url: str = "") -> Contracts:
-        """The registry when the profile names one, else the contract files."""
-        return cls.from_registry(registry_url) if registry_url else cls.from_directory()
+    def for_registry_or_directory(cls, registry_url: str = "", directory: str = "") -> Contracts:
+        """The registry when the profile names one, else the contract files (``directory``,
+        else ``$HARNESS_CONTRACTS_DIR``, else ``./contracts``)."""
+        if registry_url:
+            return cls.from_registry(registry_url)
+        return cls.from_directory(Path(directory) if directory else None)
 
     def validator(self, event_type: str, version: int) -> Draft202012Validator:
         # jsonschema is imported on first use (~60 ms that every xdist worker would pay)

@@ -12,12 +12,19 @@ def is_condition_failed(error: ClientError) -> bool:
     return bool(error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
-def scan_prefix(table: Any, attribute: str, prefix: str, projection: str) -> Iterator[dict]:
-    """Every item whose ``attribute`` begins with ``prefix`` (the sweeper's and residue check's
-    search: the one place a scan is unavoidable, since no key names a namespace)."""
+def scan_prefix(
+    table: Any,
+    attribute: str,
+    prefix: str,
+    projection: str,
+    names: dict[str, str] | None = None,
+) -> Iterator[dict]:
+    """Every item whose ``attribute`` begins with ``prefix`` (the sweeper's search: a scan is
+    unavoidable there, since no key names a namespace). ``names`` maps ``#placeholders`` used
+    in ``projection`` to attribute names."""
     kwargs: dict[str, Any] = {
         "FilterExpression": "begins_with(#a, :p)",
-        "ExpressionAttributeNames": {"#a": attribute},
+        "ExpressionAttributeNames": {"#a": attribute, **(names or {})},
         "ExpressionAttributeValues": {":p": prefix},
         "ProjectionExpression": projection,
     }

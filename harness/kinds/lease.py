@@ -1,35 +1,36 @@
 """The ``lease`` kind: the item that tells a sweeper a run is still alive.
 
-A run's controller writes one lease item into the token table (the one table the harness
-already writes to directly): ``Uid`` derived from the run id, ``HarnessNamespace`` =
-``<run id>-lease``, ``HarnessLease`` = ``host:pid`` and ``TimeToLive`` = when the lease lapses
-(so DynamoDB's TTL removes a dead run's lease by itself). It never creates a table, topic or
-queue. The holder refreshes it while the run lives and deletes it when the run ends.
+A run's controller writes one item into the profile's ``lease_table`` — a table the
+environment offers test runners (key ``Marker`` S, TTL on ``ExpiresAt``), never a table the
+service reads: ``Marker`` = ``<run id>-lease`` (``<run id>-s01lease`` for a CI shard),
+``Holder`` = ``host:pid`` and ``ExpiresAt`` = when the lease lapses (so DynamoDB's TTL removes
+a dead run's lease by itself). Without a ``lease_table`` the kind is off: leases are local
+(the run's journal folder names its process) and the sweeper falls back on the age rule.
+The holder refreshes it while the run lives and deletes it when the run ends.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import secrets
 import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from harness.cleanup.ledger import Outcome
-from harness.kinds import Found, Kind
+from harness.cleanup.ledger import OwnershipError
+from harness.kinds.base import Found, Kind, Outcome
 from harness.kinds.dynamo import batch_delete, is_condition_failed, scan_prefix
-from harness.kinds.token import LEASE, MARKER
 from harness.namespace import find_namespace
-from harness.safety.guards import Owner, OwnershipError
 
+if TYPE_CHECKING:
+    from harness.config import Profile
 
-def lease_uid(marker: str) -> int:
-    return int(hashlib.sha256(f"lease:{marker}".encode()).hexdigest()[:13], 16)
+KEY = "Marker"
+HOLDER = "Holder"
+EXPIRES = "ExpiresAt"
 
 
 def lease_marker(run_id: str, shard: str = "") -> str:
@@ -55,42 +56,47 @@ class LeaseInfo:
 class LeaseKind(Kind):
     name = "lease"
     sweep_order = 90
+    find_is_cheap = False
+
+    @classmethod
+    def enabled(cls, profile: Profile) -> bool:
+        return bool(profile.lease_table)
 
     def _table(self) -> Any:
-        return self.aws.table(self.profile.tokens_table)
+        return self.aws.table(self.profile.lease_table)
 
     def write(self, marker: str, duration: float) -> None:
         """Take or refresh the lease; never over an item that is not this run's lease."""
         item = {
-            "Uid": lease_uid(marker),
-            "Token": "lease-" + secrets.token_urlsafe(16),
-            "TimeToLive": int(time.time() + duration),
-            MARKER: marker,
-            LEASE: f"{socket.gethostname()}:{os.getpid()}",
+            KEY: marker,
+            HOLDER: f"{socket.gethostname()}:{os.getpid()}",
+            EXPIRES: int(time.time() + duration),
         }
         try:
             self._table().put_item(
                 Item=item,
-                ConditionExpression="attribute_not_exists(Uid) OR #m = :m",
-                ExpressionAttributeNames={"#m": MARKER},
-                ExpressionAttributeValues={":m": marker},
+                ConditionExpression="attribute_not_exists(#k) OR #h = :h",
+                ExpressionAttributeNames={"#k": KEY, "#h": HOLDER},
+                ExpressionAttributeValues={":h": item[HOLDER]},
             )
         except ClientError as error:
             if is_condition_failed(error):
                 raise OwnershipError(
-                    f"the lease slot {marker} holds an item this run did not write"
+                    f"the lease {marker} is held by another process; not taking it over"
                 ) from None
             raise
 
-    def delete(self, ids: Mapping[str, Any], owner: Owner) -> Outcome:
+    def marker(self, ids: Mapping[str, Any]) -> str | None:
+        marker = ids.get("marker")
+        return str(marker) if marker else None
+
+    def delete(self, ids: Mapping[str, Any]) -> Outcome:
         marker = str(ids["marker"])
-        owner.marker(marker, f"lease {marker}")
         try:
             self._table().delete_item(
-                Key={"Uid": lease_uid(marker)},
-                ConditionExpression="#m = :m",
-                ExpressionAttributeNames={"#m": MARKER},
-                ExpressionAttributeValues={":m": marker},
+                Key={KEY: marker},
+                ConditionExpression="attribute_exists(#k)",
+                ExpressionAttributeNames={"#k": KEY},
             )
             return "deleted"
         except ClientError as error:
@@ -98,27 +104,24 @@ class LeaseKind(Kind):
                 return "absent"
             raise
 
-    def delete_many(self, ids: list[dict[str, Any]], owner: Owner) -> int:
-        keys = []
-        for one in ids:
-            owner.marker(str(one["marker"]), "lease")
-            keys.append({"Uid": lease_uid(str(one["marker"]))})
-        return batch_delete(self._table(), keys)
+    def delete_many(self, ids: list[dict[str, Any]]) -> int:
+        return batch_delete(self._table(), [{KEY: str(one["marker"])} for one in ids])
 
     def leases(self, prefix: str = "itest-") -> list[LeaseInfo]:
         found = []
-        for item in scan_prefix(self._table(), MARKER, prefix, f"{MARKER}, {LEASE}, TimeToLive"):
-            namespace = find_namespace(str(item[MARKER]))
-            if LEASE not in item or namespace is None or not namespace.worker.endswith("lease"):
+        names = {"#k": KEY, "#h": HOLDER, "#e": EXPIRES}
+        for item in scan_prefix(self._table(), KEY, prefix, "#k, #h, #e", names=names):
+            namespace = find_namespace(str(item[KEY]))
+            if namespace is None or not namespace.worker.endswith("lease"):
                 continue
-            host, _, pid = str(item[LEASE]).rpartition(":")
+            host, _, pid = str(item.get(HOLDER, "")).rpartition(":")
             found.append(
                 LeaseInfo(
                     run_id=str(namespace.run),
-                    marker=str(item[MARKER]),
+                    marker=str(item[KEY]),
                     host=host,
                     pid=int(pid or 0),
-                    expires_at=float(item.get("TimeToLive", 0)),
+                    expires_at=float(item.get(EXPIRES, 0)),
                 )
             )
         return found

@@ -16,9 +16,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from harness.cleanup.ledger import Outcome
-from harness.kinds import Found, Kind
-from harness.safety.guards import Owner, OwnershipError
+from harness.cleanup.ledger import OwnershipError
+from harness.kinds.base import Found, Kind, Outcome
 
 SUFFIX = "-events"
 RETENTION_SECONDS = "3600"  # a leaked queue stops holding copies of events after an hour
@@ -81,9 +80,15 @@ class QueueKind(Kind):
                 return None
             raise
 
-    def delete(self, ids: Mapping[str, Any], owner: Owner) -> Outcome:
+    def marker(self, ids: Mapping[str, Any]) -> str | None:
+        name = ids.get("name")
+        return str(name) if name else None
+
+    #: Listing queues by name prefix costs O(what it finds).
+    find_is_cheap = True
+
+    def delete(self, ids: Mapping[str, Any]) -> Outcome:
         name = str(ids.get("name", ""))
-        owner.marker(name, f"queue {name!r}")
         if not name.endswith(SUFFIX):
             raise OwnershipError(f"refusing to delete queue {name!r}: not a harness events queue")
         deleted = False

@@ -1,84 +1,49 @@
-"""The pytest plugin: the run's lifecycle around the engine.
+"""The pytest plugin (the ``pytest11`` entry point): thin hooks over the run lifecycle.
 
-Owns the ``harness`` command-line options and the hooks that give a pytest run its
-guarantees: resolve the profile and prove the target before any test (starting the local
-sandbox when the profile asks for one), share one run id and seed with every xdist worker,
-skip all but ``readonly`` tests on a protected target (and count it), attach the redacted HTTP
-transcript to failures, clean up whatever a worker left (also after Ctrl-C), then — once, in
-the controller, after the last worker — run the residue check, write the JSON report and turn
-a leak into a failed run. Test-facing objects are handed out by ``fixtures/``, never here.
+Owns the ``harness`` command-line options, the markers, and the hooks that call into
+:mod:`harness.run.lifecycle` at the right moments: start the run before any test (only when
+the run names a target, see :func:`is_active`), share one run id and seed with every xdist
+worker, skip all but ``readonly`` tests on a protected target (and count it), attach the
+redacted HTTP transcript to failures, clean up whatever a worker left (also after Ctrl-C),
+then — once, in the controller, after the last worker — finish the run and turn a leak into
+a failed run, and print the summary. Test-facing objects are handed out by
+:mod:`harness.pytest_plugin.fixtures`.
 """
 
 from __future__ import annotations
 
 import gc
 import os
-import random
-import resource
-import shutil
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.cleanup.journal import default_state_dir, run_dir
-from harness.cleanup.lease import Lease
-from harness.cleanup.recovery import dead_runs, recover, write_owner
-from harness.cleanup.residue import ResidueResult, kept_matcher
-from harness.cleanup.residue import check as residue_check
-from harness.clients.aws import Aws
-from harness.config import ConfigError, Profile, load_profile
-from harness.events.quiescence import wait_for_quiescence
-from harness.kinds import load_kinds
-from harness.kinds.lease import LeaseKind
-from harness.namespace import Namespace, RunId, shard_part, worker_part
-from harness.reporting.report import RunReport
-from harness.run.local_sandbox import LocalSandbox, SandboxError, apply_exports
-from harness.run.session import HarnessSession
-from harness.safety import preflight
-from harness.safety.guards import Owner
+from harness.cleanup.residue import DEFAULT_SCAN_LIMIT
+from harness.run.lifecycle import (
+    FinishOptions,
+    RunState,
+    StartError,
+    TargetOptions,
+    finish_run,
+    finish_worker,
+    start_controller,
+    start_worker,
+)
 
 EXIT_CONFIG = 2
-#: Reports, summaries and alerts (issue 6) live in their own plugin, loaded with this one.
-pytest_plugins = ["harness.reporting.plugin"]
-
-
-@dataclass
-class RunState:
-    """What one process knows about the run."""
-
-    profile: Profile
-    run_id: RunId
-    seed: int
-    worker: str
-    state_dir: Path
-    report: RunReport
-    shard: str = ""
-    #: The controller's AWS clients (built for preflight, reused by the session, the lease and
-    #: the residue check: a boto3 client costs ~0.1 s to build).
-    aws: Aws | None = None
-    sandbox: LocalSandbox | None = None
-    lease: Lease | None = None
-    session: HarnessSession | None = None
-    residue: ResidueResult | None = None
-    worker_stats: list[dict[str, Any]] = field(default_factory=list)
-
-    def harness_session(self) -> HarnessSession:
-        if self.session is None:
-            namespace = Namespace(run=self.run_id, worker=self.worker)
-            self.session = HarnessSession(
-                self.profile, namespace, self.seed, self.state_dir, shard=self.shard
-            )
-            if self.aws is not None:
-                self.session.aws = self.aws
-        return self.session
-
+#: Reports, summaries and alerts live in their own plugin; the generic fixtures (api, ledger,
+#: namespace, fake, env, events …) in theirs. Both are loaded with this one.
+pytest_plugins = ["harness.reporting.plugin", "harness.pytest_plugin.fixtures"]
+MARKERS = (
+    "smoke: fast post-deploy checks (the CI smoke stage)",
+    "nightly: the full suite for scheduled runs",
+    "readonly: creates nothing in the environment; the only tests that run on a protected target",
+)
 
 STATE = pytest.StashKey[RunState]()
 CALL_FAILED = pytest.StashKey[bool]()
@@ -130,6 +95,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="how long the residue check lets asynchronous deletes settle (default 3)",
     )
     group.addoption(
+        "--residue-scan-limit",
+        dest="harness_residue_scan_limit",
+        type=int,
+        default=DEFAULT_SCAN_LIMIT,
+        metavar="N",
+        help="the residue check scans a table for unrecorded leftovers only while it holds at "
+        f"most N items (default {DEFAULT_SCAN_LIMIT}; 0: never, by key only)",
+    )
+    group.addoption(
         "--events-drain",
         dest="harness_events_drain",
         type=float,
@@ -159,13 +133,6 @@ def _stop(message: str) -> None:
     pytest.exit(f"harness: {message}", returncode=EXIT_CONFIG)
 
 
-def _load(config: pytest.Config) -> Profile:
-    overrides = {"base_url": config.getoption("harness_base_url")}
-    return load_profile(
-        config.getoption("harness_env"), config.getoption("harness_config"), overrides
-    )
-
-
 def get_state(config: pytest.Config) -> RunState:
     state = config.stash.get(STATE, None)
     if state is None:
@@ -184,91 +151,37 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         _start_controller(config)
 
 
-def _start_controller(config: pytest.Config) -> None:
-    try:
-        run_id = (
-            RunId.parse(os.environ["HARNESS_RUN_ID"])
-            if os.environ.get("HARNESS_RUN_ID")
-            else RunId.generate()
-        )
-    except ValueError as error:
-        _stop(f"HARNESS_RUN_ID: {error}")
-    seed = config.getoption("harness_seed")
-    if seed is None:
-        seed = int(os.environ.get("HARNESS_SEED") or random.SystemRandom().randrange(2**32))
-    sandbox = None
-    try:
-        profile = _load(config)
-        if profile.needs_local_sandbox:
-            sys.stderr.write("harness: starting the local sandbox…\n")
-            log = default_state_dir() / "sandbox" / f"{run_id}.log"
-            sandbox = LocalSandbox.start(log)
-            apply_exports(sandbox.exports, os.environ)
-            profile = _load(config)
-        shard = shard_part(os.environ.get("HARNESS_SHARD"))
-        identity = preflight.check_service(profile)
-        aws = Aws(profile)
-        preflight.check_aws(profile, aws)
-    except (ConfigError, SandboxError, ValueError) as error:
-        if sandbox is not None:
-            sandbox.stop()
-        _stop(str(error))
-    os.environ["HARNESS_RUN_ID"] = str(run_id)
-    os.environ["HARNESS_SEED"] = str(seed)
-    state = RunState(
-        profile=profile,
-        run_id=run_id,
-        seed=seed,
-        worker=worker_part(None, os.environ.get("HARNESS_SHARD")),
-        state_dir=default_state_dir(),
-        report=RunReport(
-            str(run_id), profile.expected_environment, profile.name, profile.base_url, seed
-        ),
-        shard=shard,
-        aws=aws,
-        sandbox=sandbox,
+def _target(config: pytest.Config) -> TargetOptions:
+    return TargetOptions(
+        env=config.getoption("harness_env"),
+        config=config.getoption("harness_config"),
+        base_url=config.getoption("harness_base_url"),
     )
-    state.report.identity = identity
-    config.stash[STATE] = state
-    write_owner(state.state_dir, str(run_id), profile.name, profile.base_url, shard)
-    if not profile.is_protected:  # a protected target gets no writes at all, not even these
-        try:
-            _recover_dead_runs(state, aws)
-            # clients of its own: the refresh thread must not share boto3 resources (not
-            # thread-safe); acquire() writes once here, so they are built in this thread
-            state.lease = Lease(LeaseKind(profile, aws.sibling()), str(run_id), shard)
-            state.lease.acquire()
-        except Exception as error:
-            _stop(f"could not take the run's lease or recover dead runs: {error}")
 
 
-def _recover_dead_runs(state: RunState, aws: Aws) -> None:
-    """Finish the cleanup of runs that died on this machine against this same target."""
-    for run in dead_runs(state.state_dir, state.profile.base_url):
-        result = recover(run, load_kinds(state.profile, aws))
-        sys.stderr.write(
-            f"harness: recovered dead run {run.run_id}: {len(result.deleted)} deleted, "
-            f"{len(result.absent)} already gone, {len(result.failed + result.refused)} failed\n"
+def _start_controller(config: pytest.Config) -> None:
+    def progress(message: str) -> None:
+        sys.stderr.write(f"harness: {message}\n")
+
+    try:
+        config.stash[STATE] = start_controller(
+            _target(config), config.getoption("harness_seed"), progress
         )
+    except StartError as error:
+        _stop(str(error))
 
 
 def _start_worker(config: pytest.Config) -> None:
     workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
     try:
-        profile = _load(config)
-    except ConfigError as error:
+        config.stash[STATE] = start_worker(
+            _target(config),
+            workerinput["harness_run_id"],
+            int(workerinput["harness_seed"]),
+            workerinput["workerid"],
+        )
+    except StartError as error:
         _stop(str(error))
-    run_id = RunId.parse(workerinput["harness_run_id"])
-    seed = int(workerinput["harness_seed"])
-    config.stash[STATE] = RunState(
-        profile=profile,
-        run_id=run_id,
-        seed=seed,
-        worker=worker_part(workerinput["workerid"], os.environ.get("HARNESS_SHARD")),
-        state_dir=default_state_dir(),
-        report=RunReport(str(run_id), profile.expected_environment, profile.name, "", seed),
-        shard=shard_part(os.environ.get("HARNESS_SHARD")),
-    )
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -341,6 +254,10 @@ _CONTROLLER_CONFIG: list[pytest.Config] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
     if not _is_worker(config):
         _CONTROLLER_CONFIG.append(config)
     if threading.current_thread() is threading.main_thread():
@@ -425,7 +342,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = config.stash.get(STATE, None)
     if state is None:
         return
-    stats = _finish_worker(state)
+    stats = finish_worker(state)
     if _is_worker(config):
         config.workeroutput["harness"] = stats  # type: ignore[attr-defined]
         return
@@ -435,106 +352,26 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     _finish_run(session, state)
 
 
-def _finish_worker(state: RunState) -> dict[str, Any]:
-    """Clean whatever this worker's ledger still holds (interrupts, session-scoped data)."""
-    stats: dict[str, Any] = {
-        "worker": state.worker,
-        # Linux reports ru_maxrss in KiB: this process's peak resident memory so far.
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "created": 0,
-        "cleaned": 0,
-        "failed": 0,
-        "kept": 0,
-        "failures": [],
-        "kept_ids": [],
-    }
-    harness = state.session
-    if harness is None or "ledger" not in harness.__dict__:
-        return stats
-    leftover = harness.ledger.cleanup()
-    failures = [f"{r.describe()}: {r.error}" for r in leftover.failed + leftover.refused]
-    ledger_stats = harness.ledger.stats
-    stats.update(
-        created=ledger_stats.created,
-        cleaned=ledger_stats.cleaned,
-        failed=ledger_stats.failed,
-        kept=ledger_stats.kept,
-        failures=[harness.redactor.text(f) for f in failures],
-        kept_ids=[r.ids for r in harness.ledger.kept],
-        event_latency=harness.event_latency.samples(),
-    )
-    harness.close()
-    return stats
-
-
 def _finish_run(session: pytest.Session, state: RunState) -> None:
     """Controller, after the last worker: the residue check, the report, the exit status."""
-    terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+    config = session.config
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
 
     def progress(message: str) -> None:
         if terminal is not None:
             terminal.write_line(f"harness: {message}")
 
-    if state.lease is not None:
-        try:
-            state.lease.release()
-        except Exception as error:  # the residue check below finds and reports it
-            progress(f"could not release the run's lease: {type(error).__name__}: {error}")
-        state.lease = None
-    prefix = f"{state.run_id}-{state.shard}"
-    progress(f"residue check for {prefix}…")
-    aws = state.aws or Aws(state.profile)
-    kinds = load_kinds(state.profile, aws)
-    kept_ids = [ids for stats in state.worker_stats for ids in stats.get("kept_ids", [])]
-    _wait_for_events_to_drain(session, state, aws, progress)
-    try:
-        state.residue = residue_check(
-            kinds,
-            prefix,
-            Owner(run=state.run_id),
-            settle=float(session.config.getoption("harness_residue_settle")),
-            is_kept=kept_matcher(kept_ids),
-            remove=not state.profile.is_protected,
-            progress=progress,
-        )
-    except Exception as error:  # the environment went away: report, do not crash
-        progress(f"residue check could not run: {type(error).__name__}: {error}")
-        state.report.cleanup_failures.append(f"residue check failed: {error}")
-    if state.residue is not None:
-        state.report.leaked = [{"kind": f.kind, **f.ids} for f in state.residue.leaked]
-    unclean = state.residue is None or bool(state.residue.leaked)
-    if (unclean or state.report.cleanup_failures) and session.exitstatus == 0:
+    options = FinishOptions(
+        settle=float(config.getoption("harness_residue_settle")),
+        drain=float(config.getoption("harness_events_drain")),
+        scan_limit=int(config.getoption("harness_residue_scan_limit")),
+    )
+    clean = finish_run(state, options, progress)
+    if not clean and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    report_path = session.config.getoption("harness_report")
+    report_path = config.getoption("harness_report")
     if report_path:
         state.report.write(Path(report_path), int(session.exitstatus))
-    clean = state.residue is not None and state.residue.clean
-    if clean and not state.report.cleanup_failures and not kept_ids:
-        _forget_run(state)
-
-
-def _wait_for_events_to_drain(
-    session: pytest.Session, state: RunState, aws: Aws, progress: Callable[[str], None]
-) -> None:
-    """Asynchronous residue: let the service's consumer finish what the run set off, so a
-    record it writes late is caught by the residue check instead of missed."""
-    timeout = float(session.config.getoption("harness_events_drain"))
-    if not state.profile.processor_queue_url or timeout <= 0:
-        return
-    try:
-        drained = wait_for_quiescence(
-            aws.sqs, state.profile.processor_queue_url, timeout=timeout, progress=progress
-        )
-    except Exception as error:  # a read-only probe: report and go on to the residue check
-        progress(f"could not watch the consumer's queue: {type(error).__name__}: {error}")
-        return
-    if not drained:
-        progress(f"the consumer's queue did not drain in {timeout:g}s; checking residue anyway")
-
-
-def _forget_run(state: RunState) -> None:
-    """A clean run leaves no journal behind (crash recovery only needs unsettled runs)."""
-    shutil.rmtree(run_dir(state.state_dir, str(state.run_id), state.shard), ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

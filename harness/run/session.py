@@ -17,7 +17,8 @@ from harness.clients.aws import Aws
 from harness.clients.http import ApiClient
 from harness.config import Profile
 from harness.events.stream import LatencyRecorder
-from harness.kinds import Kind, load_kinds
+from harness.kinds.base import Kind
+from harness.kinds.registry import load_kinds
 from harness.namespace import Namespace
 from harness.safety.guards import Owner, guarded_deleter
 from harness.safety.redact import Redactor

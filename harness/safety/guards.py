@@ -1,24 +1,27 @@
 """Ownership guards: the one gate every delete passes through.
 
-A delete is allowed only when the target carries this harness's namespace marker — a
-harness-made email under the reserved test domain, or a ``HarnessNamespace`` attribute — and,
-when a run is given, that marker belongs to that run. Cleanup, crash recovery and the sweeper
-delete through this module — cleanup and recovery item by item (:func:`guarded_deleter`), the
-sweeper in checked batches (:func:`guarded_batch_delete`) — so there is one place to audit.
-A failed check raises :class:`OwnershipError`; nothing here ever deletes by itself.
+A delete is allowed only when the target's marker — what its kind's ``marker(ids)`` reads
+from the ids: a namespaced name, a harness-made email under the reserved test domain, a
+``HarnessNamespace`` attribute — embeds a harness namespace and, when a run is given, that
+namespace belongs to that run. Every delete path goes through here: ledger cleanup and crash
+recovery item by item (:func:`guarded_deleter`, also the residue check's), the sweeper in
+checked batches (:func:`guarded_batch_delete`) — so there is one place to audit, and a kind
+cannot forget the check. A failed check raises :class:`OwnershipError`; nothing here ever
+deletes by itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from harness.cleanup.journal import Resource
 from harness.cleanup.ledger import Outcome, OwnershipError
+from harness.kinds.base import Found, Kind
 from harness.namespace import Namespace, RunId, find_namespace, parse_email
 
-__all__ = ["Owner", "OwnershipError", "guarded_deleter"]
+__all__ = ["Owner", "OwnershipError", "guarded_batch_delete", "guarded_deleter"]
 
 
 @dataclass(frozen=True)
@@ -42,38 +45,52 @@ class Owner:
         return self._check(parse_email(email or ""), f"the item of email {email!r}")
 
     def marker(self, value: str | None, what: str) -> Namespace:
-        """A ``HarnessNamespace``-style attribute (or a name) must embed a namespace."""
-        return self._check(find_namespace(value or ""), what)
+        """A marker must embed a namespace; one that is an email address must also be under
+        the reserved test domain (a harness-shaped address on a real domain is someone's)."""
+        text = value or ""
+        if "@" in text:
+            return self._check(parse_email(text), what)
+        return self._check(find_namespace(text), what)
 
 
-class KindLike:
-    """What the deleter needs of a resource kind (see :mod:`harness.kinds`)."""
-
-    name: ClassVar[str]
-
-    def delete(self, ids: Mapping[str, Any], owner: Owner) -> Outcome:  # pragma: no cover
-        raise NotImplementedError
+def check(kind: Kind, ids: Mapping[str, Any], owner: Owner) -> Namespace:
+    """The gate: ``kind.marker(ids)`` must carry the owner's namespace."""
+    marker = kind.marker(ids)
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(ids.items()))
+    return owner.marker(marker, f"{kind.name}({shown})")
 
 
-def guarded_deleter(kinds: Mapping[str, KindLike], owner: Owner) -> Callable[[Resource], Outcome]:
-    """The single delete path: route a journaled resource to its kind with the owner check."""
+def guarded_deleter(kinds: Mapping[str, Kind], owner: Owner) -> Callable[[Resource], Outcome]:
+    """The single delete path: route a journaled resource to its kind, after the gate."""
 
     def delete(resource: Resource) -> Outcome:
         kind = kinds.get(resource.kind)
         if kind is None:
-            raise OwnershipError(f"unknown resource kind {resource.kind!r}; not deleting it")
-        return kind.delete(resource.ids, owner)
+            raise OwnershipError(
+                f"unknown resource kind {resource.kind!r}; not deleting it (is its adapter "
+                f"in the profile's adapters = [...]?)"
+            )
+        check(kind, resource.ids, owner)
+        return kind.delete(resource.ids)
 
     return delete
 
 
 def guarded_batch_delete(
-    kinds: Mapping[str, Any], owner: Owner, items: list[Any]
+    kinds: Mapping[str, Kind], owner: Owner, items: list[Found]
 ) -> dict[str, int]:
-    """The sweeper's delete path: every found item's namespace marker passes the owner check
-    first, then each kind deletes its share in batches. One refusal stops the whole sweep."""
+    """The sweeper's delete path: every item passes the gate first, then each kind deletes
+    its share in batches. One refusal stops the whole batch before anything is deleted."""
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for item in items:
-        owner.marker(item.marker, item.summary)
+        kind = kinds.get(item.kind)
+        if kind is None:
+            raise OwnershipError(f"unknown resource kind {item.kind!r}; not deleting it")
+        check(kind, item.ids, owner)
+        if item.marker and item.marker != kind.marker(item.ids):
+            raise OwnershipError(
+                f"refusing to delete {item.summary}: found with marker {item.marker!r}, "
+                f"but its ids say {kind.marker(item.ids)!r}"
+            )
         by_kind.setdefault(item.kind, []).append(item.ids)
-    return {name: kinds[name].delete_many(ids, owner) for name, ids in by_kind.items()}
+    return {name: kinds[name].delete_many(ids) for name, ids in by_kind.items()}

@@ -9,6 +9,7 @@ credentials or endpoint missing, a table that does not exist — into one
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
@@ -24,11 +25,28 @@ from requests.adapters import HTTPAdapter
 from harness.clients.aws import Aws
 from harness.clients.http import default_retry
 from harness.config import ConfigError, Profile
+from harness.kinds.base import Kind
+from harness.kinds.registry import settings_tables
 
 
-def check_service(profile: Profile, session: requests.Session | None = None) -> dict[str, Any]:
-    """``GET /health`` must answer JSON naming the profile's environment; returns it."""
-    url = profile.base_url.rstrip("/") + "/health"
+def check_service(
+    profile: Profile,
+    session: requests.Session | None = None,
+    warn: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Prove the target is the profile's environment, the way the profile says (``identity``):
+    ``health`` — ``GET <health_path>`` answers JSON naming the environment (returned);
+    ``aws-account`` — checked with the AWS credentials (:func:`check_identity`), the URL only
+    has to answer; ``none`` — a loud warning (refused on protected profiles by the config)."""
+    if profile.identity == "none":
+        warn(
+            f'WARNING: profile [{profile.name}] has identity = "none": nothing proves '
+            f"{profile.base_url} is the {profile.expected_environment!r} environment"
+        )
+        return {"identity": "none"}
+    if profile.identity == "aws-account":
+        return {"identity": "aws-account", "aws_account_id": profile.aws_account_id}
+    url = profile.base_url.rstrip("/") + "/" + profile.health_path.lstrip("/")
     http = session or requests.Session()
     if session is None:  # a flaky network should not abort a run before it starts
         http.mount("http://", HTTPAdapter(max_retries=default_retry()))
@@ -78,7 +96,7 @@ def check_identity(profile: Profile, aws: Aws) -> None:
             f"cannot confirm the AWS account ({type(error).__name__}): set AWS_PROFILE for "
             f"account {profile.aws_account_id}"
         ) from None
-    if account != profile.aws_account_id:
+    if str(account) != str(profile.aws_account_id):
         raise ConfigError(
             f"the AWS credentials are for account {account}, but profile [{profile.name}] is "
             f"account {profile.aws_account_id}: refusing to run. Use AWS_PROFILE for the right "
@@ -86,12 +104,15 @@ def check_identity(profile: Profile, aws: Aws) -> None:
         )
 
 
-def check_aws(profile: Profile, aws: Aws) -> None:
-    """Credentials resolve, the endpoint answers, and every table the profile names exists."""
+def check_aws(profile: Profile, aws: Aws, kinds: Mapping[str, Kind]) -> None:
+    """Credentials resolve, the endpoint answers, and every table the kinds need exists
+    (one DescribeTable each: never a read of their items)."""
     check_identity(profile, aws)
     client = aws.dynamodb_client
-    for field in ("users_table", "tokens_table", "notifications_table"):
-        name = getattr(profile, field)
+    tables = settings_tables(kinds)
+    if profile.lease_table:
+        tables.append(("lease_table", profile.lease_table, None))
+    for field, name, _setting in tables:
         try:
             client.describe_table(TableName=name)
         except NoCredentialsError:
@@ -111,8 +132,12 @@ def check_aws(profile: Profile, aws: Aws) -> None:
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code == "ResourceNotFoundException":
+                fix = (
+                    f"fix table under [{profile.name}.{field.replace(' ', 's.')}]"
+                    if field.startswith("kind ")
+                    else f"fix {field} in profile [{profile.name}] or HARNESS_{field.upper()}"
+                )
                 raise ConfigError(
-                    f"table {name!r} ({field}) does not exist in {aws.endpoint_url or 'AWS'}: "
-                    f"fix {field} in profile [{profile.name}] or HARNESS_{field.upper()}"
+                    f"table {name!r} ({field}) does not exist in {aws.endpoint_url or 'AWS'}: {fix}"
                 ) from None
             raise ConfigError(f"AWS refused describe_table({name}): {code}: {error}") from None

@@ -4,7 +4,8 @@ import pytest
 import requests
 
 from fixtures.users import TestLedger, TestUser, TokenFactory, UserFactory
-from harness.clients.http import ApiClient, UidTokenAuth
+from harness.adapter import UidTokenAuth
+from harness.clients.http import ApiClient
 
 pytestmark = pytest.mark.nightly
 NOT_AUTHORIZED = {"error": "Not authorized"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.events import TestEvents
+from harness.pytest_plugin.fixtures import TestEvents
 from fixtures.users import TestUser
 from harness.events.contracts import ContractViolation
 from harness.events.stream import build_event

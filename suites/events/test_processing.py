@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fixtures.events import TestEvents
+from harness.pytest_plugin.fixtures import TestEvents
 from fixtures.users import TestUser
 from harness.clients.http import ApiClient
 from harness.run.session import HarnessSession

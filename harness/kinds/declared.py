@@ -1,0 +1,202 @@
+"""Kinds declared without code: DynamoDB items that tests create, named in the profile.
+
+```toml
+[local.kinds.note]
+table = "notes"
+key = ["owner", "note_id"]      # hash key, then range key if the table has one
+marker = "owner"                # the attribute whose value carries the run namespace
+index = "by-owner"              # optional: a GSI whose hash key is the marker attribute
+```
+
+Owns finding (a paginated, projected scan for the sweeper; by key, by the marker when it is
+the hash key, or through the declared index otherwise), deleting (a conditional delete: only
+while the item still carries the marker the guard checked; batched for the sweeper) and
+telling which items belong to a recorded resource: an item whose marker *is* or *starts with*
+that resource's namespaced name was written for it (a session row, a welcome note the service
+wrote by itself) and is cleaned with it. It never writes an item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from harness.cleanup.ledger import OwnershipError
+from harness.kinds.base import Found, Kind, Outcome
+from harness.kinds.dynamo import batch_delete, is_condition_failed, scan_prefix
+
+if TYPE_CHECKING:
+    from harness.clients.aws import Aws
+    from harness.config import Profile
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+class DeclaredKind(Kind):
+    """One ``[profile.kinds.NAME]`` table."""
+
+    def __init__(
+        self,
+        name: str,
+        profile: Profile,
+        aws: Aws,
+        *,
+        table: str,
+        key: list[str],
+        marker: str,
+        index: str = "",
+        sweep_order: int = 50,
+    ) -> None:
+        super().__init__(profile, aws)
+        # A declared kind's name and order are data, not a class: set per instance.
+        self.__dict__["name"] = name
+        self.__dict__["sweep_order"] = sweep_order
+        self.table_name = table
+        self.key = key
+        self.marker_attribute = marker
+        self.index = index
+
+    @classmethod
+    def from_spec(
+        cls, name: str, spec: Mapping[str, Any], profile: Profile, aws: Aws
+    ) -> DeclaredKind:
+        key = spec["key"]
+        return cls(
+            name,
+            profile,
+            aws,
+            table=str(spec["table"]),
+            key=[key] if isinstance(key, str) else list(key),
+            marker=str(spec["marker"]),
+            index=str(spec.get("index", "")),
+            sweep_order=int(spec.get("sweep_order", 50)),
+        )
+
+    def _table(self) -> Any:
+        return self.aws.table(self.table_name)
+
+    def _found(self, item: Mapping[str, Any]) -> Found:
+        ids = {k: _plain(item[k]) for k in self.key if k in item}
+        ids[self.marker_attribute] = _plain(item.get(self.marker_attribute, ""))
+        shown = ", ".join(f"{k}={ids[k]}" for k in self.key if k in ids)
+        return Found(
+            self.name,
+            ids,
+            f"{self.name} {shown} in {self.table_name}",
+            marker=str(item.get(self.marker_attribute, "")),
+        )
+
+    def _projection(self) -> tuple[str, dict[str, str]]:
+        attributes = dict.fromkeys([*self.key, self.marker_attribute])
+        names = {f"#p{i}": a for i, a in enumerate(attributes)}
+        return ", ".join(names), names
+
+    def marker(self, ids: Mapping[str, Any]) -> str | None:
+        value = ids.get(self.marker_attribute)
+        return None if value is None else str(value)
+
+    def _full_key(self, ids: Mapping[str, Any]) -> dict[str, Any] | None:
+        if all(k in ids for k in self.key):
+            return {k: ids[k] for k in self.key}
+        return None
+
+    def delete(self, ids: Mapping[str, Any]) -> Outcome:
+        key = self._full_key(ids)
+        if key is None:
+            # The create's answer was lost (a crash, a timeout): only the marker is known.
+            # Everything carrying exactly that marker is the resource.
+            marker = str(ids[self.marker_attribute])
+            deleted = [self.delete(f.ids) for f in self.related(marker) if f.marker == marker]
+            return "deleted" if "deleted" in deleted else "absent"
+        marker = str(ids[self.marker_attribute])
+        try:
+            self._table().delete_item(
+                Key=key,
+                ConditionExpression="#m = :m",
+                ExpressionAttributeNames={"#m": self.marker_attribute},
+                ExpressionAttributeValues={":m": marker},
+            )
+            return "deleted"
+        except ClientError as error:
+            if not is_condition_failed(error):
+                raise
+        if self._get(key) is not None:
+            raise OwnershipError(
+                f"{self.name} {key} in {self.table_name} no longer carries {marker!r}; left alone"
+            )
+        return "absent"
+
+    def _get(self, key: Mapping[str, Any]) -> dict[str, Any] | None:
+        projection, names = self._projection()
+        item = (
+            self._table()
+            .get_item(
+                Key=dict(key),
+                ConsistentRead=True,
+                ProjectionExpression=projection,
+                ExpressionAttributeNames=names,
+            )
+            .get("Item")
+        )
+        return dict(item) if item is not None else None
+
+    def exists(self, ids: Mapping[str, Any]) -> Found | None:
+        key = self._full_key(ids)
+        if key is None:
+            marker = str(ids.get(self.marker_attribute, ""))
+            found = [f for f in self.related(marker) if f.marker == marker] if marker else []
+            return found[0] if found else None
+        item = self._get(key)
+        return self._found(item) if item is not None else None
+
+    def related(self, owner_marker: str) -> list[Found]:
+        """Items whose marker is ``owner_marker`` or starts with it: by key when the marker
+        is the hash key, through the declared index, else by a filtered scan."""
+        projection, names = self._projection()
+        if self.marker_attribute == self.key[0] and len(self.key) == 1:
+            item = self._get({self.key[0]: owner_marker})
+            return [self._found(item)] if item is not None else []
+        if self.marker_attribute == self.key[0] or self.index:
+            kwargs: dict[str, Any] = {
+                "KeyConditionExpression": "#m = :m",
+                "ExpressionAttributeNames": {**names, "#m": self.marker_attribute},
+                "ExpressionAttributeValues": {":m": owner_marker},
+                "ProjectionExpression": projection,
+            }
+            if self.index and self.marker_attribute != self.key[0]:
+                kwargs["IndexName"] = self.index
+            else:
+                kwargs["ConsistentRead"] = True
+            found = []
+            while True:
+                page = self._table().query(**kwargs)
+                found += [self._found(i) for i in page.get("Items", [])]
+                if "LastEvaluatedKey" not in page:
+                    return found
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return self.find(owner_marker)
+
+    @property
+    def related_by_key(self) -> bool:
+        """``related`` costs O(what it finds) (no scan)."""
+        return self.marker_attribute == self.key[0] or bool(self.index)
+
+    def find(self, prefix: str) -> list[Found]:
+        projection, names = self._projection()
+        return [
+            self._found(item)
+            for item in scan_prefix(
+                self._table(), self.marker_attribute, prefix, projection, names=names
+            )
+        ]
+
+    def delete_many(self, ids: list[dict[str, Any]]) -> int:
+        keys = [key for one in ids if (key := self._full_key(one)) is not None]
+        return batch_delete(self._table(), keys)

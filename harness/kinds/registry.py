@@ -1,0 +1,133 @@
+"""Which kinds a run knows: the engine's own, the adapters', and those declared in the profile.
+
+Owns discovery, in one place that the pytest plugin and every CLI command share:
+
+- the engine's kinds (``queue``: a worker's events subscription; ``lease``: a run's lease,
+  only when the profile names a ``lease_table``);
+- adapter modules named by the profile's ``adapters = ["fixtures.kinds"]`` (imported with the
+  profiles file's folder on ``sys.path``, so a project's own ``fixtures/`` is found from any
+  working directory) and by installed packages through the ``env_harness.adapters``
+  entry-point group; every :class:`~harness.kinds.base.Kind` subclass with a ``name`` in them;
+- kinds declared without code under ``[profile.kinds.NAME]`` (:mod:`harness.kinds.declared`).
+
+It imports user code but never talks to an environment.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterable, Mapping
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from harness.config import ConfigError
+from harness.kinds.base import Kind, Setting
+
+if TYPE_CHECKING:
+    from harness.clients.aws import Aws
+    from harness.config import Profile
+
+ENTRY_POINT_GROUP = "env_harness.adapters"
+
+
+def _import(module_name: str, config_dir: str) -> ModuleType:
+    if config_dir and config_dir not in sys.path:
+        sys.path.insert(0, config_dir)
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigError(
+            f"adapter module {module_name!r} cannot be imported ({error}); check adapters = "
+            f"[...] in the profile (modules are found from {config_dir or 'the working dir'})"
+        ) from None
+
+
+def adapter_modules(adapters: Iterable[str], config_dir: str) -> list[ModuleType]:
+    modules = [_import(name, config_dir) for name in adapters]
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        modules.append(entry.load())
+    return modules
+
+
+def _kinds_in(module: ModuleType) -> list[type[Kind]]:
+    found = []
+    for value in vars(module).values():
+        if (
+            isinstance(value, type)
+            and issubclass(value, Kind)
+            and value.name
+            and value.__module__ == module.__name__
+        ):
+            found.append(value)
+    return found
+
+
+def engine_kind_classes() -> list[type[Kind]]:
+    from harness.kinds.lease import LeaseKind
+    from harness.kinds.queue import QueueKind
+
+    return [QueueKind, LeaseKind]
+
+
+def kind_classes(adapters: Iterable[str], config_dir: str) -> dict[str, type[Kind]]:
+    classes: dict[str, type[Kind]] = {cls.name: cls for cls in engine_kind_classes()}
+    for module in adapter_modules(adapters, config_dir):
+        for cls in _kinds_in(module):
+            other = classes.get(cls.name)
+            if other is not None and other is not cls:
+                raise ConfigError(
+                    f"two kinds are named {cls.name!r}: {other.__module__}.{other.__name__} and "
+                    f"{cls.__module__}.{cls.__name__}; rename one"
+                )
+            classes[cls.name] = cls
+    return classes
+
+
+def declared_settings(adapters: Iterable[str], config_dir: str) -> dict[str, Setting]:
+    """Every setting the adapters' kinds declare, by name."""
+    settings: dict[str, Setting] = {}
+    for cls in kind_classes(adapters, config_dir).values():
+        for setting in cls.settings:
+            settings[setting.name] = setting
+    return settings
+
+
+def load_kinds(profile: Profile, aws: Aws) -> dict[str, Kind]:
+    """One instance of every kind the profile's run knows, keyed by name."""
+    from harness.kinds.declared import DeclaredKind
+
+    kinds: dict[str, Kind] = {
+        name: cls(profile, aws)
+        for name, cls in kind_classes(profile.adapters, profile.config_dir).items()
+        if cls.enabled(profile)
+    }
+    for name, spec in profile.kinds.items():
+        if name in kinds:
+            raise ConfigError(
+                f"[{profile.name}.kinds.{name}] is also a kind of the adapters; rename one"
+            )
+        kinds[name] = DeclaredKind.from_spec(name, spec, profile, aws)
+    return kinds
+
+
+def settings_tables(kinds: Mapping[str, Kind]) -> list[tuple[str, str, Setting | None]]:
+    """(what, table name, setting) for every table the kinds need: adapters' table settings
+    and declared kinds' tables. Preflight and doctor describe each one."""
+    from harness.kinds.declared import DeclaredKind
+
+    rows: list[tuple[str, str, Setting | None]] = []
+    seen: set[str] = set()
+    for kind in kinds.values():
+        if isinstance(kind, DeclaredKind):
+            if kind.table_name not in seen:
+                seen.add(kind.table_name)
+                rows.append((f"kind {kind.name}", kind.table_name, None))
+            continue
+        for setting in type(kind).settings:
+            value = kind.profile.setting(setting.name)
+            if setting.table and value and value not in seen:
+                seen.add(value)
+                rows.append((setting.name, value, setting))
+    return rows

@@ -1,0 +1,220 @@
+"""The generic fixtures every installed harness gives plain pytest, for any service.
+
+``harness_session`` (this worker's engine objects), ``env`` (the profile), ``api`` (the
+recorded, redacted HTTP client on the base URL), ``namespace``, ``ledger`` (one test's view:
+everything created through it is cleaned after the test), ``fake`` (seeded Faker), and the
+events fixtures ``event_stream`` / ``events`` (a per-worker subscription to the profile's
+topic, and one test's assertions on it). Thin glue: no environment logic lives here, and no
+kind of any particular service — those are an adapter's (the reference one is ``fixtures/``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pytest
+
+from harness.cleanup.journal import Resource
+from harness.cleanup.ledger import Ledger
+from harness.clients.http import ApiClient
+from harness.config import Profile
+from harness.events.contracts import Contracts
+from harness.events.quiescence import wait_for_quiescence
+from harness.events.stream import EventStream, Expectations, SnsSqsTransport
+from harness.kinds.queue import QueueKind, queue_name
+from harness.namespace import Namespace
+from harness.run.session import HarnessSession
+
+if TYPE_CHECKING:
+    from faker import Faker
+
+
+@pytest.fixture(scope="session")
+def harness_session(request: pytest.FixtureRequest) -> HarnessSession:
+    """The engine objects of this worker (profile, namespace, clients, ledger)."""
+    from harness.pytest_plugin.plugin import get_state
+
+    return get_state(request.config).harness_session()
+
+
+@pytest.fixture(scope="session")
+def env(harness_session: HarnessSession) -> Profile:
+    """The target environment's profile (base URL, region, resource names, protection)."""
+    return harness_session.profile
+
+
+@pytest.fixture(scope="session")
+def api(harness_session: HarnessSession) -> ApiClient:
+    """A requests.Session on the target: ``api.get("/health")``; recorded and redacted."""
+    return harness_session.api
+
+
+@pytest.fixture(scope="session")
+def namespace(harness_session: HarnessSession) -> Namespace:
+    """This worker's namespace; ``namespace.email()`` and ``namespace.name()`` make names."""
+    return harness_session.namespace
+
+
+@dataclass
+class TestLedger:
+    """The ledger as one test sees it: everything created here is cleaned after the test."""
+
+    __test__: ClassVar[bool] = False
+
+    ledger: Ledger
+    scope: str
+
+    def create(self, kind: str, intent: dict[str, Any], fn: Callable[[], dict]) -> Resource:
+        return self.ledger.create(kind, intent, fn, scope=self.scope)
+
+    @property
+    def resources(self) -> list[Resource]:
+        return self.ledger.live(self.scope)
+
+
+@pytest.fixture
+def ledger(request: pytest.FixtureRequest, harness_session: HarnessSession) -> Iterator[TestLedger]:
+    """Records what the test creates; on teardown — pass, fail, setup error, ``-x`` or
+    Ctrl-C — deletes it newest first (or keeps it with ``--keep-on-failure``)."""
+    scope = request.node.nodeid
+    view = TestLedger(harness_session.ledger, scope)
+    yield view
+    from harness.pytest_plugin.plugin import keeps_on_failure
+
+    if keeps_on_failure(request.node):
+        kept = harness_session.ledger.keep(scope)
+        if kept:
+            listing = ", ".join(r.describe() for r in kept)
+            request.node.add_report_section(
+                "teardown",
+                "harness",
+                f"kept {len(kept)} resource(s) of this failed test: {listing}; "
+                f"`harness sweep` removes them later",
+            )
+        return
+    result = harness_session.ledger.cleanup(scope)
+    if not result.ok:
+        problems = "; ".join(f"{r.describe()}: {r.error}" for r in result.failed + result.refused)
+        pytest.fail(f"harness cleanup failed: {harness_session.redactor.text(problems)}")
+
+
+@cache
+def _faker() -> Faker:
+    """Imported on first use, and past pytest's assertion rewriter: faker ships a pytest
+    plugin, so pytest marks its whole package for assertion rewriting, which turns a 0.1 s
+    import into 0.6 s (its large unicode tables re-parsed) in every xdist worker. Faker's own
+    asserts are no test of ours, so the plain import is the right one."""
+    rewriters = [f for f in sys.meta_path if type(f).__name__ == "AssertionRewritingHook"]
+    for finder in rewriters:
+        sys.meta_path.remove(finder)
+    try:
+        from faker import Faker
+    finally:
+        sys.meta_path[0:0] = rewriters
+    return Faker()
+
+
+@pytest.fixture
+def fake(request: pytest.FixtureRequest, harness_session: HarnessSession) -> Faker:
+    """Faker seeded from the run seed and this test's id (``--harness-seed`` replays it)."""
+    faker = _faker()
+    faker.seed_instance(harness_session.test_seed(request.node.nodeid))
+    return faker
+
+
+STREAM_SCOPE = "session:events"
+
+
+def contracts_directory(profile: Profile) -> str:
+    """The profile's ``contracts_dir`` (relative to its profiles file), else
+    ``<profiles folder>/contracts``."""
+    configured = Path(profile.contracts_dir or "contracts")
+    if not configured.is_absolute() and profile.config_dir:
+        configured = Path(profile.config_dir) / configured
+    return str(configured)
+
+
+@pytest.fixture(scope="session")
+def event_stream(harness_session: HarnessSession) -> Iterator[EventStream]:
+    """This worker's subscription to the events topic, polled in the background."""
+    profile = harness_session.profile
+    if not profile.events_topic_arn:
+        pytest.skip(f"profile [{profile.name}] names no events_topic_arn")
+    kind = harness_session.kinds["queue"]
+    assert isinstance(kind, QueueKind)
+    name = queue_name(str(harness_session.namespace))
+    resource = harness_session.ledger.create(
+        "queue",
+        {"name": name},
+        lambda: kind.create(name, profile.events_topic_arn),
+        scope=STREAM_SCOPE,
+    )
+    transport = SnsSqsTransport(
+        harness_session.aws.sqs,
+        harness_session.aws.sns,
+        resource.ids["queue_url"],
+        profile.events_topic_arn,
+        profile.processor_queue_url,
+    )
+    contracts = Contracts.for_registry_or_directory(
+        profile.schema_registry_url, contracts_directory(profile)
+    )
+    stream = EventStream(transport, contracts, keep=str(harness_session.namespace)).start()
+    try:
+        yield stream
+    finally:
+        # Not waiting out the poller's long poll (up to its wait time): it ends by itself
+        # once its queue is deleted, and a run should not pay that second at every finish.
+        stream.close(timeout=0.05)
+        harness_session.ledger.cleanup(STREAM_SCOPE)
+
+
+class TestEvents(Expectations):
+    """``events`` as a test sees it (adds waiting for the service's consumer to go idle)."""
+
+    __test__ = False
+
+    consumer_queue_url: str = ""
+    sqs: object = None
+
+    def wait_until_processed(self, timeout: float = 20.0) -> None:
+        """Block until the service's consumer queue has nothing pending (everything sent so
+        far, including what this test delivered, has been processed) or fail."""
+        if not self.consumer_queue_url:
+            pytest.skip("the profile names no processor_queue_url")
+        if not wait_for_quiescence(self.sqs, self.consumer_queue_url, timeout=timeout):
+            raise AssertionError(f"the consumer's queue did not drain within {timeout:g}s")
+
+
+@pytest.fixture
+def events(
+    event_stream: EventStream,
+    ledger: TestLedger,
+    harness_session: HarnessSession,
+) -> Iterator[TestEvents]:
+    """``events.expect_event("user.created", where={"uid": user.uid})`` and friends."""
+
+    def correlation() -> set[str]:
+        """Every id value of what this test recorded (a uid, an email, a namespaced name):
+        an event about any of them is this test's."""
+        keys: set[str] = set()
+        for resource in ledger.resources:
+            keys.update(
+                str(v) for v in resource.ids.values() if isinstance(v, str | int) and v != ""
+            )
+        return keys
+
+    view = TestEvents(event_stream, correlation, harness_session.event_latency)
+    view.consumer_queue_url = harness_session.profile.processor_queue_url
+    view.sqs = harness_session.aws.sqs
+    # Keys are read before the ledger tears down, so the check below still sees them.
+    yield view
+    late = view.unreported_violations()
+    if late:
+        listing = "; ".join(e.violation for e in late)
+        pytest.fail(f"events about this test's data broke their contracts: {listing}")

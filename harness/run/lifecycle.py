@@ -1,0 +1,288 @@
+"""A run's lifecycle, without pytest: start, what each worker owns, and the end-of-run sequence.
+
+Owns the one place that resolves the profile (starting the local sandbox when the profile
+asks for one), proves the target (preflight), takes the run's lease and recovers dead local
+runs before the first test; and, after the last test, each worker's final cleanup and the
+controller's sequence: release the lease, let the service's consumers drain, run the residue
+check (by key over what the journals recorded), decide the verdict and forget a clean run's
+journal. The pytest plugin (:mod:`harness.pytest_plugin.plugin`) only calls in here; so could
+any other runner. It never prints: callers pass a ``progress`` callback.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.cleanup.journal import default_state_dir, replay, run_dir
+from harness.cleanup.lease import Lease
+from harness.cleanup.recovery import dead_runs, recover, write_owner
+from harness.cleanup.residue import DEFAULT_SCAN_LIMIT, ResidueResult, kept_matcher
+from harness.cleanup.residue import check as residue_check
+from harness.clients.aws import Aws
+from harness.config import ConfigError, Profile, load_profile
+from harness.events.quiescence import wait_for_quiescence
+from harness.kinds.lease import LeaseKind
+from harness.kinds.registry import load_kinds
+from harness.namespace import Namespace, RunId, shard_part, worker_part
+from harness.reporting.report import RunReport
+from harness.run.local_sandbox import LocalSandbox, SandboxError, apply_exports
+from harness.run.session import HarnessSession
+from harness.safety import preflight
+from harness.safety.guards import Owner
+
+Progress = Callable[[str], None]
+
+
+class StartError(Exception):
+    """The run cannot start; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """What the user said about the target (CLI or pytest options)."""
+
+    env: str | None = None
+    config: str | None = None
+    base_url: str | None = None
+
+
+def resolve_profile(options: TargetOptions, environ: Mapping[str, str] | None = None) -> Profile:
+    return load_profile(
+        options.env, options.config, {"base_url": options.base_url}, environ=environ
+    )
+
+
+@dataclass
+class RunState:
+    """What one process knows about the run."""
+
+    profile: Profile
+    run_id: RunId
+    seed: int
+    worker: str
+    state_dir: Path
+    report: RunReport
+    shard: str = ""
+    #: The controller's AWS clients (built for preflight, reused by the session, the lease and
+    #: the residue check: a boto3 client costs ~0.1 s to build).
+    aws: Aws | None = None
+    sandbox: LocalSandbox | None = None
+    lease: Lease | None = None
+    session: HarnessSession | None = None
+    residue: ResidueResult | None = None
+    worker_stats: list[dict[str, Any]] = field(default_factory=list)
+
+    def harness_session(self) -> HarnessSession:
+        if self.session is None:
+            namespace = Namespace(run=self.run_id, worker=self.worker)
+            self.session = HarnessSession(
+                self.profile, namespace, self.seed, self.state_dir, shard=self.shard
+            )
+            if self.aws is not None:
+                self.session.aws = self.aws
+        return self.session
+
+
+def run_id_from_environment() -> RunId:
+    try:
+        if os.environ.get("HARNESS_RUN_ID"):
+            return RunId.parse(os.environ["HARNESS_RUN_ID"])
+    except ValueError as error:
+        raise StartError(f"HARNESS_RUN_ID: {error}") from None
+    return RunId.generate()
+
+
+def start_controller(
+    options: TargetOptions, seed: int | None, progress: Progress = lambda _: None
+) -> RunState:
+    """Resolve, start the sandbox if asked, prove the target, take the lease, recover dead
+    runs. Every failure is a :class:`StartError` (a sandbox it started is stopped first)."""
+    run_id = run_id_from_environment()
+    if seed is None:
+        seed = int(os.environ.get("HARNESS_SEED") or random.SystemRandom().randrange(2**32))
+    sandbox = None
+    try:
+        profile = resolve_profile(options)
+        if profile.needs_local_sandbox:
+            progress("starting the local sandbox…")
+            log = default_state_dir() / "sandbox" / f"{run_id}.log"
+            sandbox = LocalSandbox.start(log)
+            apply_exports(sandbox.exports, os.environ)
+            profile = resolve_profile(options)
+        shard = shard_part(os.environ.get("HARNESS_SHARD"))
+        identity = preflight.check_service(profile, warn=progress)
+        aws = Aws(profile)
+        kinds = load_kinds(profile, aws)
+        preflight.check_aws(profile, aws, kinds)
+    except (ConfigError, SandboxError, ValueError) as error:
+        if sandbox is not None:
+            sandbox.stop()
+        raise StartError(str(error)) from None
+    os.environ["HARNESS_RUN_ID"] = str(run_id)
+    os.environ["HARNESS_SEED"] = str(seed)
+    state = RunState(
+        profile=profile,
+        run_id=run_id,
+        seed=seed,
+        worker=worker_part(None, os.environ.get("HARNESS_SHARD")),
+        state_dir=default_state_dir(),
+        report=RunReport(
+            str(run_id), profile.expected_environment, profile.name, profile.base_url, seed
+        ),
+        shard=shard,
+        aws=aws,
+        sandbox=sandbox,
+    )
+    state.report.identity = identity
+    write_owner(state.state_dir, str(run_id), profile.name, profile.base_url, shard)
+    if not profile.is_protected:  # a protected target gets no writes at all, not even these
+        try:
+            for run in dead_runs(state.state_dir, profile.base_url):
+                result = recover(run, kinds)
+                progress(
+                    f"recovered dead run {run.run_id}: {len(result.deleted)} deleted, "
+                    f"{len(result.absent)} already gone, "
+                    f"{len(result.failed + result.refused)} failed"
+                )
+            if profile.lease_table:
+                # clients of its own: the refresh thread must not share boto3 resources (not
+                # thread-safe); acquire() writes once here, so they are built in this thread
+                state.lease = Lease(LeaseKind(profile, aws.sibling()), str(run_id), shard)
+                state.lease.acquire()
+        except Exception as error:
+            if sandbox is not None:
+                sandbox.stop()
+            raise StartError(
+                f"could not take the run's lease or recover dead runs: {error}"
+            ) from None
+    return state
+
+
+def start_worker(options: TargetOptions, run_id: str, seed: int, xdist_worker: str) -> RunState:
+    try:
+        profile = resolve_profile(options)
+    except ConfigError as error:
+        raise StartError(str(error)) from None
+    rid = RunId.parse(run_id)
+    return RunState(
+        profile=profile,
+        run_id=rid,
+        seed=seed,
+        worker=worker_part(xdist_worker, os.environ.get("HARNESS_SHARD")),
+        state_dir=default_state_dir(),
+        report=RunReport(str(rid), profile.expected_environment, profile.name, "", seed),
+        shard=shard_part(os.environ.get("HARNESS_SHARD")),
+    )
+
+
+def finish_worker(state: RunState) -> dict[str, Any]:
+    """Clean whatever this worker's ledger still holds (interrupts, session-scoped data);
+    the figures go to the controller."""
+    stats: dict[str, Any] = {
+        "worker": state.worker,
+        # Linux reports ru_maxrss in KiB: this process's peak resident memory so far.
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "created": 0,
+        "cleaned": 0,
+        "failed": 0,
+        "kept": 0,
+        "failures": [],
+        "kept_ids": [],
+    }
+    harness = state.session
+    if harness is None or "ledger" not in harness.__dict__:
+        return stats
+    leftover = harness.ledger.cleanup()
+    failures = [f"{r.describe()}: {r.error}" for r in leftover.failed + leftover.refused]
+    ledger_stats = harness.ledger.stats
+    kinds = harness.kinds
+    stats.update(
+        created=ledger_stats.created,
+        cleaned=ledger_stats.cleaned,
+        failed=ledger_stats.failed,
+        kept=ledger_stats.kept,
+        failures=[harness.redactor.text(f) for f in failures],
+        kept_ids=[
+            {**r.ids, "_marker": kinds[r.kind].marker(r.ids) if r.kind in kinds else None}
+            for r in harness.ledger.kept
+        ],
+        event_latency=harness.event_latency.samples(),
+    )
+    harness.close()
+    return stats
+
+
+@dataclass(frozen=True)
+class FinishOptions:
+    settle: float = 3.0
+    drain: float = 15.0
+    scan_limit: int = DEFAULT_SCAN_LIMIT
+
+
+def finish_run(state: RunState, options: FinishOptions, progress: Progress) -> bool:
+    """Controller, after the last worker: release the lease, drain, residue check. True when
+    the run is clean (nothing leaked, no cleanup failure); a clean run's journal is removed."""
+    if state.lease is not None:
+        try:
+            state.lease.release()
+        except Exception as error:  # the residue check below finds and reports it
+            progress(f"could not release the run's lease: {type(error).__name__}: {error}")
+        state.lease = None
+    prefix = f"{state.run_id}-{state.shard}"
+    progress(f"residue check for {prefix}…")
+    aws = state.aws or Aws(state.profile)
+    kept_ids = [ids for stats in state.worker_stats for ids in stats.get("kept_ids", [])]
+    try:
+        kinds = load_kinds(state.profile, aws)
+        _wait_for_events_to_drain(state, aws, options.drain, progress)
+        state.residue = residue_check(
+            kinds,
+            prefix,
+            Owner(run=state.run_id),
+            recorded=recorded_resources(state),
+            settle=options.settle,
+            is_kept=kept_matcher(kept_ids),
+            remove=not state.profile.is_protected,
+            scan_limit=options.scan_limit,
+            progress=progress,
+        )
+    except Exception as error:  # the environment went away: report, do not crash
+        progress(f"residue check could not run: {type(error).__name__}: {error}")
+        state.report.cleanup_failures.append(f"residue check failed: {error}")
+    if state.residue is not None:
+        state.report.leaked = [{"kind": f.kind, **f.ids} for f in state.residue.leaked]
+    clean = state.residue is not None and state.residue.clean and not state.report.cleanup_failures
+    if clean and not kept_ids:
+        shutil.rmtree(run_dir(state.state_dir, str(state.run_id), state.shard), ignore_errors=True)
+    return clean
+
+
+def recorded_resources(state: RunState) -> list[Any]:
+    """Every resource this run's workers on this machine journaled (their files are local)."""
+    directory = run_dir(state.state_dir, str(state.run_id), state.shard)
+    return [r for path in sorted(directory.glob("*.jsonl")) for r in replay(path)]
+
+
+def _wait_for_events_to_drain(
+    state: RunState, aws: Aws, timeout: float, progress: Progress
+) -> None:
+    """Asynchronous residue: let the service's consumer finish what the run set off, so a
+    record it writes late is caught by the residue check instead of missed."""
+    if not state.profile.processor_queue_url or timeout <= 0:
+        return
+    try:
+        drained = wait_for_quiescence(
+            aws.sqs, state.profile.processor_queue_url, timeout=timeout, progress=progress
+        )
+    except Exception as error:  # a read-only probe: report and go on to the residue check
+        progress(f"could not watch the consumer's queue: {type(error).__name__}: {error}")
+        return
+    if not drained:
+        progress(f"the consumer's queue did not drain in {timeout:g}s; checking residue anyway")
