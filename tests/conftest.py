@@ -39,6 +39,12 @@ def sandbox_environ(live_sandbox: LocalSandbox) -> dict[str, str]:
     """``os.environ`` plus the sandbox's exports, minus anything naming another target."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
     environ.update(live_sandbox.exports)
+    # The repository's profiles (the reference adapter's kinds) and its fixtures package,
+    # wherever a test runs pytest or the CLI from.
+    environ["HARNESS_CONFIG"] = str(REPO / "environments.toml")
+    environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+    )
     return environ
 
 

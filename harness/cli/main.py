@@ -126,6 +126,16 @@ def _parser() -> argparse.ArgumentParser:
     recover_cmd.add_argument("run_id", nargs="?", metavar="RUN_ID")
     recover_cmd.add_argument("--env", metavar="NAME", help="profile of the run's target")
     _add_report_commands(commands)
+    init = commands.add_parser(
+        "init",
+        help="scaffold a test project for your own service (never overwrites a file)",
+        description=(
+            "Write environments.toml (a commented profile and one declared kind), pytest.ini, "
+            "conftest.py, fixtures/ and suites/smoke/ into DIR; then `harness doctor` tells "
+            "you what to fill in."
+        ),
+    )
+    init.add_argument("directory", nargs="?", default=".", metavar="DIR")
     env = commands.add_parser("env", help="manage the local sandbox environment")
     env_commands = env.add_subparsers(dest="env_command", metavar="ACTION")
     env_commands.add_parser(
@@ -371,6 +381,10 @@ def main(argv: list[str] | None = None) -> int:
     options, unknown = parser.parse_known_args(argv)
     if options.command == "run":
         return _run(options, unknown + explicit)
+    if options.command == "init":
+        from harness.cli import init as init_command
+
+        return init_command.run(options.directory)
     if options.command == "doctor":
         from harness.cli import doctor
 

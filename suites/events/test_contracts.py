@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from harness.pytest_plugin.fixtures import TestEvents
 from fixtures.users import TestUser
 from harness.events.contracts import ContractViolation
 from harness.events.stream import build_event
 from harness.namespace import Namespace
+from harness.pytest_plugin.fixtures import TestEvents
 
 pytestmark = pytest.mark.nightly
 

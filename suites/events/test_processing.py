@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from harness.pytest_plugin.fixtures import TestEvents
 from fixtures.users import TestUser
 from harness.clients.http import ApiClient
+from harness.pytest_plugin.fixtures import TestEvents
 from harness.run.session import HarnessSession
 
 pytestmark = pytest.mark.nightly

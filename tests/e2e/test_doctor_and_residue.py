@@ -53,7 +53,7 @@ def test_doctor_on_a_healthy_sandbox_is_all_ok(sandbox_environ: dict[str, str]) 
         "table users_table",
         "table tokens_table",
         "table notifications_table",
-        "token table TTL",
+        "tokens_table TTL",
         "events topic",
         "processor queue",
     ):
@@ -97,8 +97,9 @@ def test_doctor_fails_a_token_table_without_ttl(
     sandbox_environ: dict[str, str], table_without_ttl: str
 ) -> None:
     profile = load_profile("sandbox", REPO / "environments.toml", environ=sandbox_environ)
-    rows = rows_by_name(doctor.diagnose(replace(profile, tokens_table=table_without_ttl)))
-    ttl = rows["token table TTL"]
+    settings = {**profile.settings, "tokens_table": table_without_ttl}
+    rows = rows_by_name(doctor.diagnose(replace(profile, settings=settings)))
+    ttl = rows["tokens_table TTL"]
     assert ttl.status == doctor.FAIL
     assert "update-time-to-live" in ttl.fix and "AttributeName=TimeToLive" in ttl.fix
     assert rows["table tokens_table"].status == doctor.OK

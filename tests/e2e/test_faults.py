@@ -77,9 +77,7 @@ def test_beyond_the_retry_budget_the_leak_is_reported_and_swept_later(
     run_id = str(RunId.generate())
     suite = tmp_path / "suite"
     suite.mkdir()
-    (suite / "conftest.py").write_text(
-        'pytest_plugins = ["harness.pytest_plugin.plugin", "fixtures.core", "fixtures.users"]\n'
-    )
+    (suite / "conftest.py").write_text('pytest_plugins = ["fixtures.users"]\n')
     (suite / "test_stranded.py").write_text(STRANDED.format(marks=tmp_path))
     plan = FaultPlan(seed=3)
     with FaultProxy(sandbox_environ["HARNESS_AWS_ENDPOINT_URL"], plan) as aws_proxy:

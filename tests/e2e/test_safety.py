@@ -21,7 +21,6 @@ from harness.clients.aws import Aws
 from harness.config import load_profile
 from harness.kinds.lease import LeaseKind
 from harness.namespace import Namespace, RunId
-from harness.safety.guards import Owner
 from harness.waiting import eventually, wait_until
 from tests.conftest import REPO
 from tests.digest import items_mentioning
@@ -97,7 +96,7 @@ def test_sweeper_deletes_only_dead_old_harness_data(
     protected = cli({**environ, "HARNESS_PROTECTED": "true"}, "sweep", "--yes")
     assert protected.returncode == 2 and "protected: sweeping is refused" in protected.stderr
 
-    lease.delete({"marker": f"{alive.run}-lease"}, Owner(run=None))
+    lease.delete({"marker": f"{alive.run}-lease"})
     everything = cli(environ, "sweep", "--older-than", "0", "--yes")  # tidy up this test
     assert everything.returncode == 0, everything.stderr
     for ns in (young, alive):
@@ -129,9 +128,7 @@ def test_sigkill_leaves_a_journal_that_recover_and_the_next_run_clean(
     run_id = str(RunId.generate())
     ready = tmp_path / "ready"
     (tmp_path / "suite").mkdir()
-    (tmp_path / "suite" / "conftest.py").write_text(
-        'pytest_plugins = ["harness.pytest_plugin.plugin", "fixtures.core", "fixtures.users"]\n'
-    )
+    (tmp_path / "suite" / "conftest.py").write_text('pytest_plugins = ["fixtures.users"]\n')
     (tmp_path / "suite" / "test_killed.py").write_text(KILLED.format(ready=ready))
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(tmp_path / "suite")],
@@ -207,9 +204,7 @@ def _start_interruptible(environ: dict[str, str], tmp_path: Path, teardown_sleep
     run_id = str(RunId.generate())
     suite = tmp_path / "suite"
     suite.mkdir()
-    (suite / "conftest.py").write_text(
-        'pytest_plugins = ["harness.pytest_plugin.plugin", "fixtures.core", "fixtures.users"]\n'
-    )
+    (suite / "conftest.py").write_text('pytest_plugins = ["fixtures.users"]\n')
     source = INTERRUPTIBLE.format(marks=tmp_path, teardown_sleep=teardown_sleep)
     (suite / "test_waits.py").write_text(source)
     process = subprocess.Popen(
@@ -262,9 +257,7 @@ def test_keep_on_failure_keeps_and_tells_how_to_find(
 ) -> None:
     suite = tmp_path / "suite"
     suite.mkdir()
-    (suite / "conftest.py").write_text(
-        'pytest_plugins = ["harness.pytest_plugin.plugin", "fixtures.core", "fixtures.users"]\n'
-    )
+    (suite / "conftest.py").write_text('pytest_plugins = ["fixtures.users"]\n')
     (suite / "test_k.py").write_text(
         "def test_fails(user):\n    assert False\n\ndef test_passes(user):\n    pass\n"
     )

@@ -43,6 +43,7 @@ def test_two_shards_of_one_run_never_collide(
     suite = tmp_path / "suite"
     suite.mkdir()
     (suite / "pytest.ini").write_text("[pytest]\n")
+    (suite / "conftest.py").write_text('pytest_plugins = ["fixtures.users"]\n')
     (suite / "test_sharded.py").write_text(SUITE)
     out = tmp_path / "namespaces"
     out.mkdir()

@@ -18,17 +18,14 @@ from harness.clients.aws import Aws
 from harness.config import load_profile
 from harness.kinds import load_kinds
 from harness.namespace import RunId
-from harness.safety.guards import Owner
+from harness.safety.guards import Owner, check
 from tests.conftest import CONTRACTS, REPO
 from tests.digest import items_mentioning
 from tests.registry_standin import RegistryStandIn
 
 pytestmark = pytest.mark.e2e
 
-CONFTEST = (
-    'pytest_plugins = ["harness.pytest_plugin.plugin", "fixtures.core", "fixtures.users",'
-    ' "fixtures.events"]\n'
-)
+CONFTEST = 'pytest_plugins = ["fixtures.users"]\n'
 
 
 def queues_and_subscriptions(aws: Aws, text: str) -> list[str]:
@@ -189,7 +186,7 @@ def test_leaves_a_late_notification(api, namespace, events, harness_session):
     created = events.expect_event("user.created", where={"uid": uid})
     events.wait_until_processed()
     ids = {"uid": uid, "notification_id": "welcome", "email": email}
-    assert harness_session.kinds["notification"].delete(ids, harness_session.owner) == "deleted"
+    assert harness_session.kinds["notification"].delete(ids) == "deleted"
     # a redelivery the consumer only sees in 3 s: the welcome comes back after the test ends
     events.deliver_to_consumer(created, delay=3)
 """
@@ -242,6 +239,6 @@ def test_the_queue_kind_refuses_a_queue_without_a_namespace(
     kind = load_kinds(profile, aws)["queue"]
     processor = profile.processor_queue_url.rsplit("/", 1)[-1]
     with pytest.raises(Exception, match="carries no harness namespace"):
-        kind.delete({"name": processor}, Owner(run=None))
+        check(kind, {"name": processor}, Owner(run=None))
     assert profile.processor_queue_url in aws.sqs.list_queues()["QueueUrls"]
     assert os.path.basename(profile.processor_queue_url) == processor

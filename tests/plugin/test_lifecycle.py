@@ -16,7 +16,7 @@ from tests.digest import items_mentioning
 
 pytestmark = pytest.mark.e2e
 
-CONFTEST = 'pytest_plugins = ["harness.pytest_plugin.plugin", "fixtures.core", "fixtures.users"]\n'
+CONFTEST = 'pytest_plugins = ["fixtures.users"]\n'
 
 
 class Run:

@@ -21,7 +21,7 @@ from harness.namespace import RunId
 
 pytestmark = pytest.mark.e2e
 
-CONFTEST = 'pytest_plugins = ["harness.pytest_plugin.plugin", "fixtures.core", "fixtures.users"]\n'
+CONFTEST = 'pytest_plugins = ["fixtures.users"]\n'
 
 
 class Receiver:

@@ -1,8 +1,19 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from harness.config import ConfigError, load_profile, parse_duration
+from fixtures.kinds import NOTIFICATIONS, TOKENS, USERS
+from harness.config import ConfigError, Profile, load_profile, parse_duration
+
+#: The reference adapter's settings, as its kinds declare them.
+DECLARED = {s.name: s for s in (USERS, TOKENS, NOTIFICATIONS)}
+
+
+def load(*args: Any, **kwargs: Any) -> Profile:
+    kwargs.setdefault("declared", DECLARED)
+    return load_profile(*args, **kwargs)
+
 
 STAGING = """
 [staging]
@@ -22,7 +33,7 @@ def profiles(tmp_path: Path) -> Path:
 
 
 def test_file_values(profiles: Path) -> None:
-    profile = load_profile("staging", profiles, environ={})
+    profile = load("staging", profiles, environ={})
     assert profile.base_url == "https://api.staging.example.com"
     assert profile.test_data_ttl == 1800
     assert profile.is_protected  # did not say: sensitive by default
@@ -31,7 +42,7 @@ def test_file_values(profiles: Path) -> None:
 
 def test_precedence_cli_over_env_over_file(profiles: Path) -> None:
     environ = {"HARNESS_USERS_TABLE": "env-users", "HARNESS_BASE_URL": "https://env.example"}
-    profile = load_profile(
+    profile = load(
         "staging", profiles, overrides={"base_url": "https://cli.example"}, environ=environ
     )
     assert profile.users_table == "env-users"
@@ -40,11 +51,11 @@ def test_precedence_cli_over_env_over_file(profiles: Path) -> None:
 
 
 def test_profile_chosen_by_env_variable(profiles: Path) -> None:
-    assert load_profile(None, profiles, environ={"HARNESS_ENV": "staging"}).name == "staging"
+    assert load(None, profiles, environ={"HARNESS_ENV": "staging"}).name == "staging"
 
 
 def test_sandbox_needs_nothing_and_is_unprotected(tmp_path: Path) -> None:
-    profile = load_profile(None, tmp_path / "missing.toml", environ={})
+    profile = load(None, tmp_path / "missing.toml", environ={})
     assert profile.name == "sandbox" and profile.needs_local_sandbox
     assert not profile.is_protected
 
@@ -69,12 +80,12 @@ def test_errors_name_the_fix(
     path = tmp_path / "environments.toml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
-        load_profile(name, path, environ=environ)
+        load(name, path, environ=environ)
 
 
 def test_protected_from_environment(profiles: Path) -> None:
     environ = {"HARNESS_PROTECTED": "false"}
-    assert not load_profile("staging", profiles, environ=environ).is_protected
+    assert not load("staging", profiles, environ=environ).is_protected
 
 
 @pytest.mark.parametrize(

@@ -26,14 +26,18 @@ class StubKind(Kind):
     def __init__(self, items: list[Found]) -> None:
         self.items = items
         self.deleted: list[dict[str, Any]] = []
+        self.markers = {i.ids["key"]: i.marker for i in items}
 
     def find(self, prefix: str) -> list[Found]:
         return [i for i in self.items if i.marker.startswith(prefix)]
 
-    def delete(self, ids: Mapping[str, Any], owner: Owner) -> Outcome:
+    def marker(self, ids: Mapping[str, Any]) -> str | None:
+        return self.markers.get(ids["key"])
+
+    def delete(self, ids: Mapping[str, Any]) -> Outcome:
         raise NotImplementedError
 
-    def delete_many(self, ids: list[dict[str, Any]], owner: Owner) -> int:
+    def delete_many(self, ids: list[dict[str, Any]]) -> int:
         self.deleted.extend(ids)
         return len(ids)
 
