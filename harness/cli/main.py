@@ -176,11 +176,20 @@ def _add_report_commands(commands: argparse._SubParsersAction) -> None:
         "--settle", type=float, default=3.0, metavar="SECONDS", help="let async deletes settle"
     )
     residue.add_argument(
+        "--scan-limit",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="scan a table for the run's namespace only while it holds at most N items "
+        "(default 10000; 0: never). What this machine's journals recorded is checked by key.",
+    )
+    residue.add_argument(
         "--alert", action="append", default=[], metavar="TARGET", help="webhook=URL on a leak"
     )
 
 
 def _residue(options: argparse.Namespace) -> int:
+    from harness.cleanup.journal import replay_run
     from harness.cleanup.residue import check
     from harness.clients.aws import Aws
     from harness.namespace import RunId
@@ -197,8 +206,10 @@ def _residue(options: argparse.Namespace) -> int:
         kinds,
         f"{run_id}-",
         Owner(run=run_id),
+        recorded=replay_run(default_state_dir(), str(run_id)),
         settle=options.settle,
         remove=not profile.is_protected,
+        scan_limit=options.scan_limit,
         progress=lambda m: print(f"harness: {m}", flush=True),
     )
     for item in result.leaked:

@@ -93,3 +93,71 @@ def test_protected_from_environment(profiles: Path) -> None:
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+DECLARED_KINDS = """
+[local]
+base_url = "http://127.0.0.1:8000"
+identity = "none"
+protected = false
+
+[local.kinds.account]
+table = "accounts"
+key = ["username"]
+marker = "username"
+
+[local.kinds.note]
+table = "notes"
+key = ["owner", "note_id"]
+marker = "owner"
+"""
+
+
+def test_declared_kinds_need_no_adapter_code(tmp_path: Path) -> None:
+    path = tmp_path / "environments.toml"
+    path.write_text(DECLARED_KINDS)
+    profile = load_profile("local", path, environ={})
+    assert profile.kinds["note"] == {
+        "table": "notes",
+        "key": ["owner", "note_id"],
+        "marker": "owner",
+    }
+    assert profile.identity == "none" and profile.settings == {}
+    assert profile.sources["base_url"] == "file"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('[local.kinds.bad]\ntable = "t"\nkey = ["a", "b", "c"]\nmarker = "a"\n', "key = "),
+        ('[local.kinds.bad]\ntable = "t"\nkey = ["a"]\n', "needs marker"),
+        ('[local.kinds.bad]\nkey = ["a"]\nmarker = "a"\n', "needs table"),
+        ('[local.kinds.bad]\ntable = "t"\nkey = "a"\nmarker = "a"\ncolour = 1\n', "colour"),
+    ],
+)
+def test_a_bad_declared_kind_names_the_fix(tmp_path: Path, extra: str, message: str) -> None:
+    path = tmp_path / "environments.toml"
+    path.write_text(DECLARED_KINDS + extra)
+    with pytest.raises(ConfigError, match=message):
+        load_profile("local", path, environ={})
+
+
+def test_an_unknown_field_names_the_adapters_settings(profiles: Path) -> None:
+    text = profiles.read_text() + 'user_table = "typo"\n'
+    profiles.write_text(text)
+    with pytest.raises(ConfigError, match=r"user_table.*users_table"):
+        load("staging", profiles, environ={})
+
+
+def test_no_identity_is_refused_on_a_protected_profile(tmp_path: Path) -> None:
+    path = tmp_path / "environments.toml"
+    path.write_text(DECLARED_KINDS.replace("protected = false", "protected = true"))
+    with pytest.raises(ConfigError, match="must prove who it is"):
+        load_profile("local", path, environ={})
+
+
+def test_adapter_settings_are_overridden_by_their_variables(profiles: Path) -> None:
+    profile = load("staging", profiles, environ={"HARNESS_TOKENS_TABLE": "env-tokens"})
+    assert profile.setting("tokens_table") == "env-tokens"
+    assert profile.sources["tokens_table"] == "$HARNESS_TOKENS_TABLE"
+    assert profile.sources["users_table"] == "file"
