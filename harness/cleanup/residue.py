@@ -182,7 +182,7 @@ def check(
     result.leaked = [f for f in present if not is_kept(f)]
     if not remove:
         return result
-    delete = guarded_deleter(kinds, owner)
+    delete = guarded_deleter(kinds, owner, cascade=False)  # each item is listed on its own
     for item in result.leaked + belonging:
         try:
             delete(Resource(seq=0, kind=item.kind, ids=dict(item.ids), state="created"))

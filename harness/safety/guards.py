@@ -60,8 +60,14 @@ def check(kind: Kind, ids: Mapping[str, Any], owner: Owner) -> Namespace:
     return owner.marker(marker, f"{kind.name}({shown})")
 
 
-def guarded_deleter(kinds: Mapping[str, Kind], owner: Owner) -> Callable[[Resource], Outcome]:
-    """The single delete path: route a journaled resource to its kind, after the gate."""
+def guarded_deleter(
+    kinds: Mapping[str, Kind], owner: Owner, *, cascade: bool = True
+) -> Callable[[Resource], Outcome]:
+    """The single delete path: route a journaled resource to its kind, after the gate. With
+    ``cascade``, what the service wrote for it by itself (items of kinds that answer
+    ``related``: their marker carries this resource's marker) goes with it, each through
+    the gate too."""
+    related_kinds = [k for k in kinds.values() if type(k).related is not Kind.related]
 
     def delete(resource: Resource) -> Outcome:
         kind = kinds.get(resource.kind)
@@ -71,7 +77,14 @@ def guarded_deleter(kinds: Mapping[str, Kind], owner: Owner) -> Callable[[Resour
                 f"in the profile's adapters = [...]?)"
             )
         check(kind, resource.ids, owner)
-        return kind.delete(resource.ids)
+        outcome = kind.delete(resource.ids)
+        marker = kind.marker(resource.ids)
+        for other in related_kinds if cascade and marker else []:
+            for item in other.related(str(marker)):
+                check(other, item.ids, owner)
+                if other.delete(item.ids) == "deleted":
+                    outcome = "deleted"
+        return outcome
 
     return delete
 
