@@ -4,7 +4,8 @@ Starts the emulator child exactly as the sandbox runs it (``harness.sandbox.emul
 its moto patches), creates two pairs of tables shaped like the service's — users (hash key
 ``Uid``) and notifications (``Uid`` + ``NotificationId``) — and seeds one pair with
 ``--small`` items a table, the other with ``--big`` (BatchWriteItem over HTTP, 25 items a
-call; ~30-40 s for 2 x 100,000 on 2 cores). It then times the key operations the service makes,
+call: 2 x 100,000 take ~35 s on an idle 2-core machine, ~100 s at a load average of 10;
+moto's ImportTable from S3 was no faster). It then times the key operations the service makes,
 each against both sizes, in ``--rounds`` rounds of ``--calls`` calls alternating between the
 sizes call by call (so a burst of load from another process slows both alike):
 
