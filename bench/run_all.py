@@ -38,6 +38,7 @@ TARGETS = {
     "health_keepalive_req_per_s": Target("≥ 800", lambda v: v >= 800),
     "get_user_authenticated_keepalive_req_per_s": Target("≥ 200", lambda v: v >= 200),
     "health_keepalive_over_new_connection": Target("> 1", lambda v: v > 1),
+    "key_op_latency_100k_vs_100": Target("≤ 1.5", lambda v: v <= 1.5),
 }
 
 #: (module, full arguments, --quick arguments)
@@ -47,6 +48,7 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
     ("bench.sweep", [], ["--items", "1000"]),
     ("bench.smoke", [], ["--runs", "1"]),
     ("bench.sandbox_throughput", [], ["--requests", "300"]),
+    ("bench.key_ops", [], ["--big", "10000", "--rounds", "3"]),
 ]
 
 

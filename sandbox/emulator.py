@@ -118,10 +118,11 @@ def moto_app() -> Any:
     # Imported here: moto is heavy, and only the child needs it.
     from moto.server import DomainDispatcherApplication, create_backend_app
 
-    from . import moto_bounds, moto_speedups
+    from . import moto_bounds, moto_speedups, moto_transactions
 
     moto_speedups.install()
     moto_bounds.install()
+    moto_transactions.install()
 
     class Dispatcher(DomainDispatcherApplication):
         """moto's dispatcher, with the host -> backend lookup memoised.

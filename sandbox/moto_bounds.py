@@ -36,8 +36,9 @@ from typing import Any
 SENT_NOTIFICATIONS_KEPT = 100
 
 _installed = False
-#: held by every Table call that adds to, empties or drops a hash-key bucket
-_buckets = threading.RLock()
+#: held by every Table call that adds to, empties or drops a hash-key bucket; also held by
+#: every DynamoDB request for its whole length once ``moto_transactions`` is installed
+items_lock = threading.RLock()
 
 
 def install() -> None:
@@ -86,7 +87,7 @@ def _drop_empty_buckets() -> None:
     def bucket_safe(method: Callable[..., Any], drops: bool) -> Callable[..., Any]:
         @functools.wraps(method)
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-            with _buckets:
+            with items_lock:
                 try:
                     return method(self, *args, **kwargs)
                 finally:
