@@ -256,7 +256,9 @@ class Reporting:
             return
         cloudwatch = None
         if any(t.kind == "cloudwatch" for t in self.targets):
-            cloudwatch = Aws(state.profile).cloudwatch
+            # Opted into with --alert cloudwatch: the harness's own metrics (namespace
+            # EnvHarness), the one write it makes to a protected profile's account.
+            cloudwatch = Aws(state.profile, read_only=False).cloudwatch
         delivered, warnings = alerts.send(self.targets, self.policy, report, cloudwatch)
         self.notes += [f"alert: sent ({what})" for what in delivered]
         for warning in warnings:
