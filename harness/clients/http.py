@@ -83,14 +83,18 @@ class Exchange:
         status = self.status if self.status is not None else f"ERROR {self.error}"
         lines = [f"{self.method} {self.path} -> {status} ({self.latency_ms:.0f} ms)"]
         parts = (
-            ("  request headers: ", self.request_headers),
+            ("  request headers:", self.request_headers),
             ("  request: ", self.request_body),
             ("  response headers:", self.response_headers),
             ("  response:", self.response_body),
         )
         for label, body in parts:
             if body not in (None, "", {}):
-                text = body if isinstance(body, str) else json.dumps(body, sort_keys=True)
+                text = (
+                    body
+                    if isinstance(body, str)
+                    else json.dumps(body, sort_keys=True, ensure_ascii=False)
+                )
                 lines.append(f"{label} {text[:_MAX_BODY]}")
         return "\n".join(lines)
 
