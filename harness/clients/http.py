@@ -222,7 +222,9 @@ class ApiClient(requests.Session):
         try:
             response = super().request(method, url, **kwargs)
         except ProtectedTargetError as refused:
-            self._record(method, path, None, started, request_body, None, str(refused), headers)
+            self._record(
+                method, path, None, started, request_body, None, str(refused), headers, None, True
+            )
             raise
         except requests.RequestException as error:
             self._record(method, path, None, started, request_body, None, str(error), headers)
@@ -252,6 +254,7 @@ class ApiClient(requests.Session):
         error: str = "",
         request_headers: Mapping[str, str] | None = None,
         response_headers: Mapping[str, str] | None = None,
+        refused: bool = False,
     ) -> None:
         latency = (time.perf_counter() - started) * 1000
         redactor = self.redactor
@@ -275,4 +278,5 @@ class ApiClient(requests.Session):
         )
         with self._lock:
             self.transcript.exchanges.append(exchange)
-            self.latencies.append((method.upper(), shown_path, latency))
+            if not refused:  # nothing was sent: no latency to speak of
+                self.latencies.append((method.upper(), shown_path, latency))

@@ -150,8 +150,8 @@ def event_stream(harness_session: HarnessSession) -> Iterator[EventStream]:
         raise refusal(
             profile.name,
             "the events fixtures",
-            "they subscribe a queue of their own to the topic and publish to it; neither "
-            "happens on a protected profile",
+            "they subscribe a queue of their own to the topic and publish to it, and a "
+            "protected profile gets neither",
         )
     kind = harness_session.kinds["queue"]
     assert isinstance(kind, QueueKind)

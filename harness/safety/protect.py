@@ -33,7 +33,7 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: AWS operations that read: by prefix, and a few by name.
 READ_OPERATION_PREFIXES = ("Get", "Describe", "List", "Head")
 READ_OPERATIONS = frozenset({"Query", "Scan", "BatchGetItem", "TransactGetItems"})
-_SETTING_HINT = "set protected = false in the profile if it really is a test environment"
+_SETTING_HINT = "set protected = false only for a test environment"
 
 
 class ProtectedTargetError(Exception):
@@ -100,8 +100,8 @@ class HttpGuard:
         raise refusal(
             self.profile,
             route,
-            f"only GET/HEAD/OPTIONS reach a protected profile; allow this route with "
-            f'allow_writes = ["{route}"] in the profile, or {_SETTING_HINT}',
+            f"only GET/HEAD/OPTIONS are sent to a protected profile; to allow this route, "
+            f'add allow_writes = ["{route}"] to the profile',
         )
 
 
@@ -123,8 +123,8 @@ def install_aws_guard(events: Any, profile_name: str) -> None:
         raise refusal(
             profile_name,
             f"AWS {service} {model.name}",
-            f"the harness's AWS clients only read (Get*/Describe*/List*/Head*/Query/Scan/"
-            f"BatchGetItem) on a protected profile; {_SETTING_HINT}",
+            f"the harness's AWS clients only read on a protected profile (Get*, Describe*, "
+            f"List*, Head*, Query, Scan); {_SETTING_HINT}",
         )
 
     events.register("provide-client-params.*.*", refuse_writes, unique_id="harness-protect")
@@ -134,7 +134,7 @@ def refuse_create(profile: str, kind: str) -> ProtectedTargetError:
     return refusal(
         profile,
         f"creating a {kind}",
-        f"the ledger and the factories create nothing on a protected profile; {_SETTING_HINT}",
+        f"the ledger and its factories create nothing on a protected profile; {_SETTING_HINT}",
     )
 
 
