@@ -26,7 +26,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
 
 #: The HTTP methods that reach a protected target without being named in ``allow_writes``.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -87,7 +86,7 @@ class HttpGuard:
         method = method.upper()
         if method in READ_METHODS:
             return True
-        bare = urlsplit(path).path if "://" not in path else ""  # another host: never
+        bare = "" if "://" in path else path.split("?", 1)[0].split("#", 1)[0]  # host: never
         return bool(bare) and any(
             m == method and pattern.fullmatch(bare) for m, pattern in self._routes
         )
@@ -96,7 +95,7 @@ class HttpGuard:
         """Raise :class:`ProtectedTargetError` unless ``method path`` may be sent."""
         if self.allows(method, path):
             return
-        route = f"{method.upper()} {urlsplit(path).path or path}"
+        route = f"{method.upper()} {path.split('?', 1)[0].split('#', 1)[0] or path}"
         raise refusal(
             self.profile,
             route,

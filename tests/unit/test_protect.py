@@ -95,6 +95,7 @@ def test_the_http_rule_lets_reads_and_named_routes_through() -> None:
     assert not guard.allows("PUT", "/users/42/avatar/x")  # {uid} is one segment
     assert not guard.allows("POST", "/login/again")
     assert not guard.allows("POST", "https://elsewhere.example/login")  # another host: never
+    assert not guard.allows("POST", "//elsewhere.example/login")  # a path, not /login
     with pytest.raises(ProtectedTargetError) as refused:
         guard.check("POST", "/users?x=1")
     message = str(refused.value)
