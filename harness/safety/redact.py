@@ -30,8 +30,6 @@ SENSITIVE_WORDS = (
     "credential",
     "privatekey",
 )
-#: Kept for callers of the old name: the words above are the rule.
-SENSITIVE_KEYS = frozenset(SENSITIVE_WORDS)
 _SCHEMES = r"(?:Bearer|Basic|Token|Digest)\s+"
 _FORM = re.compile(r"^[^=&\s]+=[^&\s]*(?:&[^=&\s]+=[^&\s]*)*$")
 
