@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from harness.safety.protect import validate_routes
+
 DEFAULT_PROFILE = "sandbox"
 #: ``harness sweep`` refuses to delete more than this many items unless told (--max).
 DEFAULT_SWEEP_MAX = 1000
@@ -71,6 +73,12 @@ class Profile:
     lease_table: str = ""
     #: None = not said: protected unless this is the sandbox (sensitive by default).
     protected: bool | None = None
+    #: On a protected profile, the write routes the HTTP client may still send
+    #: (``"POST /login"``; ``{id}`` or ``*`` is one path segment, ``**`` the rest).
+    allow_writes: tuple[str, ...] = ()
+    #: Key words masked in bodies, query strings, form data and headers, on top of the
+    #: defaults (password, token, secret, authorization, api key, cookie, session …).
+    sensitive_keys: tuple[str, ...] = ()
     #: How long leaked test data may live before the sweeper treats it as abandoned.
     test_data_ttl: float = 7200.0
     #: Python modules that define the adapter's kinds (``fixtures.kinds``).
@@ -143,6 +151,21 @@ def _coerce(field: str, value: Any, source: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{source}: adapters must be a list of module names")
         return tuple(value)
+    if field == "sensitive_keys":
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f'{source}: sensitive_keys must be a list like ["pin", "otp"]')
+        return tuple(value)
+    if field == "allow_writes":
+        if isinstance(value, str):  # $HARNESS_ALLOW_WRITES="POST /login, POST /logout"
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f'{source}: allow_writes must be a list like ["POST /login"]')
+        try:
+            return validate_routes(value)
+        except ValueError as error:
+            raise ConfigError(f"{source}: allow_writes: {error}") from None
     if not isinstance(value, str):
         raise ConfigError(f"{source}: {field} must be a string, not {value!r}")
     text = value.strip()

@@ -4,7 +4,9 @@
 journals the ids it returned — so a crash at any point leaves a record another process can act
 on. ``cleanup(scope)`` deletes a scope's resources last-in-first-out through the one guarded
 delete path it was given, retrying transient errors with backoff; "already gone" counts as
-done. It knows no resource kind and never talks to the environment itself.
+done. On a protected target (``protected`` names its profile) ``create`` refuses before
+journaling or calling anything, so no factory built on the ledger can write there. It knows
+no resource kind and never talks to the environment itself.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from harness.cleanup.journal import Journal, Resource
+from harness.safety.protect import refuse_create
 
 Outcome = Literal["deleted", "absent"]
 Deleter = Callable[[Resource], Outcome]
@@ -60,8 +63,11 @@ class Ledger:
         attempts: int = 4,
         backoff: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
+        protected: str = "",
     ) -> None:
         self.journal = journal
+        #: The protected profile's name: every create is refused.
+        self.protected = protected
         self._delete = delete
         self._attempts = attempts
         self._backoff = backoff
@@ -80,7 +86,10 @@ class Ledger:
         scope: str = "",
     ) -> Resource:
         """Journal the intent, run ``fn``, journal its ids. On error the intent stays live:
-        the create may have happened (a timeout after the server acted), so cleanup tries it."""
+        the create may have happened (a timeout after the server acted), so cleanup tries it.
+        On a protected target: ``ProtectedTargetError``, nothing journaled, ``fn`` not run."""
+        if self.protected:
+            raise refuse_create(self.protected, kind)
         resource = Resource(seq=next(self._seq), kind=kind, ids=dict(intent), scope=scope)
         self.journal.append("intent", resource.seq, kind=kind, ids=resource.ids, scope=scope)
         with self._lock:

@@ -4,6 +4,10 @@ Owns the retry and timeout policy (botocore's ``standard`` retry mode — no han
 loops) and the emulator rule: when the endpoint is on loopback and boto3 finds no
 credentials, dummy ones are used, because the emulator accepts any and a newcomer has none.
 Real AWS always goes through boto3's normal credential chain; nothing here reads a file.
+
+On a protected profile every client it builds refuses all but read operations (a botocore
+hook on the session, see :mod:`harness.safety.protect`): a test, a kind or the harness
+itself cannot write there through these clients.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import boto3
 from botocore.config import Config
 
 from harness.config import Profile
+from harness.safety.protect import install_aws_guard
 
 RETRY_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 6},
@@ -41,9 +46,13 @@ def is_loopback_url(url: str | None) -> bool:
 class Aws:
     """Lazily built, cached boto3 clients for one profile."""
 
-    def __init__(self, profile: Profile, config: Config = RETRY_CONFIG) -> None:
+    def __init__(
+        self, profile: Profile, config: Config = RETRY_CONFIG, *, read_only: bool | None = None
+    ) -> None:
         self.profile = profile
         self._config = config
+        #: Refuse every write operation; by default on a protected profile.
+        self.read_only = profile.is_protected if read_only is None else read_only
 
     @cached_property
     def session(self) -> boto3.Session:
@@ -56,6 +65,8 @@ class Aws:
                 aws_secret_access_key="sandbox",
                 region_name=self.profile.aws_region or "us-east-1",
             )
+        if self.read_only:
+            install_aws_guard(session.events, self.profile.name)
         return session
 
     @property
@@ -103,6 +114,6 @@ class Aws:
         session and its loaded data; its clients are still its own. Build them (use the
         sibling once) in this thread before handing it to another: a session must not
         create clients from two threads at once."""
-        twin = Aws(self.profile, self._config)
+        twin = Aws(self.profile, self._config, read_only=self.read_only)
         twin.__dict__["session"] = self.session
         return twin

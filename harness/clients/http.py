@@ -4,7 +4,14 @@ Owns the base URL, timeouts, retries of idempotent methods (urllib3 ``Retry`` on
 errors and 502/503/504 — POST is never retried, so a create is never sent twice), the
 ``User-Agent`` and ``X-Harness-Run`` headers that let the service tell test traffic apart,
 pluggable auth (the service's ``uid``/``token`` headers), and the transcript of the current
-test: method, path, status, latency and bodies, redacted, shown when a test fails.
+test: method, path with its query, status, latency, bodies and the headers worth reading,
+redacted, shown when a test fails. Bodies are kept as data (a ``json=`` dict, a ``data=``
+form) so masking by key reaches every depth; sensitive values in bodies, query strings and
+headers are also registered, so they are masked by value wherever else they turn up.
+
+On a protected profile it carries the profile's :class:`~harness.safety.protect.HttpGuard`:
+every request — through ``request``, ``send`` or a redirect — is checked before it leaves,
+and a write that is not allowed raises ``ProtectedTargetError`` with nothing sent.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +27,30 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from harness.safety.protect import HttpGuard, ProtectedTargetError
 from harness.safety.redact import Redactor
 
 USER_AGENT = "env-harness/0.1"
 DEFAULT_TIMEOUT = (3.05, 15.0)
 _MAX_BODY = 2000
+#: ``requests.Session.request``'s positional parameters after the URL, in order.
+_POSITIONAL = ("params", "data", "headers", "cookies", "files", "auth", "timeout")
+#: Headers every request or response carries; the transcript shows only the others.
+_ROUTINE_HEADERS = frozenset(
+    {
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "connection",
+        "content-length",
+        "content-type",
+        "date",
+        "server",
+        "keep-alive",
+        "transfer-encoding",
+        "x-harness-run",
+    }
+)
 
 
 def default_retry() -> Retry:
@@ -49,14 +76,25 @@ class Exchange:
     request_body: Any = None
     response_body: Any = None
     error: str = ""
+    request_headers: dict[str, str] = field(default_factory=dict)
+    response_headers: dict[str, str] = field(default_factory=dict)
 
     def render(self) -> str:
         status = self.status if self.status is not None else f"ERROR {self.error}"
         lines = [f"{self.method} {self.path} -> {status} ({self.latency_ms:.0f} ms)"]
-        bodies = (("  request: ", self.request_body), ("  response:", self.response_body))
-        for label, body in bodies:
-            if body not in (None, ""):
-                text = body if isinstance(body, str) else json.dumps(body, sort_keys=True)
+        parts = (
+            ("  request headers:", self.request_headers),
+            ("  request: ", self.request_body),
+            ("  response headers:", self.response_headers),
+            ("  response:", self.response_body),
+        )
+        for label, body in parts:
+            if body not in (None, "", {}):
+                text = (
+                    body
+                    if isinstance(body, str)
+                    else json.dumps(body, sort_keys=True, ensure_ascii=False)
+                )
                 lines.append(f"{label} {text[:_MAX_BODY]}")
         return "\n".join(lines)
 
@@ -70,16 +108,30 @@ class Transcript:
 
 
 def _decode(body: Any) -> Any:
+    """A body as data: JSON parsed, a ``json=``/``data=`` dict or list kept as it is (never
+    ``str(dict)``, which key-based masking could not see into), form pairs as a dict."""
     if body is None or body == b"" or body == "":
         return None
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
+    if isinstance(body, bytes | bytearray):
+        body = bytes(body).decode("utf-8", "replace")
     if isinstance(body, str):
         try:
             return json.loads(body)
         except ValueError:
             return body
-    return str(body)
+    if isinstance(body, Mapping):
+        return dict(body)
+    if isinstance(body, list | tuple):
+        if all(isinstance(p, tuple) and len(p) == 2 for p in body):
+            return {str(k): v for k, v in body}  # data=[("k", "v"), ...]
+        return list(body)
+    if isinstance(body, int | float | bool):
+        return body
+    return f"<{type(body).__name__} body>"  # a file or a generator: not read twice
+
+
+def _shown_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    return {k: v for k, v in (headers or {}).items() if k.lower() not in _ROUTINE_HEADERS}
 
 
 class ApiClient(requests.Session):
@@ -92,9 +144,12 @@ class ApiClient(requests.Session):
         redactor: Redactor | None = None,
         retry: Retry | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        guard: HttpGuard | None = None,
     ) -> None:
         super().__init__()
         self.base_url = base_url.rstrip("/")
+        #: Set on a protected profile: which requests may leave (None: all of them).
+        self.guard = guard
         self.timeout = timeout
         self.redactor = redactor or Redactor()
         self.transcript = Transcript()
@@ -134,22 +189,58 @@ class ApiClient(requests.Session):
             merged["cert"] = cert
         return merged
 
+    def _relative(self, url: str) -> str:
+        return url[len(self.base_url) :] if url.startswith(self.base_url) else url
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """Every request leaves through here (``request``, a prepared ``send``, each
+        redirect): the protected target's rule is checked last, right before the socket."""
+        if self.guard is not None:
+            self.guard.check(request.method or "GET", self._relative(request.url or ""))
+        return super().send(request, **kwargs)
+
     def request(  # type: ignore[override]
         self, method: str, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
         url = url.decode() if isinstance(url, bytes) else url
         if url.startswith("/"):
             url = self.base_url + url
+        for name, value in zip(_POSITIONAL, args, strict=False):
+            kwargs[name] = value
         kwargs.setdefault("timeout", self.timeout)
-        path = url[len(self.base_url) :] if url.startswith(self.base_url) else url
-        request_body = kwargs.get("json", kwargs.get("data"))
+        if kwargs.get("params"):
+            full = requests.PreparedRequest()
+            full.prepare_url(url, kwargs["params"])
+            path = self._relative(full.url or url)
+        else:
+            path = self._relative(url)
+        request_body = kwargs.get("json")
+        if request_body is None:
+            request_body = kwargs.get("data")
+        headers = {**self.headers, **(kwargs.get("headers") or {})}
         started = time.perf_counter()
         try:
-            response = super().request(method, url, *args, **kwargs)
-        except requests.RequestException as error:
-            self._record(method, path, None, started, request_body, None, str(error))
+            response = super().request(method, url, **kwargs)
+        except ProtectedTargetError as refused:
+            self._record(
+                method, path, None, started, request_body, None, str(refused), headers, None, True
+            )
             raise
-        self._record(method, path, response.status_code, started, request_body, response.content)
+        except requests.RequestException as error:
+            self._record(method, path, None, started, request_body, None, str(error), headers)
+            raise
+        sent = response.request.headers if response.request is not None else headers
+        self._record(
+            method,
+            path,
+            response.status_code,
+            started,
+            request_body,
+            response.content,
+            "",
+            sent,
+            response.headers,
+        )
         return response
 
     def _record(
@@ -161,21 +252,31 @@ class ApiClient(requests.Session):
         request_body: Any,
         response_body: Any,
         error: str = "",
+        request_headers: Mapping[str, str] | None = None,
+        response_headers: Mapping[str, str] | None = None,
+        refused: bool = False,
     ) -> None:
         latency = (time.perf_counter() - started) * 1000
-        redact = self.redactor.data
+        redactor = self.redactor
         request_data, response_data = _decode(request_body), _decode(response_body)
-        self.redactor.learn(request_data)
-        self.redactor.learn(response_data)
+        redactor.learn(request_data)
+        redactor.learn(response_data)
+        redactor.learn(path)
+        redactor.learn_headers(request_headers or {})
+        redactor.learn_headers(response_headers or {})
+        shown_path = redactor.url(path)
         exchange = Exchange(
             method=method.upper(),
-            path=path,
+            path=shown_path,
             status=status,
             latency_ms=latency,
-            request_body=redact(request_data),
-            response_body=redact(response_data),
-            error=self.redactor.text(error),
+            request_body=redactor.data(request_data),
+            response_body=redactor.data(response_data),
+            error=redactor.text(error),
+            request_headers=redactor.headers(_shown_headers(request_headers)),
+            response_headers=redactor.headers(_shown_headers(response_headers)),
         )
         with self._lock:
             self.transcript.exchanges.append(exchange)
-            self.latencies.append((method.upper(), path, latency))
+            if not refused:  # nothing was sent: no latency to speak of
+                self.latencies.append((method.upper(), shown_path, latency))

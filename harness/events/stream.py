@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from harness.events.contracts import ContractError, Contracts, ContractViolation
+from harness.safety.protect import refuse_publish
 from harness.waiting import eventually
 
 Where = Mapping[str, Any] | Callable[["Event"], bool] | None
@@ -191,9 +192,17 @@ class EventStream:
     """
 
     def __init__(
-        self, transport: Transport, contracts: Contracts, keep: str, wait_seconds: int = 1
+        self,
+        transport: Transport,
+        contracts: Contracts,
+        keep: str,
+        wait_seconds: int = 1,
+        *,
+        protected: str = "",
     ) -> None:
         self.transport = transport
+        #: The protected profile's name: publishing and delivering are refused.
+        self.protected = protected
         self.contracts = contracts
         self.keep = keep
         self.wait_seconds = wait_seconds
@@ -257,11 +266,15 @@ class EventStream:
             self._cond.wait(timeout)
 
     def publish(self, event: Any, *, event_type: str | None = None) -> str:
+        if self.protected:
+            raise refuse_publish(self.protected, "publishing an event")
         body = event if isinstance(event, str) else json.dumps(event, separators=(",", ":"))
         kind = event_type or (event.get("type") if isinstance(event, dict) else None) or ""
         return self.transport.publish(body, {"type": str(kind)})
 
     def deliver_to_consumer(self, event: Mapping[str, Any], delay: int = 0) -> str:
+        if self.protected:
+            raise refuse_publish(self.protected, "delivering an event to the consumer")
         body = json.dumps(event, separators=(",", ":"))
         return self.transport.deliver_to_consumer(body, {"type": str(event["type"])}, delay)
 

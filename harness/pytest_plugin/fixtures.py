@@ -29,6 +29,7 @@ from harness.events.stream import EventStream, Expectations, SnsSqsTransport
 from harness.kinds.queue import QueueKind, queue_name
 from harness.namespace import Namespace
 from harness.run.session import HarnessSession
+from harness.safety.protect import refusal
 
 if TYPE_CHECKING:
     from faker import Faker
@@ -145,6 +146,13 @@ def event_stream(harness_session: HarnessSession) -> Iterator[EventStream]:
     profile = harness_session.profile
     if not profile.events_topic_arn:
         pytest.skip(f"profile [{profile.name}] names no events_topic_arn")
+    if profile.is_protected:
+        raise refusal(
+            profile.name,
+            "the events fixtures",
+            "they subscribe a queue of their own to the topic and publish to it, and a "
+            "protected profile gets neither",
+        )
     kind = harness_session.kinds["queue"]
     assert isinstance(kind, QueueKind)
     name = queue_name(str(harness_session.namespace))
@@ -164,7 +172,12 @@ def event_stream(harness_session: HarnessSession) -> Iterator[EventStream]:
     contracts = Contracts.for_registry_or_directory(
         profile.schema_registry_url, contracts_directory(profile)
     )
-    stream = EventStream(transport, contracts, keep=str(harness_session.namespace)).start()
+    stream = EventStream(
+        transport,
+        contracts,
+        keep=str(harness_session.namespace),
+        protected=profile.name if profile.is_protected else "",
+    ).start()
     try:
         yield stream
     finally:

@@ -34,6 +34,7 @@ from harness.run.lifecycle import (
     start_controller,
     start_worker,
 )
+from harness.safety.protect import ProtectedTargetError
 
 EXIT_CONFIG = 2
 #: Reports, summaries and alerts live in their own plugin; the generic fixtures (api, ledger,
@@ -42,7 +43,8 @@ pytest_plugins = ["harness.reporting.plugin", "harness.pytest_plugin.fixtures"]
 MARKERS = (
     "smoke: fast post-deploy checks (the CI smoke stage)",
     "nightly: the full suite for scheduled runs",
-    "readonly: creates nothing in the environment; the only tests that run on a protected target",
+    "readonly: creates nothing in the environment; the only tests that run on a protected "
+    "target (where every write is refused anyway)",
 )
 
 STATE = pytest.StashKey[RunState]()
@@ -227,6 +229,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
+    if call.excinfo is not None and call.excinfo.errisinstance(ProtectedTargetError):
+        # The refusal is the whole story: one line naming the rule and the profile.
+        report.longrepr = str(call.excinfo.value)
     if report.when == "call":
         item.stash[CALL_FAILED] = report.failed
     state = item.config.stash.get(STATE, None)

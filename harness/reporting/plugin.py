@@ -14,6 +14,7 @@ Nothing here may change the run's exit status: a delivery problem is a warning l
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Generator
 from pathlib import Path
@@ -114,6 +115,29 @@ def failure_line(report: pytest.TestReport) -> str:
     return line if len(line) <= _MAX_MESSAGE else line[: _MAX_MESSAGE - 1] + "…"
 
 
+class _RedactRecords(logging.Filter):
+    """Masks a log record's message and traceback in place, once, for every handler."""
+
+    def __init__(self, reporting: Reporting) -> None:
+        super().__init__()
+        self.reporting = reporting
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redactor = self.reporting.redactor()
+        if redactor is None or getattr(record, "_harness_redacted", False):
+            return True
+        message = record.getMessage()
+        masked = redactor.text(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redactor.text(record.exc_text)
+        record._harness_redacted = True
+        return True
+
+
 class Reporting:
     def __init__(self, config: pytest.Config, targets: list[alerts.AlertTarget], policy: str):
         self.config = config
@@ -122,6 +146,7 @@ class Reporting:
         self.html_prefix: list[str] | None = None
         self.notes: list[str] = []
         self.published: dict[str, Any] | None = None
+        self._key_redactor: Redactor | None = None
 
     @property
     def is_worker(self) -> bool:
@@ -135,7 +160,9 @@ class Reporting:
         """A run that cannot start (unreachable or wrong environment) is a failed run too:
         the nightly job must hear about it. Webhooks only — there is no profile to trust."""
         try:
-            return (yield)
+            result = yield
+            self._redact_logs()
+            return result
         except pytest.exit.Exception as stop:
             webhooks = [t for t in self.targets if t.kind == "webhook"]
             if webhooks and not self.is_worker:
@@ -157,10 +184,33 @@ class Reporting:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        state = self.state()
-        if state is not None and state.session is not None:
-            redact_report(report, state.session.redactor)
+        redactor = self.redactor()
+        if redactor is not None:
+            redact_report(report, redactor)
         return report
+
+    def redactor(self) -> Redactor | None:
+        """The worker's redactor (it knows the run's secrets); before a test has built the
+        session, one that masks by key alone."""
+        state = self.state()
+        if state is None:
+            return None
+        if state.session is not None:
+            return state.session.redactor
+        if self._key_redactor is None:
+            self._key_redactor = Redactor(state.profile.sensitive_keys)
+        return self._key_redactor
+
+    def _redact_logs(self) -> None:
+        """Log records are masked before any handler of pytest's writes them: the captured
+        log sections, ``--log-file`` and live logging (``log_cli``)."""
+        logging_plugin = self.config.pluginmanager.get_plugin("logging-plugin")
+        if logging_plugin is None or self.state() is None:
+            return
+        for name in ("caplog_handler", "report_handler", "log_file_handler", "log_cli_handler"):
+            handler = getattr(logging_plugin, name, None)
+            if isinstance(handler, logging.Handler):
+                handler.addFilter(_RedactRecords(self))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         state = self.state()
@@ -256,7 +306,9 @@ class Reporting:
             return
         cloudwatch = None
         if any(t.kind == "cloudwatch" for t in self.targets):
-            cloudwatch = Aws(state.profile).cloudwatch
+            # Opted into with --alert cloudwatch: the harness's own metrics (namespace
+            # EnvHarness), the one write it makes to a protected profile's account.
+            cloudwatch = Aws(state.profile, read_only=False).cloudwatch
         delivered, warnings = alerts.send(self.targets, self.policy, report, cloudwatch)
         self.notes += [f"alert: sent ({what})" for what in delivered]
         for warning in warnings:

@@ -2,7 +2,9 @@
 
 Owns wiring — profile, namespace, redactor, HTTP client, AWS clients, resource kinds, the
 journal and the ledger with its single guarded delete path — so the pytest layer only hands
-these objects out. Knows nothing of pytest, fixtures or suites.
+these objects out. On a protected profile each door it builds is shut for writes: the HTTP
+client carries the profile's guard, the AWS clients are read-only, the ledger refuses.
+Knows nothing of pytest, fixtures or suites.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from harness.kinds.base import Kind
 from harness.kinds.registry import load_kinds
 from harness.namespace import Namespace
 from harness.safety.guards import Owner, guarded_deleter
+from harness.safety.protect import http_guard
 from harness.safety.redact import Redactor
 
 
@@ -40,7 +43,7 @@ class HarnessSession:
         self.namespace = namespace
         self.seed = seed
         self.state_dir = state_dir
-        self.redactor = Redactor()
+        self.redactor = Redactor(profile.sensitive_keys)
         self.owner = Owner(run=namespace.run)
         self._fsync = fsync
         #: publish → effect latency per event type, measured by the ``events`` fixture
@@ -48,7 +51,12 @@ class HarnessSession:
 
     @cached_property
     def api(self) -> ApiClient:
-        return ApiClient(self.profile.base_url, str(self.namespace.run), self.redactor)
+        return ApiClient(
+            self.profile.base_url,
+            str(self.namespace.run),
+            self.redactor,
+            guard=http_guard(self.profile),
+        )
 
     @cached_property
     def aws(self) -> Aws:
@@ -66,7 +74,8 @@ class HarnessSession:
 
     @cached_property
     def ledger(self) -> Ledger:
-        return Ledger(self.journal, guarded_deleter(self.kinds, self.owner))
+        protected = self.profile.name if self.profile.is_protected else ""
+        return Ledger(self.journal, guarded_deleter(self.kinds, self.owner), protected=protected)
 
     def test_seed(self, nodeid: str) -> int:
         """A per-test seed from the run seed and the test id: replayable with the run seed."""

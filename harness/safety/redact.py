@@ -7,30 +7,50 @@ here first. It never decides what is secret from the value's shape alone.
 
 from __future__ import annotations
 
-import functools
+import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
 
 MASK = "«redacted»"
 _MIN_LEARNED = 8
-SENSITIVE_KEYS = frozenset(
-    {"token", "password", "passwordhash", "authorization", "secret", "x-api-key", "cookie"}
+#: A key is sensitive when, ignoring case, ``_`` and ``-``, it contains one of these words
+#: (``access_token``, ``X-Api-Key``, ``newPassword``, ``Set-Cookie``, ``client_secret`` …).
+SENSITIVE_WORDS = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "token",
+    "authorization",
+    "apikey",
+    "cookie",
+    "session",
+    "credential",
+    "privatekey",
 )
+_SCHEMES = r"(?:Bearer|Basic|Token|Digest)\s+"
+_FORM = re.compile(r"^[^=&\s]+=[^&\s]*(?:&[^=&\s]+=[^&\s]*)*$")
 
 
-_SENSITIVE_NORMALISED = frozenset(k.replace("-", "") for k in SENSITIVE_KEYS)
+def _normalise(key: str) -> str:
+    return key.replace("_", "").replace("-", "").lower()
 
 
-@functools.lru_cache(maxsize=1024)
-def _is_sensitive_key(key: str) -> bool:
-    """``Pass_Word`` and ``x-api-key`` count: case, ``_`` and ``-`` are ignored. Cached: a
-    run sees the same few dozen JSON keys on every request."""
-    return key.replace("_", "").replace("-", "").lower() in _SENSITIVE_NORMALISED
+def _word_pattern(word: str) -> str:
+    """``apikey`` → a pattern that also matches ``api_key``, ``API-Key``."""
+    return "[_-]?".join(re.escape(c) for c in word)
 
 
 class Redactor:
     """Masks sensitive keys and every registered secret value; safe across threads.
+
+    By key: in JSON-like data (any depth), urlencoded query strings and form bodies, header
+    mappings, and in free text wherever a sensitive key is followed by its value — ``'password':
+    'x'`` (a dict's repr, JSON), ``token=x`` (a query string, a log line, a cookie),
+    ``Authorization: Bearer x`` (a header line). By value: every registered secret, wherever
+    it turns up (an assertion message, captured output).
 
     Secret values are kept in a set, indexed by their distinct lengths (a run's secrets come
     in a few lengths: tokens, passwords), so registering one costs O(1) and masking a string
@@ -39,10 +59,43 @@ class Redactor:
     worker's 150 users — took 4.7 s, 1,000 took 40 s; see docs/performance.md.)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, sensitive_keys: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
         self._lengths: tuple[int, ...] = ()  # distinct secret lengths, longest first
         self._lock = threading.Lock()
+        extra = [_normalise(k) for k in sensitive_keys if _normalise(k)]
+        self._words = tuple(dict.fromkeys([*SENSITIVE_WORDS, *extra]))
+        self._key_cache: dict[str, bool] = {}
+        words = "|".join(_word_pattern(w) for w in sorted(self._words, key=len, reverse=True))
+        key = rf"(?<![\w-])[\w-]*?(?:{words})[\w-]*"
+        self._any_word = re.compile(words, re.IGNORECASE)
+        # 'password': 'x' / "token":"x" / secret = "x" (also JSON escaped inside a string)
+        self._quoted = re.compile(
+            rf"(?P<key>{key})(?P<kq>\\?[\"']?)(?P<sep>\s*[:=]\s*)"
+            rf"(?P<q>\\?[\"'])(?P<value>.*?)(?P=q)",
+            re.IGNORECASE,
+        )
+        # token=x (query strings, form bodies, cookies, log lines, keyword arguments)
+        self._pair = re.compile(
+            rf"(?P<key>{key})=(?P<value>(?:{_SCHEMES})?[^\s&;,'\"<>()\[\]{{}}]+)",
+            re.IGNORECASE,
+        )
+        # Authorization: Bearer x (a header line)
+        self._header_line = re.compile(
+            rf"^(?P<key>[ \t]*{key}):[ \t]+(?P<value>\S.*)$", re.IGNORECASE | re.MULTILINE
+        )
+
+    def is_sensitive(self, key: str) -> bool:
+        """``Pass_Word``, ``x-api-key``, ``access_token`` count: case, ``_`` and ``-`` are
+        ignored, and a key that contains a sensitive word is sensitive. Cached: a run sees
+        the same few dozen keys on every request."""
+        known = self._key_cache.get(key)
+        if known is None:
+            normal = _normalise(key)
+            known = any(word in normal for word in self._words)
+            if len(self._key_cache) < 4096:
+                self._key_cache[key] = known
+        return known
 
     def add_secret(self, value: str | None) -> None:
         if not value or len(value) < 4:
@@ -54,24 +107,51 @@ class Redactor:
                     self._lengths = tuple(sorted({*self._lengths, len(value)}, reverse=True))
                 self._secrets.add(value)
 
+    def _learn_value(self, value: str) -> None:
+        if len(value) >= _MIN_LEARNED:  # "test" as a password must not mask test ids
+            self.add_secret(value)
+        scheme = re.match(_SCHEMES + r"(\S+)$", value)
+        if scheme and len(scheme[1]) >= _MIN_LEARNED:
+            self.add_secret(scheme[1])
+
     def learn(self, value: Any) -> None:
         """Register the string values of sensitive keys found in JSON-like data as secrets,
         so a token the service hands out is masked wherever it turns up later (an assertion
         message, captured output) — not only under its key."""
-        if isinstance(value, Mapping):
+        if isinstance(value, dict | Mapping):  # dict first: the ABC check is slow
             for k, v in value.items():
-                if isinstance(k, str) and _is_sensitive_key(k) and isinstance(v, str):
-                    if len(v) >= _MIN_LEARNED:  # "test" as a password must not mask test ids
-                        self.add_secret(v)
+                if isinstance(k, str) and self.is_sensitive(k) and isinstance(v, str):
+                    self._learn_value(v)
                 else:
                     self.learn(v)
         elif isinstance(value, list | tuple):
             for v in value:
                 self.learn(v)
+        elif isinstance(value, str) and "=" in value:
+            for k, v in self._pairs(value):
+                if self.is_sensitive(k):
+                    self._learn_value(v)
 
-    def text(self, value: str) -> str:
-        """``value`` with every registered secret replaced by the mask; at each position the
-        longest secret wins, left to right (the semantics of a longest-first alternation)."""
+    def learn_headers(self, headers: Mapping[str, str]) -> None:
+        """Register the values of sensitive headers, and each value inside a cookie."""
+        for k, v in headers.items():
+            if not isinstance(v, str) or not self.is_sensitive(k):
+                continue
+            self._learn_value(v)
+            if "cookie" in k.lower():
+                for part in v.split(";"):
+                    name, eq, cookie = part.strip().partition("=")
+                    if eq and name.lower() not in ("path", "domain", "expires", "max-age"):
+                        self._learn_value(cookie)
+
+    def _pairs(self, text: str) -> list[tuple[str, str]]:
+        query = text.split("?", 1)[1] if "?" in text else text
+        query = query.split("#", 1)[0]
+        if not _FORM.match(query):
+            return []
+        return parse_qsl(query, keep_blank_values=True)
+
+    def _by_value(self, value: str) -> str:
         secrets = self._secrets
         if not secrets or not value:
             return value
@@ -98,18 +178,66 @@ class Redactor:
         out.append(value[start:])
         return "".join(out)
 
+    def _by_key(self, value: str) -> str:
+        if not self._any_word.search(value):
+            return value
+        value = self._quoted.sub(
+            lambda m: f"{m['key']}{m['kq']}{m['sep']}{m['q']}{MASK}{m['q']}", value
+        )
+        value = self._pair.sub(lambda m: f"{m['key']}={MASK}", value)
+        return self._header_line.sub(lambda m: f"{m['key']}: {MASK}", value)
+
+    def text(self, value: str) -> str:
+        """``value`` with every registered secret replaced by the mask (at each position the
+        longest secret wins, left to right: the semantics of a longest-first alternation),
+        and every value that follows a sensitive key masked."""
+        if not value:
+            return value
+        return self._by_key(self._by_value(value))
+
+    def url(self, value: str) -> str:
+        """A URL or path whose query string's sensitive parameters are masked."""
+        if "?" not in value:
+            return self.text(value)
+        parts = urlsplit(value)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if not any(self.is_sensitive(k) for k, _ in pairs):
+            return self.text(value)
+        query = "&".join(
+            f"{quote(k, safe='')}={MASK if self.is_sensitive(k) else quote(v, safe='')}"
+            for k, v in pairs
+        )
+        head = value.split("?", 1)[0]
+        return self.text(f"{head}?{query}" + (f"#{parts.fragment}" if parts.fragment else ""))
+
+    def form(self, value: str) -> str:
+        """An urlencoded form body with its sensitive fields masked; other text as ``text``."""
+        if not _FORM.match(value):
+            return self.text(value)
+        pairs = parse_qsl(value, keep_blank_values=True)
+        if not any(self.is_sensitive(k) for k, _ in pairs):
+            return self.text(value)
+        return self.text(
+            "&".join(
+                f"{quote(k, safe='')}={MASK if self.is_sensitive(k) else quote(v, safe='')}"
+                for k, v in pairs
+            )
+        )
+
     def data(self, value: Any) -> Any:
         """A deep copy of JSON-like data with sensitive keys and secret values masked."""
-        if isinstance(value, Mapping):
+        if isinstance(value, str):
+            return self.form(value) if "=" in value else self.text(value)
+        if isinstance(value, int | float | bool) or value is None:
+            return value
+        if isinstance(value, dict | Mapping):
             return {
-                k: (MASK if isinstance(k, str) and _is_sensitive_key(k) else self.data(v))
+                k: (MASK if isinstance(k, str) and self.is_sensitive(k) else self.data(v))
                 for k, v in value.items()
             }
         if isinstance(value, list | tuple):
             return [self.data(v) for v in value]
-        if isinstance(value, str):
-            return self.text(value)
         return value
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
-        return {k: (MASK if _is_sensitive_key(k) else self.text(v)) for k, v in headers.items()}
+        return {k: (MASK if self.is_sensitive(k) else self.text(v)) for k, v in headers.items()}

@@ -71,3 +71,42 @@ def test_wait_until_waits_for_truth_not_for_silence() -> None:
     wait_until(lambda: next(values), timeout=5)
     with pytest.raises(EventuallyTimeout, match="waiting for never-true"):
         wait_until(lambda: False, timeout=0.2, description="never-true")
+
+
+def test_keys_count_by_the_word_they_contain_plus_the_profiles_own() -> None:
+    redactor = Redactor(sensitive_keys=["PIN-code"])
+    for key in ("access_token", "X-Api-Key", "api_key", "Set-Cookie", "newPassword", "pin_code"):
+        assert redactor.is_sensitive(key), key
+    for key in ("uid", "email", "name", "expires_at", "pin"):
+        assert not redactor.is_sensitive(key), key
+    assert not Redactor().is_sensitive("pin_code")  # the profile's words are its own
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("{'password': 'x1', 'name': 'Ada'}", f"{{'password': '{MASK}', 'name': 'Ada'}}"),
+        ('{"client_secret":"x1","n":1}', f'{{"client_secret":"{MASK}","n":1}}'),
+        ("GET /a?q=1&api_key=x1&b=2", f"GET /a?q=1&api_key={MASK}&b=2"),
+        ("Cookie: theme=dark; session=x1", f"Cookie: {MASK}"),  # a header line: all of it
+        ("sent theme=dark; session=x1", f"sent theme=dark; session={MASK}"),
+        ("Authorization: Bearer x1\nnext", f"Authorization: {MASK}\nnext"),
+        ("TestUser(password='x1')", f"TestUser(password='{MASK}')"),
+        ('"{\\"token\\": \\"x1\\"}"', f'"{{\\"token\\": \\"{MASK}\\"}}"'),
+        # what merely mentions a word keeps its meaning
+        ("token_factory(user) made 2 tokens", "token_factory(user) made 2 tokens"),
+        ("test session starts", "test session starts"),
+    ],
+)
+def test_free_text_masks_the_value_after_a_sensitive_key(text: str, masked: str) -> None:
+    assert Redactor().text(text) == masked
+
+
+def test_bodies_are_masked_as_forms_and_queries_too() -> None:
+    redactor = Redactor()
+    assert redactor.data("email=a%40b.test&password=x1") == f"email=a%40b.test&password={MASK}"
+    assert redactor.data("a=b+c") == "a=b+c"  # no sensitive field: left exactly as it was
+    assert redactor.url("/r?session_id=x1&lang=en") == f"/r?session_id={MASK}&lang=en"
+    redactor.learn({"outer": [{"refresh_token": "long-enough-value"}]})
+    redactor.learn_headers({"Set-Cookie": "sid=cookie-value-123; Path=/; HttpOnly"})
+    assert redactor.text("saw long-enough-value and cookie-value-123") == f"saw {MASK} and {MASK}"

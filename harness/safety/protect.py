@@ -1,0 +1,154 @@
+"""Write protection: on a protected target, nothing the harness hands out can write.
+
+Owns the rules and the one error they raise. Each door asks here:
+
+- HTTP (:class:`~harness.clients.http.ApiClient`): only GET, HEAD and OPTIONS are sent; any
+  other method is refused unless its route is named in the profile's ``allow_writes``
+  (``"POST /login"``; ``{name}`` or ``*`` stands for one path segment, ``**`` for the rest of
+  the path).
+- AWS (:class:`~harness.clients.aws.Aws`): a botocore ``provide-client-params`` hook on every
+  client refuses every operation that is not a read — reads are ``Get*``, ``Describe*``,
+  ``List*``, ``Head*``, ``Query``, ``Scan``, ``BatchGetItem`` and ``TransactGetItems``.
+  ``ReceiveMessage`` is refused too: receiving hides a message from the service's own
+  consumer for the visibility timeout, which is a change to the target.
+- The ledger (so every factory built on it), the event stream's subscription queue and the
+  event publisher refuse outright.
+
+A refusal raises :class:`ProtectedTargetError` before anything is sent; its message is one
+line naming the profile and the rule. It is not an ``AssertionError`` on purpose: retry
+helpers (``eventually``) retry assertion errors, and a refusal must never be retried.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+#: The HTTP methods that reach a protected target without being named in ``allow_writes``.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: AWS operations that read: by prefix, and a few by name.
+READ_OPERATION_PREFIXES = ("Get", "Describe", "List", "Head")
+READ_OPERATIONS = frozenset({"Query", "Scan", "BatchGetItem", "TransactGetItems"})
+_SETTING_HINT = "set protected = false only for a test environment"
+
+
+class ProtectedTargetError(Exception):
+    """A write to a protected target was refused; nothing was sent."""
+
+
+def refusal(profile: str, what: str, rule: str) -> ProtectedTargetError:
+    return ProtectedTargetError(f"protected target [{profile}]: {what} refused — {rule}")
+
+
+def is_read_operation(name: str) -> bool:
+    return name in READ_OPERATIONS or name.startswith(READ_OPERATION_PREFIXES)
+
+
+def parse_route(text: str) -> tuple[str, str]:
+    """``"POST /login"`` → ``("POST", "/login")``; ValueError naming the form otherwise."""
+    parts = text.split()
+    if len(parts) != 2 or not parts[0].isalpha() or not parts[1].startswith("/"):
+        raise ValueError(f'{text!r} is not a route; write it as "METHOD /path", e.g. "POST /login"')
+    return parts[0].upper(), parts[1]
+
+
+def _route_regex(path: str) -> re.Pattern[str]:
+    pieces: list[str] = []
+    for token in re.split(r"(\{[^/{}]*\}|\*\*|\*)", path):
+        if token == "**":
+            pieces.append(".*")
+        elif token == "*" or (token.startswith("{") and token.endswith("}")):
+            pieces.append("[^/]+")
+        else:
+            pieces.append(re.escape(token))
+    return re.compile("".join(pieces) + "/?")
+
+
+@dataclass(frozen=True)
+class HttpGuard:
+    """The HTTP rule of one protected profile: reads pass, named routes pass, nothing else."""
+
+    profile: str
+    allow_writes: tuple[str, ...] = ()
+
+    @cached_property
+    def _routes(self) -> list[tuple[str, re.Pattern[str]]]:
+        routes = []
+        for text in self.allow_writes:
+            method, path = parse_route(text)
+            routes.append((method, _route_regex(path)))
+        return routes
+
+    def allows(self, method: str, path: str) -> bool:
+        method = method.upper()
+        if method in READ_METHODS:
+            return True
+        bare = "" if "://" in path else path.split("?", 1)[0].split("#", 1)[0]  # host: never
+        return bool(bare) and any(
+            m == method and pattern.fullmatch(bare) for m, pattern in self._routes
+        )
+
+    def check(self, method: str, path: str) -> None:
+        """Raise :class:`ProtectedTargetError` unless ``method path`` may be sent."""
+        if self.allows(method, path):
+            return
+        route = f"{method.upper()} {path.split('?', 1)[0].split('#', 1)[0] or path}"
+        raise refusal(
+            self.profile,
+            route,
+            f"only GET/HEAD/OPTIONS are sent to a protected profile; to allow this route, "
+            f'add allow_writes = ["{route}"] to the profile',
+        )
+
+
+def http_guard(profile: Any) -> HttpGuard | None:
+    """The profile's HTTP rule, or None when it is not protected."""
+    if not profile.is_protected:
+        return None
+    return HttpGuard(profile.name, tuple(profile.allow_writes))
+
+
+def install_aws_guard(events: Any, profile_name: str) -> None:
+    """Refuse every AWS operation but reads on clients built with ``events`` (a boto3
+    session's event system; its clients copy the handlers they find when built)."""
+
+    def refuse_writes(model: Any = None, **_: Any) -> None:
+        if model is None or is_read_operation(model.name):
+            return
+        service = model.service_model.service_name
+        raise refusal(
+            profile_name,
+            f"AWS {service} {model.name}",
+            f"the harness's AWS clients only read on a protected profile (Get*, Describe*, "
+            f"List*, Head*, Query, Scan); {_SETTING_HINT}",
+        )
+
+    events.register("provide-client-params.*.*", refuse_writes, unique_id="harness-protect")
+
+
+def refuse_create(profile: str, kind: str) -> ProtectedTargetError:
+    return refusal(
+        profile,
+        f"creating a {kind}",
+        f"the ledger and its factories create nothing on a protected profile; {_SETTING_HINT}",
+    )
+
+
+def refuse_publish(profile: str, what: str) -> ProtectedTargetError:
+    return refusal(
+        profile,
+        what,
+        f"the event publisher sends nothing to a protected profile; {_SETTING_HINT}",
+    )
+
+
+def validate_routes(routes: Iterable[str]) -> tuple[str, ...]:
+    """Each ``allow_writes`` entry parsed once (ValueError naming the bad one)."""
+    checked = []
+    for text in routes:
+        method, path = parse_route(text)
+        checked.append(f"{method} {path}")
+    return tuple(checked)
