@@ -13,10 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from harness.clients.aws import Aws
 from harness.config import load_profile
 from harness.run.local_sandbox import LocalSandbox
+
+# Property tests check properties, not speed: hypothesis's per-example deadline measures wall
+# time, which a loaded 2-core CI machine stretches past 200 ms (a flaky failure, not a bug).
+settings.register_profile("project", deadline=None)
+settings.load_profile("project")
 
 REPO = Path(__file__).resolve().parents[1]
 #: The reference service's event contracts (shipped with the sandbox).
