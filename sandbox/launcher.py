@@ -144,7 +144,13 @@ class Sandbox:
             if opts.schema_registry:
                 self.registry = SchemaRegistry(jars.registry_jar(), opts.host)
                 self.registry.start()
-            self.broker = KafkaBroker(classpath, opts.host, opts.kafka_heap_mb, opts.kafka_port)
+            self.broker = KafkaBroker(
+                classpath,
+                opts.host,
+                opts.kafka_heap_mb,
+                opts.kafka_port,
+                archives=jars.archive_dir(classpath),
+            )
             self.broker.start()
         except JavaError as exc:
             raise StartError(str(exc)) from None

@@ -19,7 +19,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .jvm import JavaError, JavaProcess, free_port, make_workdir, port_open, run_java
+from .jvm import (
+    ClassArchive,
+    JavaError,
+    JavaProcess,
+    free_port,
+    make_workdir,
+    port_open,
+    run_java,
+)
 
 log = logging.getLogger("sandbox.kafka")
 QUIET_CLIENT_LOG = logging.getLogger("sandbox.kafka.client")
@@ -65,9 +73,19 @@ class KafkaBroker:
     """``start()`` formats and spawns, ``wait_ready()`` waits; ``stop()`` always."""
 
     def __init__(
-        self, classpath: str, host: str = "127.0.0.1", heap_mb: int = 256, port: int = 0
+        self,
+        classpath: str,
+        host: str = "127.0.0.1",
+        heap_mb: int = 256,
+        port: int = 0,
+        archives: Path | None = None,
+        write_archives: bool = False,
     ) -> None:
         self.classpath = classpath
+        # Class-data-sharing archives of the format tool and the broker (None: none), made
+        # by a training run (``prepare_class_archives``) and mapped by every other run.
+        self.archives = archives
+        self.write_archives = write_archives
         self.host = host
         self.heap_mb = heap_mb
         self.requested_port = port
@@ -151,6 +169,7 @@ class KafkaBroker:
             ],
             self.workdir,
             timeout=60,
+            archive=ClassArchive("kafka-storage-format", self.archives, self.write_archives),
         )
         if formatted.returncode != 0:
             lines = (formatted.stdout + formatted.stderr).strip().splitlines()
@@ -158,13 +177,19 @@ class KafkaBroker:
                 "formatting the Kafka storage failed: "
                 + (lines[-1] if lines else f"exit {formatted.returncode}")
             )
-        self.process = JavaProcess("kafka", [*common, "kafka.Kafka", str(properties)], self.workdir)
+        self.process = JavaProcess(
+            "kafka",
+            [*common, "kafka.Kafka", str(properties)],
+            self.workdir,
+            ClassArchive("kafka-broker", self.archives, self.write_archives),
+        )
         self.process.start()
         log.info(
-            "kafka broker pid %s starting on %s (controller %s)",
+            "kafka broker pid %s starting on %s (controller %s) in %s",
             self.process.pid,
             self.bootstrap_servers,
             self.controller_port,
+            self.workdir,
         )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -282,3 +307,20 @@ class KafkaBroker:
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+
+
+def prepare_class_archives(classpath: str, archives: Path) -> None:
+    """Once per JDK: run a broker that writes the class archives every later start maps.
+
+    A training run starts, answers a metadata request and stops; writing the archives at its
+    exit takes a few seconds more, so its stop is given time.
+    """
+    if all(ClassArchive(n, archives).exists() for n in ("kafka-storage-format", "kafka-broker")):
+        return
+    log.info("a training run of the Kafka broker writes its class archives (once)")
+    broker = KafkaBroker(classpath, archives=archives, write_archives=True)
+    try:
+        broker.start()
+        broker.wait_ready(120.0)
+    finally:
+        broker.stop(timeout=120.0)

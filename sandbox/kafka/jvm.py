@@ -4,13 +4,18 @@ Owns: finding ``java`` (one clear line when it is missing), free loopback ports,
 JVM in its own session with ``PR_SET_PDEATHSIG`` (the kernel sends it SIGTERM when the
 sandbox dies, even by SIGKILL), its output in a log file (never a pipe nobody drains), and
 stopping it: SIGTERM, a deadline, then SIGKILL. Also the sweep of working folders that a
-killed sandbox could not remove. Must never leave a JVM running once ``stop()`` returns.
+killed sandbox could not remove, and each program's class-data-sharing archive: a training
+run (when the jars are fetched) writes one at exit into its working folder, moved next to the
+jars once complete; every later run maps it instead of loading and verifying thousands of
+classes again (about half of the broker's start). Must never leave a JVM running once
+``stop()`` returns.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import logging
 import os
 import shutil
@@ -115,13 +120,60 @@ def sweep_workdirs(kind: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _java_key() -> str:
+    """Names the JDK an archive was made by (an archive only fits the JDK that wrote it)."""
+    java = Path(java_binary()).resolve()
+    try:
+        stamp = f"{java}:{java.stat().st_mtime_ns}"
+    except OSError:
+        stamp = str(java)
+    return hashlib.sha256(stamp.encode()).hexdigest()[:10]
+
+
+class ClassArchive:
+    """The class-data-sharing archive of one Java program with one classpath."""
+
+    def __init__(self, name: str, folder: Path | None, write: bool = False) -> None:
+        self.name = name
+        self.path = folder / f"{name}-{_java_key()}.jsa" if folder is not None else None
+        self.write = write
+        self.pending: Path | None = None
+
+    def exists(self) -> bool:
+        return self.path is not None and self.path.exists()
+
+    def options(self, workdir: Path) -> list[str]:
+        """Map the archive if there is one; in a training run, write it at exit instead."""
+        if self.path is None:
+            return []
+        if self.write:
+            self.pending = workdir / f"{self.name}.jsa"
+            return [f"-XX:ArchiveClassesAtExit={self.pending}"]
+        if self.path.exists():
+            return [f"-XX:SharedArchiveFile={self.path}"]
+        return []
+
+    def keep(self) -> None:
+        """After a training run exited: move the archive it wrote next to the jars."""
+        pending, self.pending = self.pending, None
+        if pending is None or self.path is None or not pending.exists():
+            return
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(pending, self.path)
+            log.info("saved the %s class archive: %s", self.name, self.path)
+
+
 class JavaProcess:
     """One JVM child: spawned with ``start()``, always ended by ``stop()``."""
 
-    def __init__(self, name: str, argv: list[str], workdir: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], workdir: Path, archive: ClassArchive | None = None
+    ) -> None:
         self.name = name
         self.argv = argv
         self.workdir = workdir
+        self.archive = archive
         self.log_path = workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -132,8 +184,9 @@ class JavaProcess:
 
     def start(self) -> None:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        sharing = self.archive.options(self.workdir) if self.archive is not None else []
         self.proc = subprocess.Popen(
-            [java_binary(), *self.argv],
+            [java_binary(), *sharing, *self.argv],
             cwd=self.workdir,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
@@ -169,6 +222,7 @@ class JavaProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         proc = self.proc
+        killed = False
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
@@ -177,19 +231,25 @@ class JavaProcess:
                 log.warning(
                     "%s pid %s ignored SIGTERM for %.0fs; killing it", self.name, proc.pid, timeout
                 )
+                killed = True
                 proc.kill()
                 proc.wait(timeout)
         if self._log is not None:
             self._log.close()
             self._log = None
+        if proc is not None and self.archive is not None and not killed:
+            self.archive.keep()  # a JVM killed while writing it would leave half an archive
 
 
-def run_java(argv: list[str], workdir: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+def run_java(
+    argv: list[str], workdir: Path, timeout: float, archive: ClassArchive | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a short Java command to completion (it too dies with the sandbox)."""
     started = time.monotonic()
+    sharing = archive.options(workdir) if archive is not None else []
     try:
         done = subprocess.run(
-            [java_binary(), *argv],
+            [java_binary(), *sharing, *argv],
             cwd=workdir,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -201,4 +261,6 @@ def run_java(argv: list[str], workdir: Path, timeout: float) -> subprocess.Compl
     except subprocess.TimeoutExpired:
         raise JavaError(f"`java {argv[-1]}` did not finish within {timeout:.0f}s") from None
     log.debug("java %s took %.2fs", argv[-1], time.monotonic() - started)
+    if archive is not None:
+        archive.keep()
     return done

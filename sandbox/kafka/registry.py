@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .broker import jvm_options
-from .jvm import JavaError, JavaProcess, free_port, make_workdir
+from .jvm import ClassArchive, JavaError, JavaProcess, free_port, make_workdir
 
 log = logging.getLogger("sandbox.kafka")
 
@@ -43,8 +43,15 @@ def _request(method: str, url: str, body: object | None = None, timeout: float =
 class SchemaRegistry:
     """``start()`` spawns, ``wait_ready()`` waits, ``register()``; ``stop()`` always."""
 
-    def __init__(self, runner_jar: Path, host: str = "127.0.0.1", heap_mb: int = 192) -> None:
+    def __init__(
+        self,
+        runner_jar: Path,
+        host: str = "127.0.0.1",
+        heap_mb: int = 192,
+        write_archive: bool = False,
+    ) -> None:
         self.runner_jar = runner_jar
+        self.archive = ClassArchive("apicurio-registry", runner_jar.parent / "cds", write_archive)
         self.host = host
         self.heap_mb = heap_mb
         self.port = 0
@@ -78,9 +85,12 @@ class SchemaRegistry:
                 str(self.runner_jar),
             ],
             self.workdir,
+            self.archive,
         )
         self.process.start()
-        log.info("schema registry pid %s starting on %s", self.process.pid, self.url)
+        log.info(
+            "schema registry pid %s starting on %s in %s", self.process.pid, self.url, self.workdir
+        )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         assert self.process is not None
@@ -137,3 +147,16 @@ class SchemaRegistry:
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
+
+
+def prepare_class_archive(runner_jar: Path) -> None:
+    """Once per JDK: run the registry so that it writes the class archive later starts map."""
+    if ClassArchive("apicurio-registry", runner_jar.parent / "cds").exists():
+        return
+    log.info("a training run of the schema registry writes its class archive (once)")
+    registry = SchemaRegistry(runner_jar, write_archive=True)
+    try:
+        registry.start()
+        registry.wait_ready(120.0)
+    finally:
+        registry.stop(timeout=120.0)

@@ -127,10 +127,10 @@ def parse_exports(lines: list[str]) -> tuple[dict[str, str], list[str]]:
     return exports, order
 
 
-def launch(args: list[str]) -> LaunchedSandbox:
+def launch(args: list[str], deadline_s: float = 30.0) -> LaunchedSandbox:
     proc, stderr_path = start_process(args)
     try:
-        lines, ready = read_until_ready(proc)
+        lines, ready = read_until_ready(proc, deadline_s)
     except BaseException:
         proc.kill()
         proc.wait()
