@@ -278,10 +278,16 @@ def _launch_without_registry() -> LaunchedSandbox:
     return launch(["--quiet", "--bus", "kafka", "--no-schema-registry"], START_DEADLINE_S)
 
 
-def test_killed_sandbox_takes_its_broker_with_it() -> None:
+def test_without_a_registry_values_are_plain_json_and_a_killed_sandbox_takes_its_broker(
+    http: requests.Session,
+) -> None:
     ensure_jars()
     launched = _launch_without_registry()
     assert launched.exports["HARNESS_SCHEMA_REGISTRY_URL"] == ""
+    uid, _, _ = sign_up(http, launched.base_url)
+    (created,) = records_with_key(launched.exports, str(uid).encode(), 1)
+    assert json.loads(created.value())["data"]["uid"] == uid  # no wire-format header
+
     ((pid, folder),) = jvms(launched.stderr()).values()
     assert alive(pid) and processes_using(folder) == [pid]
     launched.stop(signal.SIGKILL)
