@@ -133,6 +133,9 @@ class KafkaBroker:
                 "background.threads=2",
                 "num.recovery.threads.per.data.dir=1",
                 "log.cleaner.threads=1",
+                # The cleaner (compaction of the offsets topic) would take 128 MB of heap at
+                # start for its dedupe buffer; a sandbox's few keys need far less.
+                "log.cleaner.dedupe.buffer.size=8388608",
                 "",
             ]
         )
