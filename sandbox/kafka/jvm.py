@@ -18,6 +18,7 @@ import ctypes
 import hashlib
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -206,7 +207,12 @@ class JavaProcess:
             lines = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             lines = []
-        for marker in ("ERROR", "Exception", "Error:", "error"):
+        # The cause is the innermost exception with a message ("...Exception: Address already
+        # in use"), more telling than the "ERROR Exiting ..." line logged after it.
+        causes = [line.strip() for line in lines if re.search(r"(Exception|Error): \S", line)]
+        if causes:
+            return causes[-1][:400]
+        for marker in ("ERROR", "Exception", "Error", "error"):
             found = [line.strip() for line in lines if marker in line]
             if found:
                 return found[-1][:400]
