@@ -64,12 +64,16 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
 
 
 def _bind_to(parent_pid: int) -> Callable[[], None]:
-    """A preexec_fn: SIGTERM when the parent dies; give up at once if it already has."""
+    """A preexec_fn: SIGTERM when the parent dies; give up at once if it already has.
+
+    prctl is looked up here, in the parent: between fork and exec the child may only call
+    it (loading a library there could wait forever on a lock another thread held).
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
     def bind() -> None:  # runs in the child between fork and exec
-        if sys.platform.startswith("linux"):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         if os.getppid() != parent_pid:
             os._exit(1)
 
