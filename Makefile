@@ -36,7 +36,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy harness fixtures suites sandbox tests bench
 
+# Tests fetch the Kafka jars first where java and mvn exist; elsewhere the Kafka tests skip
+# with a line saying what to install (never under CI=true: there they fail).
 test: lint typecheck
+	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
+		$(BIN)/python -m harness.sandbox.kafka.jars; \
+	else echo "make test: no java/mvn here: the Kafka tests will skip (install Java 17 and Maven)"; fi
 	$(BYTECODE)
 	$(BIN)/pytest -c tests/pytest.ini tests $(ARGS)
 
