@@ -20,13 +20,17 @@ SENSITIVE_KEYS = frozenset(
 
 
 _SENSITIVE_NORMALISED = frozenset(k.replace("-", "") for k in SENSITIVE_KEYS)
+#: A key that ends like one of these is sensitive too: ``access_token``, ``refresh_token``,
+#: ``id_token``, ``new_password``, ``client_secret``, ``apiKey`` (services name them freely).
+_SENSITIVE_ENDINGS = ("token", "password", "secret", "apikey")
 
 
 @functools.lru_cache(maxsize=1024)
 def _is_sensitive_key(key: str) -> bool:
-    """``Pass_Word`` and ``x-api-key`` count: case, ``_`` and ``-`` are ignored. Cached: a
-    run sees the same few dozen JSON keys on every request."""
-    return key.replace("_", "").replace("-", "").lower() in _SENSITIVE_NORMALISED
+    """``Pass_Word``, ``x-api-key`` and ``access_token`` count: case, ``_`` and ``-`` are
+    ignored. Cached: a run sees the same few dozen JSON keys on every request."""
+    normalised = key.replace("_", "").replace("-", "").lower()
+    return normalised in _SENSITIVE_NORMALISED or normalised.endswith(_SENSITIVE_ENDINGS)
 
 
 class Redactor:
