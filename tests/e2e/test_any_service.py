@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -51,85 +52,14 @@ FOREIGN = ("alice", "itest-20260101t000000-abcd-main-x@gmail.com")
 
 # --- the separate project, as docs/adapters.md tells a user to write it ---------------------
 
-ENVIRONMENTS = """\
-[local]
-base_url = "{base_url}"
-identity = "none"              # this service has no identity endpoint; warn, don't refuse
-aws_region = "us-east-1"
-aws_endpoint_url = "{aws_endpoint_url}"
-protected = false
-
-[local.kinds.account]          # DynamoDB items created by the tests, deleted by the harness
-table = "accounts"
-key = ["username"]
-marker = "username"            # the attribute whose value carries the run namespace
-
-[local.kinds.note]
-table = "notes"
-key = ["owner", "note_id"]
-marker = "owner"
-
-[local.kinds.session]          # written by the service at login: belongs to the account
-table = "sessions"
-key = ["session_id"]
-marker = "username"
-"""
-
-FIXTURES_ACCOUNTS = '''\
-"""Test accounts of the notes service: registered through its API, recorded in the ledger
-(cleaned after the test, crash or not), logged in with a bearer token."""
-
-import secrets
-from dataclasses import dataclass, field
-
-import pytest
-
-from harness.adapter import BearerAuth
+DOC = REPO / "docs" / "adapters.md"
 
 
-@dataclass
-class Account:
-    username: str
-    password: str = field(repr=False)
-    token: str = field(default="", repr=False)
+def doc_files() -> dict[str, str]:
+    """The snippets of docs/adapters.md whose first line names a file (``# fixtures/x.py``)."""
+    blocks = re.findall(r"```(?:python|toml)\n# ([\w./]+)\n(.*?)```", DOC.read_text(), re.S)
+    return dict(blocks)
 
-    @property
-    def auth(self) -> BearerAuth:
-        return BearerAuth(self.token)
-
-
-@pytest.fixture
-def account_factory(api, ledger, namespace):
-    def make(login: bool = True) -> Account:
-        name = namespace.name()  # itest-<run>-<worker>-<random>: carries the run namespace
-        password = secrets.token_urlsafe(12)
-
-        def register() -> dict:
-            reply = api.post("/register", json={"username": name, "password": password})
-            assert reply.status_code == 201, reply.text
-            return reply.json()  # {"username": name}: the ids the account is deleted by
-
-        ledger.create("account", {"username": name}, register)
-        account = Account(name, password)
-        if login:
-            reply = api.post("/login", json={"username": name, "password": password})
-            assert reply.status_code == 200, reply.text
-            account.token = reply.json()["access_token"]
-        return account
-
-    return make
-
-
-@pytest.fixture
-def account(account_factory) -> Account:
-    return account_factory()
-'''
-
-SUITES_CONFTEST = '''\
-"""The project's fixtures (fixtures/) for its suites."""
-
-from fixtures.accounts import account, account_factory  # noqa: F401
-'''
 
 SUITES_NOTES = """\
 import time
@@ -232,14 +162,14 @@ def test_killed_mid_test(api, ledger, account):
     time.sleep(300)  # SIGKILLed here
 '''
 
+#: The project: what the doc tells a user to write, and the tests of this module's scenarios.
 PROJECT_FILES = {
     "fixtures/__init__.py": "",
-    "fixtures/accounts.py": FIXTURES_ACCOUNTS,
     "suites/__init__.py": "",
-    "suites/conftest.py": SUITES_CONFTEST,
     "suites/test_notes.py": SUITES_NOTES,
     "suites/test_scenarios.py": SUITES_SCENARIOS,
 }
+DOC_FILES = ("environments.toml", "fixtures/accounts.py", "suites/conftest.py")
 #: Tests of a normal run: test_notes.py's seven pass; the two scenarios are skipped.
 NORMAL_PASSED = 7
 
@@ -344,17 +274,35 @@ def service(tmp_path: Path) -> Iterator[Service]:
         svc.stop()
 
 
-@pytest.fixture
-def project(tmp_path: Path, service: Service) -> Path:
-    """The user's project: environments.toml, suites/ and fixtures/ — outside the repo."""
-    root = tmp_path / "my-notes-tests"
+def write_project(root: Path, service: Service, *, code_kind: bool = False) -> Path:
+    """The user's project — environments.toml, suites/ and fixtures/, outside the repo — from
+    the doc's snippets, pointed at ``service``. ``code_kind``: the session kind written in
+    Python (the doc's fixtures/kinds.py) instead of declared."""
     assert not root.resolve().is_relative_to(REPO)
-    profile = ENVIRONMENTS.format(base_url=service.url, aws_endpoint_url=service.aws_endpoint)
-    for relative, text in {"environments.toml": profile, **PROJECT_FILES}.items():
+    documented = doc_files()
+    assert set(DOC_FILES) <= set(documented), f"docs/adapters.md lost a snippet: {documented}"
+    files = {name: documented[name] for name in DOC_FILES}
+    profile = files.pop("environments.toml")
+    profile = re.sub(r'(?m)^base_url = ".*"$', f'base_url = "{service.url}"', profile)
+    endpoint = f'aws_endpoint_url = "{service.aws_endpoint}"'
+    profile = re.sub(r'(?m)^aws_endpoint_url = ".*"$', endpoint, profile)
+    assert service.url in profile and service.aws_endpoint in profile
+    if code_kind:
+        declared, _, rest = profile.partition("[local.kinds.session]")
+        assert rest, profile
+        settings = 'adapters = ["fixtures.kinds"]\nsessions_table = "sessions"\n'
+        profile = declared.replace("protected = false\n", f"protected = false\n{settings}")
+        files["fixtures/kinds.py"] = documented["fixtures/kinds.py"]
+    for relative, text in {"environments.toml": profile, **files, **PROJECT_FILES}.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return root
+
+
+@pytest.fixture
+def project(tmp_path: Path, service: Service) -> Path:
+    return write_project(tmp_path / "my-notes-tests", service)
 
 
 class Tables:
@@ -653,3 +601,24 @@ def test_doctor_is_green_for_the_project(
         assert any(line.startswith("OK") and row in line for line in doctor.stdout.splitlines()), (
             shown(doctor)
         )
+
+
+def test_a_kind_written_in_python_works_the_same(
+    installed: Installed, service: Service, tmp_path: Path, tables: Tables, foreign: Any
+) -> None:
+    """The doc's worked example: the session kind as a Kind subclass in fixtures/kinds.py,
+    its table a setting of the profile, loaded by the plugin and by every command."""
+    project = write_project(tmp_path / "coded", service, code_kind=True)
+    run = installed.run(["harness", "run", "-n", "2"], cwd=project)
+    assert run.returncode == 0, shown(run)
+    resources = report(project / "harness-report.json")["resources"]
+    assert resources["belonging"] >= 12 and resources["leaked"] == 0, resources
+    assert tables.count() == {"accounts": 0, "notes": 0, "sessions": 0}
+
+    make_account(service, "itest-20260101t000000-wxyz-gw1-old")
+    swept = installed.run(["harness", "sweep", "--older-than", "0", "--yes"], cwd=project)
+    assert swept.returncode == 0, shown(swept)
+    assert "1 account, 2 note, 1 session" in swept.stdout, shown(swept)
+    assert tables.count() == {"accounts": 0, "notes": 0, "sessions": 0}
+    doctor = installed.run(["harness", "doctor"], cwd=project)
+    assert doctor.returncode == 0 and "table sessions_table" in doctor.stdout, shown(doctor)
