@@ -1,7 +1,7 @@
 """Any service, the way a new user meets the harness: a wheel of this repository installed
 (non-editable) into a fresh virtual environment, and a separate project — only its own
-``environments.toml``, ``suites/`` and a small ``fixtures/``, written as docs/adapters.md
-says — run against the notes service (tests/services/notes_service: bearer tokens, its own
+``environments.toml``, ``suites/`` and a small ``fixtures/``, its configuration and fixtures
+copied from the snippets of docs/adapters.md (so the doc stays true) — run against the notes service (tests/services/notes_service: bearer tokens, its own
 tables and key schemas, no ``/health``, a welcome note written by a background worker, a
 ``DELETE /me`` that leaves notes and sessions behind).
 
@@ -10,7 +10,8 @@ left; a test that creates without the ledger is reported as a leak and fails the
 SIGKILLed run is recovered by ``harness recover`` and by the next run; ``harness sweep``
 deletes leftovers of every declared kind; foreign items in the same tables — ``alice``'s,
 and a harness-shaped ``itest-…@gmail.com`` — are never touched (checked with boto3 on the
-service's emulator). ``harness init`` + ``harness doctor`` say what to fill in.
+service's emulator). ``harness init`` + ``harness doctor`` say what to fill in; the doc's
+worked example of a kind written in Python works like the declared one.
 
 The venv is built once per test session (shared by xdist workers through a file lock); its
 build figures are printed (``-s`` shows them). Each test starts its own notes service, so
@@ -19,6 +20,7 @@ tests never see each other's data.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -226,8 +228,10 @@ def _build(where: Path) -> Path:
     timings = {}
     started = time.perf_counter()
     wheels = where / "wheels"
+    # this interpreter's setuptools builds it (no download) when it has one; else pip's own way
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
     subprocess.run(
-        [*PIP, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
+        [*PIP, "wheel", "-q", "--no-deps", *isolation, "-w", str(wheels), str(source)],
         check=True,
         capture_output=True,
     )
