@@ -1,9 +1,10 @@
 """Any service, the way a new user meets the harness: a wheel of this repository installed
 (non-editable) into a fresh virtual environment, and a separate project — only its own
 ``environments.toml``, ``suites/`` and a small ``fixtures/``, its configuration and fixtures
-copied from the snippets of docs/adapters.md (so the doc stays true) — run against the notes service (tests/services/notes_service: bearer tokens, its own
-tables and key schemas, no ``/health``, a welcome note written by a background worker, a
-``DELETE /me`` that leaves notes and sessions behind).
+copied from the snippets of docs/adapters.md (so the doc stays true) — run against the notes
+service (tests/services/notes_service: bearer tokens, its own tables and key schemas, no
+``/health``, a welcome note written by a background worker, a ``DELETE /me`` that leaves
+notes and sessions behind).
 
 With plain ``pytest`` and ``harness run`` (``-n 2`` included): tests pass and nothing is
 left; a test that creates without the ledger is reported as a leak and fails the run; a
@@ -14,8 +15,8 @@ service's emulator). ``harness init`` + ``harness doctor`` say what to fill in; 
 worked example of a kind written in Python works like the declared one.
 
 The venv is built once per test session (shared by xdist workers through a file lock); its
-build figures are printed (``-s`` shows them). Each test starts its own notes service, so
-tests never see each other's data.
+build figures are printed (``-s`` without xdist shows them; ``--durations`` shows the setup
+cost). Each test starts its own notes service, so tests never see each other's data.
 """
 
 from __future__ import annotations
