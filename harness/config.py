@@ -203,6 +203,20 @@ def profiles_file(path: Path | str | None, environ: Mapping[str, str]) -> Path:
     return Path(path or environ.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_FILE)
 
 
+def default_profile_name(profiles: Mapping[str, Any], file: Path) -> str:
+    """The profile a run uses when none is named (no ``--env``, no ``$HARNESS_ENV``): the
+    file's only profile; else ``sandbox`` (the embedded reference service), which a file may
+    define or leave out; a file of several other profiles must be told which."""
+    if DEFAULT_PROFILE in profiles or not profiles:
+        return DEFAULT_PROFILE
+    if len(profiles) == 1:
+        return next(iter(profiles))
+    raise ConfigError(
+        f"{file} defines profiles {', '.join(sorted(profiles))}: name one with --env NAME "
+        f"or HARNESS_ENV"
+    )
+
+
 def load_profile(
     name: str | None = None,
     path: Path | str | None = None,
@@ -215,9 +229,9 @@ def load_profile(
     ``declared`` maps each adapter setting name to its :class:`~harness.kinds.base.Setting`;
     when None, the adapters the profile names are imported to learn them."""
     environ = os.environ if environ is None else environ
-    name = name or environ.get(f"{ENV_PREFIX}ENV") or DEFAULT_PROFILE
     file = profiles_file(path, environ)
     profiles = read_profiles(file)
+    name = name or environ.get(f"{ENV_PREFIX}ENV") or default_profile_name(profiles, file)
     if name not in profiles and name != DEFAULT_PROFILE:
         known = ", ".join(sorted(profiles)) or "none"
         where = file if file.exists() else f"{file} (file not found)"

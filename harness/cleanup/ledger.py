@@ -36,13 +36,15 @@ class CleanupResult:
     failed: list[Resource] = field(default_factory=list)
     refused: list[Resource] = field(default_factory=list)
     kept: list[Resource] = field(default_factory=list)
+    #: Items the service wrote for the cleaned resources (recovery removes them too).
+    belonging: list[Resource] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.failed and not self.refused
 
     def merge(self, other: CleanupResult) -> None:
-        for name in ("deleted", "absent", "failed", "refused", "kept"):
+        for name in ("deleted", "absent", "failed", "refused", "kept", "belonging"):
             getattr(self, name).extend(getattr(other, name))
 
 

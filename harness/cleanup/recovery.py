@@ -20,9 +20,9 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from harness.cleanup.journal import SETTLED, Journal, replay, run_dir
+from harness.cleanup.journal import SETTLED, Journal, Resource, replay, run_dir
 from harness.cleanup.lease import pid_alive
-from harness.cleanup.ledger import CleanupResult, Ledger
+from harness.cleanup.ledger import CleanupResult, Ledger, OwnershipError
 from harness.kinds import Kind
 from harness.kinds.lease import lease_marker
 from harness.namespace import RunId
@@ -113,10 +113,12 @@ def recover(run: LocalRun, kinds: dict[str, Kind]) -> CleanupResult:
 def _recover_locked(run: LocalRun, kinds: dict[str, Kind]) -> CleanupResult:
     owner = Owner(run=RunId.parse(run.run_id))
     result = CleanupResult()
+    recovered: list[Resource] = []
     for path in run.journals():
         unsettled = [r for r in replay(path) if r.state not in SETTLED]
         if not unsettled:
             continue
+        recovered += unsettled
         journal = Journal(path)
         try:
             ledger = Ledger(journal, guarded_deleter(kinds, owner))
@@ -124,6 +126,7 @@ def _recover_locked(run: LocalRun, kinds: dict[str, Kind]) -> CleanupResult:
             result.merge(ledger.cleanup())
         finally:
             journal.close()
+    _clean_belonging(kinds, recovered, owner, result)
     lease = kinds.get("lease")
     if lease is not None:  # a killed run never released its lease
         ids = {"marker": lease_marker(run.run_id, str(run.owner.get("shard", "")))}
@@ -132,3 +135,29 @@ def _recover_locked(run: LocalRun, kinds: dict[str, Kind]) -> CleanupResult:
     if result.ok:
         shutil.rmtree(run.directory, ignore_errors=True)
     return result
+
+
+def _clean_belonging(
+    kinds: dict[str, Kind], recovered: list[Resource], owner: Owner, result: CleanupResult
+) -> None:
+    """What the service wrote by itself for the recovered resources (an account's session
+    rows, its welcome note: ``Kind.related`` / ``Kind.derived``) goes with them, through the
+    same gate — as the residue check would have done had the run lived to its end."""
+    from harness.cleanup.residue import look_by_key
+
+    if not recovered:
+        return
+    delete = guarded_deleter(kinds, owner)
+    _, belonging = look_by_key(kinds, recovered)
+    for item in belonging:
+        resource = Resource(seq=0, kind=item.kind, ids=dict(item.ids), state="created")
+        try:
+            delete(resource)
+        except OwnershipError as error:
+            resource.error = str(error)
+            result.refused.append(resource)
+        except Exception as error:
+            resource.error = f"{type(error).__name__}: {error}"
+            result.failed.append(resource)
+        else:
+            result.belonging.append(resource)

@@ -18,7 +18,7 @@ from harness.config import DEFAULT_SWEEP_MAX
 from harness.kinds import Found, Kind
 from harness.kinds.lease import LeaseInfo
 from harness.namespace import PREFIX, RunId, find_namespace
-from harness.safety.guards import Owner, guarded_batch_delete
+from harness.safety.guards import Owner, OwnershipError, check, guarded_batch_delete
 
 DEFAULT_MAX = DEFAULT_SWEEP_MAX
 
@@ -46,6 +46,9 @@ class SweepPlan:
     alive: dict[str, RunLeftovers] = field(default_factory=dict)
     too_young: dict[str, RunLeftovers] = field(default_factory=dict)
     unparsable: list[Found] = field(default_factory=list)
+    #: Items that look harness-made but fail the ownership gate (``itest-…@gmail.com``: a
+    #: harness-shaped address on a real domain is someone's): never deleted, never in the way.
+    foreign: list[Found] = field(default_factory=list)
 
     @property
     def item_count(self) -> int:
@@ -61,11 +64,17 @@ def plan(
 ) -> SweepPlan:
     now = time.time() if now is None else now
     result = SweepPlan()
+    anyone = Owner(run=None)
     for kind in sorted(kinds.values(), key=lambda k: k.sweep_order):
         for item in kind.find(f"{PREFIX}-"):
             namespace = find_namespace(item.marker)
             if namespace is None:
                 result.unparsable.append(item)
+                continue
+            try:  # the gate again at delete time; here it keeps foreign items out of the plan
+                check(kind, item.ids, anyone)
+            except OwnershipError:
+                result.foreign.append(item)
                 continue
             run_id = str(namespace.run)
             if run_id in alive:
@@ -113,6 +122,10 @@ def render(sweep: SweepPlan, *, dry_run: bool) -> str:
             lines.append(f"skipped, {label}: {len(bucket)} run(s), {items} item(s)")
     if sweep.unparsable:
         lines.append(f"skipped, no parsable namespace: {len(sweep.unparsable)} item(s)")
+    if sweep.foreign:
+        lines.append(
+            f"skipped, not harness data (fails the ownership gate): {len(sweep.foreign)} item(s)"
+        )
     total = sweep.item_count
     runs = len(sweep.to_delete)
     lines.append(f"total: {total} item(s) in {runs} run(s)")

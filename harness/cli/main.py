@@ -73,7 +73,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawTextHelpFormatter,
     )
-    run.add_argument("--env", metavar="NAME", help="profile in environments.toml (default sandbox)")
+    run.add_argument(
+        "--env",
+        metavar="NAME",
+        help="profile in environments.toml (default: $HARNESS_ENV, the file's only profile, "
+        "or sandbox)",
+    )
     run.add_argument(
         "--suite", choices=sorted(SUITES), default="all", help="which tests (default: all)"
     )
@@ -100,7 +105,11 @@ def _parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawTextHelpFormatter,
     )
-    sweep.add_argument("--env", metavar="NAME", help="profile (default: $HARNESS_ENV or sandbox)")
+    sweep.add_argument(
+        "--env",
+        metavar="NAME",
+        help="profile (default: $HARNESS_ENV, the file's only profile, or sandbox)",
+    )
     sweep.add_argument(
         "--older-than",
         metavar="DURATION",
@@ -157,7 +166,11 @@ def _add_report_commands(commands: argparse._SubParsersAction) -> None:
             "check (--no-start: say how to point at a running one instead). Exit 1 on any FAIL."
         ),
     )
-    doctor.add_argument("--env", metavar="NAME", help="profile (default: $HARNESS_ENV or sandbox)")
+    doctor.add_argument(
+        "--env",
+        metavar="NAME",
+        help="profile (default: $HARNESS_ENV, the file's only profile, or sandbox)",
+    )
     doctor.add_argument("--harness-config", metavar="PATH", help="profiles file")
     doctor.add_argument(
         "--no-start", action="store_true", help="never start a local sandbox for the check"
@@ -341,7 +354,8 @@ def _recover(options: argparse.Namespace) -> int:
         failed += len(result.failed + result.refused)
         print(
             f"run {run.run_id}: {len(result.deleted)} deleted, {len(result.absent)} already "
-            f"gone, {len(result.failed)} failed, {len(result.refused)} refused"
+            f"gone, {len(result.belonging)} written by the service for them removed too, "
+            f"{len(result.failed)} failed, {len(result.refused)} refused"
         )
         for resource in result.failed + result.refused:
             print(f"  {resource.describe()}: {resource.error}")

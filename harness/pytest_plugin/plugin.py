@@ -58,7 +58,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--env",
         dest="harness_env",
         metavar="NAME",
-        help="environment profile in environments.toml (default: $HARNESS_ENV or 'sandbox')",
+        help="environment profile in environments.toml (default: $HARNESS_ENV, the file's only "
+        "profile, or 'sandbox')",
     )
     group.addoption(
         "--harness-config",
@@ -261,8 +262,6 @@ _CONTROLLER_CONFIG: list[pytest.Config] = []
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
-    for marker in MARKERS:
-        config.addinivalue_line("markers", marker)
     if not _is_worker(config):
         _CONTROLLER_CONFIG.append(config)
     if threading.current_thread() is threading.main_thread():
@@ -414,6 +413,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             tr.write_line(f"  could not remove {item.summary}: {why}", red=True)
         if residue.cleaned:
             tr.write_line(f"  {len(residue.cleaned)} leaked item(s) removed after the check")
+    if residue is not None and residue.belonging:
+        tr.write_line(
+            f"{len(residue.belonging)} item(s) the service wrote for recorded resources "
+            f"removed with them (not leaks)"
+        )
     if residue is not None and residue.kept:
         tr.write_line(
             f"kept for debugging (--keep-on-failure): {len(residue.kept)} item(s) of run "

@@ -91,6 +91,8 @@ class RunReport:
                 "kept": self.resources.get("kept", 0),
                 "cleanup_failed": self.resources.get("failed", 0),
                 "leaked": len(self.leaked),
+                # written by the service for recorded resources, removed with them: no leak
+                "belonging": self.resources.get("belonging", 0),
             },
             "failures": self.failures,
             "cleanup_failures": self.cleanup_failures,

@@ -149,6 +149,7 @@ def start_controller(
                 progress(
                     f"recovered dead run {run.run_id}: {len(result.deleted)} deleted, "
                     f"{len(result.absent)} already gone, "
+                    f"{len(result.belonging)} written by the service for them, "
                     f"{len(result.failed + result.refused)} failed"
                 )
             if profile.lease_table:
@@ -258,6 +259,7 @@ def finish_run(state: RunState, options: FinishOptions, progress: Progress) -> b
         state.report.cleanup_failures.append(f"residue check failed: {error}")
     if state.residue is not None:
         state.report.leaked = [{"kind": f.kind, **f.ids} for f in state.residue.leaked]
+        state.report.resources["belonging"] = len(state.residue.belonging)
     clean = state.residue is not None and state.residue.clean and not state.report.cleanup_failures
     if clean and not kept_ids:
         shutil.rmtree(run_dir(state.state_dir, str(state.run_id), state.shard), ignore_errors=True)

@@ -54,6 +54,17 @@ def test_profile_chosen_by_env_variable(profiles: Path) -> None:
     assert load(None, profiles, environ={"HARNESS_ENV": "staging"}).name == "staging"
 
 
+def test_without_a_name_the_files_only_profile_is_used(tmp_path: Path) -> None:
+    path = tmp_path / "environments.toml"
+    path.write_text(STAGING)
+    assert load(None, path, environ={}).name == "staging"
+    path.write_text(STAGING + STAGING.replace("[staging]", "[qa]"))
+    with pytest.raises(ConfigError, match="defines profiles qa, staging: name one with --env"):
+        load(None, path, environ={})
+    path.write_text(STAGING + "[sandbox]\n")
+    assert load(None, path, environ={}).name == "sandbox"
+
+
 def test_sandbox_needs_nothing_and_is_unprotected(tmp_path: Path) -> None:
     profile = load(None, tmp_path / "missing.toml", environ={})
     assert profile.name == "sandbox" and profile.needs_local_sandbox

@@ -23,6 +23,21 @@ def test_sensitive_keys_and_registered_values_are_masked() -> None:
     assert redactor.headers({"token": "t", "uid": "7"}) == {"token": MASK, "uid": "7"}
 
 
+def test_keys_that_end_like_a_secret_are_masked_and_learned() -> None:
+    """Bearer-token services answer ``access_token`` / ``refresh_token``, not ``token``."""
+    redactor = Redactor()
+    login = {"access_token": "abc.def-123456", "token_type": "Bearer", "refreshToken": "r" * 12}
+    redactor.learn(login)
+    masked = redactor.data(login)
+    assert masked == {"access_token": MASK, "token_type": "Bearer", "refreshToken": MASK}
+    assert redactor.text("Authorization: Bearer abc.def-123456") == f"Authorization: Bearer {MASK}"
+    assert redactor.data({"client_secret": "x", "apiKey": "y", "note_id": "z"}) == {
+        "client_secret": MASK,
+        "apiKey": MASK,
+        "note_id": "z",
+    }
+
+
 def test_transcript_lines_carry_no_secret() -> None:
     redactor = Redactor()
     redactor.add_secret("hunter2-hunter2")

@@ -61,6 +61,18 @@ def test_plan_splits_dead_alive_and_young_runs() -> None:
     assert "WOULD DELETE" in text and "2 stub" in text and "total: 2 item(s) in 1 run(s)" in text
 
 
+def test_a_harness_shaped_foreign_item_stays_out_of_the_plan() -> None:
+    """``itest-…@gmail.com`` parses as a namespace, but a harness-shaped address on a real
+    domain is someone's: the gate refuses it, so the plan lists it apart and the rest of the
+    sweep goes ahead (one such item must not block every delete of its kind)."""
+    dead = ns(5)
+    lookalike = f"{ns(9).name('x')}@gmail.com"
+    kind = StubKind([item(dead, 1), item(lookalike, 2)])
+    sweep = plan({"stub": kind}, older_than=3600, alive={}, now=NOW.timestamp())
+    assert sweep.item_count == 1 and [f.marker for f in sweep.foreign] == [lookalike]
+    assert "not harness data (fails the ownership gate): 1 item(s)" in render(sweep, dry_run=True)
+
+
 def test_batch_delete_refuses_an_item_without_a_namespace() -> None:
     kind = StubKind([])
     good = item(ns(5), 1)

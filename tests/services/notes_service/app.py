@@ -289,8 +289,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def isolate_dynamodb_calls() -> None:
+    """One DynamoDB call at a time in the in-process emulator. moto rolls a failed transaction
+    back by restoring whole tables from a copy taken when the transaction began, so a write
+    another request made meanwhile is undone: the welcome worker's cancelled note (its
+    account was just deleted) could bring back an account a test's cleanup had deleted a
+    millisecond before. DynamoDB isolates transactions; serialising the calls gives the
+    emulator the same guarantee."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.Lock()
+    unlocked = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with lock:
+            return unlocked(self)
+
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+
 def start_emulator() -> tuple[Any, str]:
     from moto.server import ThreadedMotoServer
+
+    isolate_dynamodb_calls()
 
     # werkzeug would log every request to stderr; nobody may be reading it.
     werkzeug = logging.getLogger("werkzeug")
