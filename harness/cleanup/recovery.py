@@ -121,7 +121,8 @@ def _recover_locked(run: LocalRun, kinds: dict[str, Kind]) -> CleanupResult:
         recovered += unsettled
         journal = Journal(path)
         try:
-            ledger = Ledger(journal, guarded_deleter(kinds, owner))
+            # what belongs to these resources is cleaned (and counted) just below
+            ledger = Ledger(journal, guarded_deleter(kinds, owner, cascade=False))
             ledger.adopt(unsettled)
             result.merge(ledger.cleanup())
         finally:
@@ -147,7 +148,7 @@ def _clean_belonging(
 
     if not recovered:
         return
-    delete = guarded_deleter(kinds, owner)
+    delete = guarded_deleter(kinds, owner, cascade=False)
     _, belonging = look_by_key(kinds, recovered)
     for item in belonging:
         resource = Resource(seq=0, kind=item.kind, ids=dict(item.ids), state="created")
