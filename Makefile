@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench clean kafka-jars
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ $(STAMP): pyproject.toml
 # runners, often) Python never writes it, so every harness process, xdist worker and sandbox
 # would compile them from source again (~0.04 s of CPU each, docs/performance.md).
 BYTECODE := $(BIN)/python -m compileall -q harness fixtures sandbox
+
+# The Kafka sandbox's jars (`--bus kafka`): Apache Kafka and Apicurio Registry from Maven Central,
+# by the pinned files in sandbox/kafka/, into ~/.cache/env-harness (once; the sandbox would
+# otherwise fetch them on its first Kafka start). Needs java and mvn.
+kafka-jars: $(STAMP)
+	$(BIN)/python -m harness.sandbox.kafka.jars
 
 run: $(STAMP)
 	$(BYTECODE)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .launcher import EXPORT_NAMES, Options, run
+from .launcher import BUSES, EXPORT_NAMES, Options, run
 from .provision import ResourceNames
 
 
@@ -20,13 +20,15 @@ def parse_args(argv: list[str] | None = None) -> Options:
         description=(
             "Start the reference service locally: moto (DynamoDB, SNS, SQS) in server mode, "
             "the tables, topic, queue and subscription, the event processor, and the Chalice "
-            "app over HTTP, all on loopback. The first stdout lines are shell exports ("
+            "app over HTTP, all on loopback (with --bus kafka: a real Apache Kafka broker and "
+            "a schema registry instead of SNS/SQS for the events; they need java, and mvn "
+            "to fetch their jars once). The first stdout lines are shell exports ("
             + ", ".join(EXPORT_NAMES)
             + "), then '# sandbox ready: pid PID; ...'; nothing else is written to stdout, "
             "logs go to stderr (or --log-file). Runs until SIGINT (Ctrl-C) or SIGTERM, then "
             "stops everything it started."
         ),
-        epilog='Example: eval "$(python -m sandbox --quiet | head -n 9)" in one shell is not '
+        epilog='Example: eval "$(python -m sandbox --quiet | head -n 16)" in one shell is not '
         "what you want (head would close the pipe); instead run it in one terminal and paste "
         "its export lines into another, or let `harness run` start it.",
     )
@@ -51,6 +53,35 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--notifications-table", default=defaults.notifications_table)
     parser.add_argument("--events-topic", default=defaults.events_topic)
     parser.add_argument("--processor-queue", default=defaults.processor_queue)
+    parser.add_argument(
+        "--bus",
+        choices=BUSES,
+        default="sns",
+        help="where the service publishes its events: sns (SNS topic -> SQS queue, the "
+        "default) or kafka (a local Apache Kafka broker in KRaft mode)",
+    )
+    parser.add_argument(
+        "--kafka-port", type=int, default=0, help="broker port (0 = a free port, the default)"
+    )
+    parser.add_argument(
+        "--kafka-topic", default="sandbox-user-events", help="topic of the user events"
+    )
+    parser.add_argument(
+        "--kafka-partitions", type=int, default=3, help="partitions of that topic (default 3)"
+    )
+    parser.add_argument(
+        "--kafka-consumer-group",
+        default="sandbox-notifications-processor",
+        help="consumer group of the notifications processor",
+    )
+    parser.add_argument(
+        "--kafka-heap-mb", type=int, default=256, help="the broker's maximum heap (default 256)"
+    )
+    parser.add_argument(
+        "--no-schema-registry",
+        action="store_true",
+        help="with --bus kafka: no schema registry (plain JSON values; starts faster)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     parser.add_argument("--log-file", help="append logs to this file instead of stderr")
     args = parser.parse_args(argv)
@@ -69,6 +100,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
         ),
         quiet=args.quiet,
         log_file=args.log_file,
+        bus=args.bus,
+        kafka_port=args.kafka_port,
+        kafka_topic=args.kafka_topic,
+        kafka_partitions=args.kafka_partitions,
+        kafka_group=args.kafka_consumer_group,
+        kafka_heap_mb=args.kafka_heap_mb,
+        schema_registry=not args.no_schema_registry,
     )
 
 

@@ -1,10 +1,12 @@
 """The sandbox's lifecycle: start everything, print the exports, stop everything.
 
 Owns: the order of start-up and the reverse order of shutdown, the dummy credentials given to
-its own processes (never printed), the service's environment variables, and the export
-lines on stdout (``HARNESS_*``, then the ready marker, then nothing more on stdout: logs go to
-stderr or ``--log-file``). Must never leave a process or server running once it returns,
-whether start-up failed half-way, a signal arrived, or the service crashed.
+its own processes (never printed), the service's environment variables, the bus the events
+travel on (SNS/SQS, or with ``--bus kafka`` a real Kafka broker and a schema registry, see
+``kafka/``), and the export lines on stdout (``HARNESS_*``, then the ready marker, then
+nothing more on stdout: logs go to stderr or ``--log-file``). Must never leave a process or
+server running once it returns, whether start-up failed half-way, a signal arrived, or the
+service crashed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import shlex
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +53,17 @@ EXPORT_NAMES = (
     "HARNESS_PROCESSOR_QUEUE_URL",
     "HARNESS_CONTRACTS_DIR",
     "HARNESS_LEASE_TABLE",
+    # The bus: always printed, empty where they do not apply (sns has no Kafka settings; on
+    # kafka the SNS topic and SQS queue above are empty: the service does not use them).
+    "HARNESS_EVENTS_BUS",
+    "HARNESS_KAFKA_BOOTSTRAP_SERVERS",
+    "HARNESS_KAFKA_TOPIC",
+    "HARNESS_KAFKA_CONSUMER_GROUP",
+    "HARNESS_SCHEMA_REGISTRY_URL",
 )
+BUSES = ("sns", "kafka")
+# The name of the service's Kafka handler (``@app.lambda_function``) the processor invokes.
+KAFKA_HANDLER = "process_user_events_kafka"
 
 
 class StartError(RuntimeError):
@@ -71,6 +84,13 @@ class Options:
     names: ResourceNames = field(default_factory=ResourceNames)
     quiet: bool = False
     log_file: str | None = None
+    bus: str = "sns"
+    kafka_port: int = 0
+    kafka_topic: str = "sandbox-user-events"
+    kafka_partitions: int = 3
+    kafka_group: str = "sandbox-notifications-processor"
+    kafka_heap_mb: int = 256
+    schema_registry: bool = True
 
 
 def export_lines(values: dict[str, str]) -> list[str]:
@@ -99,6 +119,67 @@ class Sandbox:
         self.processor: Any = None
         self.provisioned: Provisioned | None = None
         self.app_module: ModuleType | None = None
+        self.broker: Any = None
+        self.registry: Any = None
+
+    # -- the Kafka bus -------------------------------------------------------------
+
+    def _spawn_kafka(self) -> None:
+        """Spawn the registry and the broker (each boots while the emulator starts)."""
+        opts = self.options
+        try:
+            import confluent_kafka  # noqa: F401
+        except ImportError:
+            raise StartError(
+                "--bus kafka needs the Kafka client: pip install 'env-harness[sandbox]' "
+                "(or confluent-kafka)"
+            ) from None
+        from .kafka import jars
+        from .kafka.broker import KafkaBroker
+        from .kafka.jvm import JavaError
+        from .kafka.registry import SchemaRegistry
+
+        try:
+            classpath = jars.broker_classpath()
+            if opts.schema_registry:
+                self.registry = SchemaRegistry(jars.registry_jar(), opts.host)
+                self.registry.start()
+            self.broker = KafkaBroker(
+                classpath,
+                opts.host,
+                opts.kafka_heap_mb,
+                opts.kafka_port,
+                archives=jars.archive_dir(classpath),
+            )
+            self.broker.start()
+        except JavaError as exc:
+            raise StartError(str(exc)) from None
+
+    def _finish_kafka(self, module: ModuleType) -> None:
+        """Wait for the broker, create the topic, start the processor (it joins its group
+        while the registry finishes booting), register the schemas."""
+        from .kafka.jvm import JavaError
+        from .kafka.processor import KafkaProcessor, find_lambda_handler
+
+        opts = self.options
+        try:
+            self.broker.wait_ready()
+            warm_up = threading.Thread(target=self.broker.warm_up_producer_ids, daemon=True)
+            warm_up.start()
+            self.broker.create_topic(opts.kafka_topic, opts.kafka_partitions)
+            self.processor = KafkaProcessor(
+                self.broker.bootstrap_servers,
+                opts.kafka_topic,
+                opts.kafka_group,
+                find_lambda_handler(module, module.app, KAFKA_HANDLER),
+            )
+            self.processor.start()
+            if self.registry is not None:
+                self.registry.wait_ready()
+                self.registry.register(SERVICE_DIR / "chalicelib" / "contracts")
+            warm_up.join(30.0)
+        except JavaError as exc:
+            raise StartError(str(exc)) from None
 
     # -- start ---------------------------------------------------------------------
 
@@ -107,6 +188,9 @@ class Sandbox:
         os.environ.update(DUMMY_CREDENTIALS)
         os.environ["AWS_DEFAULT_REGION"] = opts.region
         started = time.monotonic()
+        kafka = opts.bus == "kafka"
+        if kafka:
+            self._spawn_kafka()
 
         self.emulator = EmulatorProcess(opts.host, opts.aws_port, dict(os.environ))
         try:
@@ -133,12 +217,17 @@ class Sandbox:
                 # Local only: a cheaper scrypt (~2 ms instead of ~50 ms per sign-up and login);
                 # deployed stages keep the interactive-login default.
                 "PASSWORD_SCRYPT_N": os.environ.get("PASSWORD_SCRYPT_N") or str(2**10),
+                "EVENTS_BUS": opts.bus,
+                "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers if kafka else "",
+                "KAFKA_TOPIC": opts.kafka_topic if kafka else "",
+                "SCHEMA_REGISTRY_URL": self.registry.url if self.registry else "",
             }
         )
         module = self._import_service()
+        if kafka:
+            self._finish_kafka(module)
 
         from .gateway import Gateway
-        from .processor import Processor, find_sqs_handler
 
         try:
             self.gateway = Gateway(module.app, opts.host, opts.port)
@@ -148,6 +237,46 @@ class Sandbox:
             ) from None
         self.gateway.start()
 
+        if kafka:
+            # Ready means consuming: a test's first event does not wait for a rebalance.
+            if not self.processor.wait_assigned(30.0):
+                raise StartError(
+                    f"the Kafka processor was given no partitions of {opts.kafka_topic} within 30s"
+                )
+        else:
+            self._start_sqs_processor(module, session)
+
+        _check_health(opts.host, self.gateway.port)
+        log.info(
+            "sandbox started in %.2fs: service %s", time.monotonic() - started, self.gateway.url
+        )
+        provisioned = self.provisioned
+        return {
+            "HARNESS_BASE_URL": self.gateway.url,
+            "HARNESS_AWS_ENDPOINT_URL": self.emulator.url,
+            "HARNESS_AWS_REGION": opts.region,
+            "HARNESS_ENVIRONMENT": opts.environment_name,
+            "HARNESS_USERS_TABLE": names.users_table,
+            "HARNESS_TOKENS_TABLE": names.tokens_table,
+            "HARNESS_NOTIFICATIONS_TABLE": names.notifications_table,
+            "HARNESS_EVENTS_TOPIC_ARN": "" if kafka else provisioned.events_topic_arn,
+            "HARNESS_PROCESSOR_QUEUE_URL": "" if kafka else provisioned.processor_queue_url,
+            # The service's event contracts, shipped with it: the harness validates against them.
+            "HARNESS_CONTRACTS_DIR": str(SERVICE_DIR / "chalicelib" / "contracts"),
+            "HARNESS_LEASE_TABLE": names.test_leases_table,
+            "HARNESS_EVENTS_BUS": opts.bus,
+            "HARNESS_KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers if kafka else "",
+            "HARNESS_KAFKA_TOPIC": opts.kafka_topic if kafka else "",
+            "HARNESS_KAFKA_CONSUMER_GROUP": opts.kafka_group if kafka else "",
+            "HARNESS_SCHEMA_REGISTRY_URL": self.registry.url if self.registry else "",
+        }
+
+    def _start_sqs_processor(self, module: ModuleType, session: Any) -> None:
+        from .processor import Processor, find_sqs_handler
+
+        opts = self.options
+        assert self.emulator is not None and self.provisioned is not None
+        names = opts.names
         handler, batch_size = find_sqs_handler(module, module.app, names.processor_queue)
         # The poll loop is the retry (it logs and polls again), so botocore need not retry:
         # at shutdown the last poll then ends at once instead of backing off.
@@ -166,25 +295,6 @@ class Sandbox:
         )
         self.processor.start()
 
-        _check_health(opts.host, self.gateway.port)
-        log.info(
-            "sandbox started in %.2fs: service %s", time.monotonic() - started, self.gateway.url
-        )
-        return {
-            "HARNESS_BASE_URL": self.gateway.url,
-            "HARNESS_AWS_ENDPOINT_URL": self.emulator.url,
-            "HARNESS_AWS_REGION": opts.region,
-            "HARNESS_ENVIRONMENT": opts.environment_name,
-            "HARNESS_USERS_TABLE": names.users_table,
-            "HARNESS_TOKENS_TABLE": names.tokens_table,
-            "HARNESS_NOTIFICATIONS_TABLE": names.notifications_table,
-            "HARNESS_EVENTS_TOPIC_ARN": self.provisioned.events_topic_arn,
-            "HARNESS_PROCESSOR_QUEUE_URL": self.provisioned.processor_queue_url,
-            # The service's event contracts, shipped with it: the harness validates against them.
-            "HARNESS_CONTRACTS_DIR": str(SERVICE_DIR / "chalicelib" / "contracts"),
-            "HARNESS_LEASE_TABLE": names.test_leases_table,
-        }
-
     def _import_service(self) -> ModuleType:
         if str(SERVICE_DIR) not in sys.path:
             sys.path.insert(0, str(SERVICE_DIR))
@@ -202,27 +312,50 @@ class Sandbox:
 
     def stop(self) -> None:
         """Stop what was started, newest first; safe to call at any point, and twice.
-        The processor is told first but joined last: its long poll ends at once when the
-        emulator goes, instead of running out its wait."""
+
+        SNS/SQS: the processor is told first but joined last: its long poll ends at once when
+        the emulator goes, instead of running out its wait. Kafka: the processor and then the
+        gateway are stopped first, and the service's producer let go, while the broker is
+        still there to hear them leave (the consumer leaves its group at once; a producer
+        whose broker has gone would try to reconnect until the process ends). The JVMs and
+        the emulator are then sent SIGTERM together and each is waited for (killed after a
+        deadline)."""
+        kafka = self.broker is not None or self.registry is not None
         if self.processor is not None:
             self.processor.request_stop()
+        if kafka:
+            self._stop_part("processor", self.processor)
+            self._stop_part("gateway", self.gateway)
+            self.processor = self.gateway = None
+            if self.app_module is not None:
+                importlib.import_module("chalicelib.settings").reset()
+            for jvm in (self.broker, self.registry):
+                if jvm is not None:
+                    jvm.request_stop()
         if self.emulator is not None:
             self.emulator.request_stop()  # it winds down while the gateway does
         for name, part in (
             ("gateway", self.gateway),
             ("emulator", self.emulator),
             ("processor", self.processor),
+            ("kafka broker", self.broker),
+            ("schema registry", self.registry),
         ):
-            if part is None:
-                continue
-            started = time.monotonic()
-            try:
-                part.stop()
-            except Exception:
-                log.exception("stopping the %s failed", name)
-            log.info("stopped the %s in %.2fs", name, time.monotonic() - started)
+            self._stop_part(name, part)
         self.processor = self.gateway = None
         self.emulator = None
+        self.broker = self.registry = None
+
+    @staticmethod
+    def _stop_part(name: str, part: Any) -> None:
+        if part is None:
+            return
+        started = time.monotonic()
+        try:
+            part.stop()
+        except Exception:
+            log.exception("stopping the %s failed", name)
+        log.info("stopped the %s in %.2fs", name, time.monotonic() - started)
 
 
 def configure_logging(options: Options) -> None:

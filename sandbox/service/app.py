@@ -1,4 +1,5 @@
-"""The reference service: users, sessions and notifications on Chalice + DynamoDB + SNS/SQS.
+"""The reference service: users, sessions and notifications on Chalice + DynamoDB + SNS/SQS
+(or Kafka: ``EVENTS_BUS=kafka``, see ``chalicelib.settings``).
 
 Routes and contract: docs/service-contract.md. Deployed to AWS with ``chalice deploy``, or
 locally by ``python -m sandbox``, which serves this very module. Configuration comes only from
@@ -170,3 +171,19 @@ def process_user_events(event: SQSEvent) -> None:
     for record in event:
         outcome = processing.handle_message(record.body)
         log.info("processed message %s: %s", record.to_dict().get("messageId"), outcome)
+
+
+@app.lambda_function(name="process_user_events_kafka")
+def process_user_events_kafka(event: dict[str, Any], context: Any) -> None:
+    """Consume the user-events topic, as a Lambda behind a Kafka event-source mapping (MSK or
+    self-managed; Chalice cannot declare one, so it is made next to the topic). Raising
+    leaves the batch uncommitted, to be delivered again."""
+    for record in events.kafka_records(event):
+        outcome = processing.handle_message(events.kafka_record_body(record))
+        log.info(
+            "processed record %s/%s/%s: %s",
+            record.get("topic"),
+            record.get("partition"),
+            record.get("offset"),
+            outcome,
+        )

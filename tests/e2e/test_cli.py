@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO
+from tests.sandbox.launching import EXPORT_NAMES
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
 
@@ -44,15 +45,15 @@ def test_env_up_prints_exports_first_and_stops_on_ctrl_c() -> None:
     )
     try:
         assert process.stdout is not None
-        lines = [process.stdout.readline() for _ in range(12)]
+        lines = [process.stdout.readline() for _ in range(len(EXPORT_NAMES) + 1)]
         started = _children(process.pid)  # `env up` execs the launcher: the emulator is its child
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
-    exports = [line for line in lines[:11] if line.startswith("export HARNESS_")]
-    assert len(exports) == 11, lines
-    assert exports[0].startswith("export HARNESS_BASE_URL=http://127.0.0.1:")
-    assert lines[11].startswith("# sandbox ready")
+    exports = [line.split("=", 1)[0] for line in lines[:-1]]
+    assert exports == [f"export {name}" for name in EXPORT_NAMES], lines
+    assert lines[0].startswith("export HARNESS_BASE_URL=http://127.0.0.1:")
+    assert lines[-1].startswith("# sandbox ready")
     assert process.returncode == 0
     assert started, "the launcher should have started the emulator as a child"
     assert [pid for pid in started if _exists(pid)] == []

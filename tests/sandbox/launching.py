@@ -31,6 +31,11 @@ EXPORT_NAMES = [
     "HARNESS_PROCESSOR_QUEUE_URL",
     "HARNESS_CONTRACTS_DIR",
     "HARNESS_LEASE_TABLE",
+    "HARNESS_EVENTS_BUS",
+    "HARNESS_KAFKA_BOOTSTRAP_SERVERS",
+    "HARNESS_KAFKA_TOPIC",
+    "HARNESS_KAFKA_CONSUMER_GROUP",
+    "HARNESS_SCHEMA_REGISTRY_URL",
 ]
 
 
@@ -122,10 +127,10 @@ def parse_exports(lines: list[str]) -> tuple[dict[str, str], list[str]]:
     return exports, order
 
 
-def launch(args: list[str]) -> LaunchedSandbox:
+def launch(args: list[str], deadline_s: float = 30.0) -> LaunchedSandbox:
     proc, stderr_path = start_process(args)
     try:
-        lines, ready = read_until_ready(proc)
+        lines, ready = read_until_ready(proc, deadline_s)
     except BaseException:
         proc.kill()
         proc.wait()

@@ -5,7 +5,9 @@ Chalice's test client drives the app in-process; moto's ``mock_aws`` stands in f
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import time
 from typing import Any
 
@@ -260,6 +262,70 @@ def test_processor_welcomes_then_forgets(client: Client) -> None:
     # A late duplicate user.created must not resurrect the notification.
     assert processing.handle_message(json.dumps(created)) == "skipped (user gone)"
     assert store.list_notifications(uid) == []
+
+
+def _kafka_event(*values: bytes) -> dict[str, Any]:
+    """A Lambda Kafka event (self-managed shape) with these values on partition 0."""
+    return {
+        "eventSource": "SelfManagedKafka",
+        "bootstrapServers": "127.0.0.1:9092",
+        "records": {
+            "sandbox-user-events-0": [
+                {
+                    "topic": "sandbox-user-events",
+                    "partition": 0,
+                    "offset": offset,
+                    "timestamp": 0,
+                    "timestampType": "CREATE_TIME",
+                    "key": base64.b64encode(b"1").decode(),
+                    "value": base64.b64encode(value).decode(),
+                    "headers": [{"type": list(b"user.created")}],
+                }
+                for offset, value in enumerate(values)
+            ]
+        },
+    }
+
+
+def test_kafka_values_decode_plain_and_wire_format() -> None:
+    body = b'{"type":"user.created"}'
+    assert events.decode_value(body) == body.decode()
+    wire = struct.pack(">bI", 0, 7) + body
+    assert events.decode_value(wire) == body.decode()
+    records = events.kafka_records(_kafka_event(body, wire))
+    assert [events.kafka_record_body(r) for r in records] == [body.decode()] * 2
+
+
+def test_kafka_handler_welcomes_like_the_sqs_one(client: Client) -> None:
+    uid, headers = _signup_login(client)
+    created = events.build("user.created", {"uid": uid, "email": "ada@example.test", "name": "A"})
+    value = json.dumps(created).encode()
+    # Twice, plain and in the wire format: the second is a harmless duplicate.
+    client.lambda_.invoke(
+        "process_user_events_kafka",
+        _kafka_event(value, struct.pack(">bI", 0, 1) + value),
+    )
+    resp = client.http.get(f"/users/{uid}/notifications", headers=headers)
+    assert [n["kind"] for n in _json(resp)["notifications"]] == ["welcome"]
+
+
+def test_kafka_bus_needs_its_settings(
+    service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import settings
+
+    monkeypatch.setenv("EVENTS_BUS", "kafka")
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    with pytest.raises(KeyError, match="KAFKA_BOOTSTRAP_SERVERS"):
+        settings.Settings.from_environ()
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    monkeypatch.setenv("KAFKA_TOPIC", "t")
+    monkeypatch.delenv("EVENTS_TOPIC_ARN", raising=False)
+    configured = settings.Settings.from_environ()
+    assert (configured.events_bus, configured.kafka_topic) == ("kafka", "t")
+    monkeypatch.setenv("EVENTS_BUS", "carrier-pigeon")
+    with pytest.raises(ValueError, match="EVENTS_BUS"):
+        settings.Settings.from_environ()
 
 
 def test_processor_drops_unprocessable_messages(service_env: dict[str, str]) -> None:

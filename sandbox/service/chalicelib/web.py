@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice import Response
 
+from chalicelib.events import PublishError
 from chalicelib.validation import ValidationError
 
 log = logging.getLogger("service")
@@ -51,7 +52,7 @@ def guarded(view: Callable[..., Response]) -> Callable[..., Response]:
             return view(*args, **kwargs)
         except ValidationError as exc:
             return error(400, exc.message, field=exc.field)
-        except (BotoCoreError, ClientError, StorageError):
+        except (BotoCoreError, ClientError, StorageError, PublishError):
             log.exception("storage error in %s", view.__name__)
             return error(500, "Internal error")
 
