@@ -396,8 +396,9 @@ class Expectations:
                 }
             )
         rows.sort(key=lambda row: row["at"])
+        zero = min([self.started, *(row["at"] for row in rows)])
         for row in rows:
-            row["t"] = row.pop("at") - self.started
+            row["t"] = row.pop("at") - zero
         return rows
 
     def correlate(self, *values: Any) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.cleanup.ledger import OwnershipError
+from harness.config import ConfigError
 from harness.kinds.base import Found, Kind, Outcome
 
 TIMEOUT = 15.0
@@ -30,11 +31,25 @@ class _KafkaKind(Kind):
     def enabled(cls, profile: Any) -> bool:
         return profile.events_bus == "kafka" and bool(profile.kafka_bootstrap_servers)
 
-    def admin(self) -> Any:
-        from harness.events.kafka import client_config, require_client
+    _admin: Any = None
 
-        kafka = require_client()
-        return kafka.admin.AdminClient(client_config(self.profile))
+    def admin(self) -> Any:
+        """One AdminClient per kind, kept: a client dropped while its request is in flight
+        answers with an empty listing."""
+        if self._admin is None:
+            self._admin = self._make_admin()
+        return self._admin
+
+    def _make_admin(self) -> Any:
+        from harness.events.kafka import KafkaUnavailable, client_config, require_client
+
+        try:
+            require_client()
+        except KafkaUnavailable as error:
+            raise ConfigError(str(error)) from None
+        from confluent_kafka.admin import AdminClient
+
+        return AdminClient(client_config(self.profile))
 
     def marker(self, ids: Mapping[str, Any]) -> str | None:
         name = ids.get("name")
