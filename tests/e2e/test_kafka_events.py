@@ -301,3 +301,21 @@ def test_a_wire_format_event_breaking_its_registry_schema_names_the_field(
     finally:
         stream.close()
         transport.close()
+
+
+def test_doctor_checks_the_topic_and_the_consumer_group(kafka_environ: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "doctor"],
+        cwd=REPO,
+        env=kafka_environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    topic = next(line for line in lines if "Kafka topic" in line)
+    group = next(line for line in lines if "consumer group" in line)
+    assert topic.startswith("OK") and "sandbox-user-events: 3 partition(s)" in topic
+    assert group.startswith("OK") and "sandbox-notifications-processor: lag" in group
+    assert "events topic" not in done.stdout and "processor queue" not in done.stdout
