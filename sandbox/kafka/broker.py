@@ -226,8 +226,8 @@ class KafkaBroker:
         assert self.process is not None
         if not self.process.running():
             raise KafkaError(
-                "the Kafka broker exited during start-up: "
-                + self.process.failure("no error in its log")
+                f"the Kafka broker (port {self.port}, controller port {self.controller_port}) "
+                "exited during start-up: " + self.process.failure("no error in its log")
             )
         if time.monotonic() > deadline:
             raise KafkaError(

@@ -18,6 +18,7 @@ import ctypes
 import hashlib
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -63,12 +64,16 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
 
 
 def _bind_to(parent_pid: int) -> Callable[[], None]:
-    """A preexec_fn: SIGTERM when the parent dies; give up at once if it already has."""
+    """A preexec_fn: SIGTERM when the parent dies; give up at once if it already has.
+
+    prctl is looked up here, in the parent: between fork and exec the child may only call
+    it (loading a library there could wait forever on a lock another thread held).
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
     def bind() -> None:  # runs in the child between fork and exec
-        if sys.platform.startswith("linux"):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         if os.getppid() != parent_pid:
             os._exit(1)
 
@@ -206,7 +211,12 @@ class JavaProcess:
             lines = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             lines = []
-        for marker in ("ERROR", "Exception", "Error:", "error"):
+        # The cause is the innermost exception with a message ("...Exception: Address already
+        # in use"), more telling than the "ERROR Exiting ..." line logged after it.
+        causes = [line.strip() for line in lines if re.search(r"(Exception|Error): \S", line)]
+        if causes:
+            return causes[-1][:400]
+        for marker in ("ERROR", "Exception", "Error", "error"):
             found = [line.strip() for line in lines if marker in line]
             if found:
                 return found[-1][:400]

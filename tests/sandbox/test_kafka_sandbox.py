@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -29,7 +30,14 @@ from typing import Any, TypeVar
 import boto3
 import pytest
 import requests
-from launching import EXPORT_NAMES, REPO, LaunchedSandbox, launch, read_until_ready
+from launching import (
+    EXPORT_NAMES,
+    REPO,
+    LaunchedSandbox,
+    launch,
+    read_until_ready,
+    start_process,
+)
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")
@@ -274,6 +282,23 @@ def test_the_processor_commits_and_is_the_only_group(exports: dict[str, str]) ->
 # --- lifecycle ------------------------------------------------------------------------
 
 
+def test_sigterm_stops_both_jvms_and_removes_their_folders(
+    kafka_sandbox: LaunchedSandbox,
+) -> None:
+    """Last of the tests on the module's sandbox: it stops it (the fixture's stop is then a
+    no-op), so that the launches below do not share the machine with its JVMs."""
+    started = jvms(kafka_sandbox.stderr())
+    assert set(started) == {"kafka broker", "schema registry"}
+    for pid, folder in started.values():
+        assert alive(pid) and Path(folder).is_dir()
+    assert kafka_sandbox.stop(signal.SIGTERM) == 0
+    for pid, folder in started.values():
+        assert not alive(pid)
+        assert processes_using(folder) == []
+        assert not Path(folder).exists()
+    assert "Traceback" not in kafka_sandbox.stderr()
+
+
 def _launch_without_registry() -> LaunchedSandbox:
     return launch(["--quiet", "--bus", "kafka", "--no-schema-registry"], START_DEADLINE_S)
 
@@ -344,17 +369,28 @@ def test_killed_parent_stops_the_sandbox_and_its_broker(tmp_path: Path) -> None:
     assert not Path(folder).exists(), stderr_path.read_text()
 
 
-def test_sigterm_stops_both_jvms_and_removes_their_folders(
-    kafka_sandbox: LaunchedSandbox,
-) -> None:
-    """Last in this module: it stops the module's sandbox (the fixture's stop is then a no-op)."""
-    started = jvms(kafka_sandbox.stderr())
-    assert set(started) == {"kafka broker", "schema registry"}
-    for pid, folder in started.values():
-        assert alive(pid) and Path(folder).is_dir()
-    assert kafka_sandbox.stop(signal.SIGTERM) == 0
-    for pid, folder in started.values():
-        assert not alive(pid)
-        assert processes_using(folder) == []
-        assert not Path(folder).exists()
-    assert "Traceback" not in kafka_sandbox.stderr()
+def test_failed_start_leaves_no_jvm_or_folder() -> None:
+    ensure_jars()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc, stderr_path = start_process(
+            ["--quiet", "--bus", "kafka", "--no-schema-registry", "--kafka-port", str(port)]
+        )
+        try:
+            assert proc.wait(START_DEADLINE_S) == 1
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            assert proc.stdout is not None
+            out = proc.stdout.read().decode()
+            proc.stdout.close()
+    err = stderr_path.read_text()
+    assert "export " not in out, out
+    (message,) = [line for line in err.splitlines() if line.startswith("sandbox: ")]
+    assert f"port {port}" in message and "Address already in use" in message, message
+    ((pid, folder),) = jvms(err).values()
+    assert not alive(pid) and not Path(folder).exists()
+    assert "Traceback" not in err
