@@ -270,6 +270,9 @@ def events(
     # Keys are read before the ledger tears down, so the check below still sees them.
     yield view
     timeline = view.timeline()
+    for row in timeline:
+        if row["action"] == "saw" and row["latency"] is not None:
+            harness_session.event_seen.add(row["type"], row["latency"])
     if timeline:
         request.node.add_report_section("teardown", "harness events", render_timeline(timeline))
     late = view.unreported_violations()

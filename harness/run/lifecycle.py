@@ -219,6 +219,7 @@ def finish_worker(state: RunState) -> dict[str, Any]:
             for r in harness.ledger.kept
         ],
         event_latency=harness.event_latency.samples(),
+        event_seen=harness.event_seen.samples(),
     )
     harness.close()
     return stats

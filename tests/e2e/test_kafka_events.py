@@ -108,12 +108,28 @@ def test_events_suites_pass_on_kafka_and_leave_no_group_topic_or_offset(
 ) -> None:
     groups_before, topics_before = groups(admin), topics(admin)
     processed_before = committed(profile)
-    report = harness_run(kafka_environ, tmp_path, "--suite", "all", "suites/events")
+    html, summary = tmp_path / "report.html", tmp_path / "summary.md"
+    report = harness_run(
+        kafka_environ,
+        tmp_path,
+        "--suite",
+        "all",
+        "suites/events",
+        "--html",
+        str(html),
+        "--summary",
+        str(summary),
+    )
     assert report["tests"]["failed"] == report["tests"]["error"] == 0
     assert report["tests"]["skipped"] == 0, "an events test skipped: not on Kafka?"
     assert report["tests"]["passed"] >= 8
     assert report["resources"]["leaked"] == 0
     assert set(report["event_latency"]) == {"user.created", "user.deleted"}
+    assert set(report["events_seen"]) == {"user.created", "user.deleted"}
+    # Each test's events as a timeline in the HTML report; per-type counts and p95 in Markdown.
+    page = html.read_text()
+    assert "harness events" in page and "partition" in page and "(id " in page
+    assert "Events the tests saw" in summary.read_text()
     # The service's consumer really processed the run's events over Kafka ...
     assert committed(profile) > processed_before
     # ... and the harness's reading left no consumer group, topic or committed offset.
