@@ -379,13 +379,17 @@ class Expectations:
         saw — type, key, schema version (and registry id), partition/offset or message id,
         seconds since the test began and, for a seen event, since it was published."""
         rows = [{**row, "latency": None} for row in self.written]
+        ids: set[str] = set()
         for event in self.seen():
-            occurred = event.occurred_at
+            # A redelivery (same event id again) has no publish -> seen latency of its own.
+            again = bool(event.id) and event.id in ids
+            ids.add(event.id)
+            occurred = None if again else event.occurred_at
             version = event.payload.get("version", "") if isinstance(event.payload, dict) else ""
             rows.append(
                 {
                     "at": event.received_at,
-                    "action": "saw",
+                    "action": "saw again" if again else "saw",
                     "type": event.type or "?",
                     "version": version,
                     "schema_id": event.schema_id,
