@@ -48,10 +48,10 @@ def note(message: str) -> None:
 
 
 @contextmanager
-def sandbox(label: str) -> Iterator[LocalSandbox]:
+def sandbox(label: str, extra_args: list[str] | None = None) -> Iterator[LocalSandbox]:
     """A fresh sandbox for one benchmark, always stopped."""
     log = Path(tempfile.gettempdir()) / f"env-harness-bench-{label}-{os.getpid()}.log"
-    box = LocalSandbox.start(log)
+    box = LocalSandbox.start(log, extra_args)
     try:
         yield box
     finally:

@@ -41,6 +41,18 @@ def parse_duration(text: str | int | float) -> float:
     return number * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
 
 
+#: Where events may travel (``events_bus``).
+EVENT_BUSES = ("sns", "kafka")
+
+#: Credentials that only the environment may hold: the file field that must not be there →
+#: the variables that carry them instead.
+ENVIRONMENT_ONLY = {
+    "kafka_sasl_username": "HARNESS_KAFKA_SASL_USERNAME",
+    "kafka_sasl_password": "HARNESS_KAFKA_SASL_PASSWORD",
+    "schema_registry_user": "HARNESS_SCHEMA_REGISTRY_USER",
+    "schema_registry_password": "HARNESS_SCHEMA_REGISTRY_PASSWORD",
+}
+
 #: How a run proves the URL is the profile's environment before any test (preflight).
 IDENTITY_MODES = ("health", "aws-account", "none")
 
@@ -65,6 +77,22 @@ class Profile:
     aws_account_id: str | None = None
     events_topic_arn: str = ""
     processor_queue_url: str = ""
+    #: Where the service's events travel: ``sns`` (SNS topic → SQS queues) or ``kafka``.
+    events_bus: str = "sns"
+    #: Kafka (``events_bus = "kafka"``): the cluster, the service's topic, and the service's
+    #: consumer group (whose lag says "processed"); client settings passed through as-is.
+    kafka_bootstrap_servers: str = ""
+    kafka_topic: str = ""
+    kafka_consumer_group: str = ""
+    #: ``security.protocol`` (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); SASL's username and
+    #: password come from $HARNESS_KAFKA_SASL_USERNAME / _PASSWORD only, never this file.
+    kafka_security_protocol: str = ""
+    #: ``sasl.mechanism`` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, ...).
+    kafka_sasl_mechanism: str = ""
+    #: ``ssl.ca.location``: a CA bundle for TLS to the brokers (the system's when unset).
+    kafka_ssl_ca_location: str = ""
+    #: A Confluent-compatible schema registry; its credentials come from
+    #: $HARNESS_SCHEMA_REGISTRY_USER / _PASSWORD only, never this file.
     schema_registry_url: str = ""
     #: Where the event contracts live (``<type>/v<N>.json``), relative to the profiles file.
     contracts_dir: str = ""
@@ -169,6 +197,12 @@ def _coerce(field: str, value: Any, source: str) -> Any:
     if not isinstance(value, str):
         raise ConfigError(f"{source}: {field} must be a string, not {value!r}")
     text = value.strip()
+    if field == "events_bus" and text.lower() not in EVENT_BUSES:
+        raise ConfigError(
+            f"{source}: events_bus must be one of {', '.join(EVENT_BUSES)}, not {value!r}"
+        )
+    if field == "events_bus":
+        return text.lower() or "sns"
     if field == "identity" and text not in IDENTITY_MODES:
         raise ConfigError(
             f"{source}: identity must be one of {', '.join(IDENTITY_MODES)}, not {value!r}"
@@ -194,6 +228,13 @@ def read_profiles(path: Path) -> dict[str, dict[str, Any]]:
             raise ConfigError(
                 f"{path}: profile [{name}] has unknown field(s) for credentials: credentials "
                 f"never go in this file; use AWS_PROFILE"
+            )
+        secrets = sorted(k for k in table if k in ENVIRONMENT_ONLY)
+        if secrets:
+            variables = ", ".join(ENVIRONMENT_ONLY[k] for k in secrets)
+            raise ConfigError(
+                f"{path}: profile [{name}] has {', '.join(secrets)}: credentials never go in "
+                f"this file; remove them and set {variables} in the environment instead"
             )
         profiles[name] = table
     return profiles
@@ -324,6 +365,16 @@ def _validate(profile: Profile, file: Path, declared: Mapping[str, Any]) -> None
         )
     if profile.needs_local_sandbox:
         return  # the local sandbox fills in its own names when it starts
+    if profile.events_bus == "kafka":
+        missing_kafka = [
+            f for f in ("kafka_bootstrap_servers", "kafka_topic") if not getattr(profile, f)
+        ]
+        if missing_kafka:
+            hints = "; ".join(f'{f} = "…" or {ENV_PREFIX}{f.upper()}' for f in missing_kafka)
+            raise ConfigError(
+                f'profile [{profile.name}] has events_bus = "kafka" but no '
+                f"{', '.join(missing_kafka)}: set {hints}"
+            )
     if not profile.base_url:
         raise ConfigError(
             f'profile [{profile.name}] has no base_url: add base_url = "https://…" under '

@@ -176,8 +176,11 @@ def aws_checks(profile: Profile, aws: Aws) -> list[Check]:
                     f'declare index = "<GSI with hash key {kind.marker_attribute}>"',
                 )
             )
-    rows.append(_topic_check(profile, aws))
-    rows.append(_queue_check(profile, aws))
+    if profile.events_bus == "kafka":
+        rows.extend(kafka_checks(profile))
+    else:
+        rows.append(_topic_check(profile, aws))
+        rows.append(_queue_check(profile, aws))
     return rows
 
 
@@ -197,6 +200,37 @@ def _ttl_check(profile: Profile, aws: Aws, field: str, name: str, attribute: str
         return FAIL, f"{name}: TTL {status.lower()} (attribute {found or 'none'})"
 
     return _aws_check(f"{field} TTL", profile, aws, fix, probe)
+
+
+def kafka_checks(profile: Profile) -> list[Check]:
+    """The service's Kafka topic (readable, its partitions) and its consumer group's lag."""
+    from harness.events.kafka import KafkaUnavailable, client_config, group_lag
+
+    topic, group = profile.kafka_topic, profile.kafka_consumer_group
+    fix = (
+        f"check kafka_bootstrap_servers / kafka_topic (and the security settings) in "
+        f"[{profile.name}], and $HARNESS_KAFKA_SASL_USERNAME / _PASSWORD"
+    )
+    probe_group = group or f"{topic}-doctor"  # read-only: OffsetFetch never creates a group
+    try:
+        lag = group_lag(client_config(profile), topic, probe_group)
+    except KafkaUnavailable as error:
+        return [Check("Kafka topic", FAIL, str(error), fix)]
+    except Exception as error:
+        return [Check("Kafka topic", FAIL, f"{type(error).__name__}: {error}", fix)]
+    rows = [Check("Kafka topic", OK, f"{topic}: {len(lag)} partition(s)")]
+    if not group:
+        rows.append(
+            Check(
+                "consumer group",
+                SKIP,
+                "not configured: set kafka_consumer_group (HARNESS_KAFKA_CONSUMER_GROUP) to "
+                "wait for the service's consumer before the residue check",
+            )
+        )
+    else:
+        rows.append(Check("consumer group", OK, f"{group}: lag {sum(lag.values())}"))
+    return rows
 
 
 def _topic_check(profile: Profile, aws: Aws) -> Check:
@@ -270,7 +304,11 @@ def run(env_name: str | None, config_path: str | None, start_sandbox: bool = Tru
             profile = load_profile(env_name, config_path, environ=environ)
             if profile.needs_local_sandbox and start_sandbox:
                 print("harness doctor: starting a local sandbox to check…", flush=True)
-                sandbox = LocalSandbox.start(default_state_dir() / "sandbox" / "doctor.log")
+                from harness.run.lifecycle import sandbox_arguments
+
+                sandbox = LocalSandbox.start(
+                    default_state_dir() / "sandbox" / "doctor.log", sandbox_arguments(profile)
+                )
                 environ.update(sandbox.exports)
                 profile = load_profile(env_name, config_path, environ=environ)
                 rows.append(Check("sandbox", OK, f"started for this check at {profile.base_url}"))

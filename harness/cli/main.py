@@ -369,11 +369,14 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
     sandbox: LocalSandbox | None = None
     if not os.environ.get("HARNESS_BASE_URL"):
         try:
-            if load_profile(options.env).needs_local_sandbox:
+            profile = load_profile(options.env)
+            if profile.needs_local_sandbox:
+                from harness.run.lifecycle import sandbox_arguments
+
                 run_id = os.environ.setdefault("HARNESS_RUN_ID", str(RunId.generate()))
                 log = default_state_dir() / "sandbox" / f"{run_id}.log"
                 sys.stderr.write("harness: starting the local sandbox…\n")
-                pending = LocalSandbox.spawn(log)
+                pending = LocalSandbox.spawn(log, sandbox_arguments(profile))
         except ConfigError:
             pass  # the plugin reports it the same way as for plain pytest
     try:

@@ -10,8 +10,12 @@ per event type that end up in the run report. It never creates or deletes the su
 itself (that is the ``queue`` kind, through the ledger) and never sleeps: waits are on a
 condition variable with a deadline.
 
-A Kafka transport fits the same interface: a consumer group per run (``<namespace>-events``),
-seek to the end on open, the record key (the uid) as the correlation filter.
+The Kafka transport (:mod:`harness.events.kafka`) fits the same interface: it reads the topic
+by manual partition assignment from the end, and hands each record over with its headers and
+``kafka.key`` / ``kafka.partition`` / ``kafka.offset`` (/ ``kafka.schema_id`` for the
+Confluent wire format) as attributes; the key joins the correlation, the schema id selects the
+registry's schema the event is held to, and a ``harness-namespace`` header keeps a record the
+harness wrote even when its body names no namespace.
 """
 
 from __future__ import annotations
@@ -157,9 +161,28 @@ class Event:
         return _epoch(self.payload.get("occurred_at")) if isinstance(self.payload, dict) else None
 
     @property
+    def schema_id(self) -> int | None:
+        """The registry schema id of a Confluent wire-format record, else None."""
+        text = self.attributes.get("kafka.schema_id", "")
+        return int(text) if text.isdigit() else None
+
+    @property
+    def where(self) -> str:
+        """Where the transport got it: ``partition 2 @ offset 17`` on Kafka, else the id."""
+        if "kafka.partition" in self.attributes:
+            return (
+                f"partition {self.attributes['kafka.partition']} @ "
+                f"{self.attributes.get('kafka.offset', '?')}"
+            )
+        return self.id
+
+    @property
     def keys(self) -> set[str]:
-        """Correlation keys: the uid and lower-cased email the event is about."""
+        """Correlation keys: the uid and lower-cased email the event is about, and the
+        record's key on Kafka."""
         found = set()
+        if self.attributes.get("kafka.key"):
+            found.add(self.attributes["kafka.key"].lower())
         if "uid" in self.data:
             found.add(str(self.data["uid"]))
         if isinstance(self.data.get("email"), str):
@@ -237,14 +260,16 @@ class EventStream:
 
     def ingest(self, delivery: Delivery) -> Event | None:
         """Buffer one delivery if it is this worker's, validated against its contract."""
-        if self.keep not in delivery.body:
+        if self.keep not in delivery.body and not any(
+            self.keep in value for value in delivery.attributes.values()
+        ):
             with self._cond:
                 self.dropped += 1
             return None
         event = Event(delivery.body, delivery.attributes, delivery.received_at)
         try:
             event.payload = json.loads(delivery.body)
-            self.contracts.validate(event.payload)
+            self.contracts.validate(event.payload, event.schema_id)
         except ValueError as error:
             event.violation, event.violation_path = f"body is not JSON: {error}", "$"
         except ContractViolation as error:
@@ -343,6 +368,55 @@ class Expectations:
     latency: LatencyRecorder
     extra: set[str] = field(default_factory=set)
     _reported: set[int] = field(default_factory=set)
+    #: What this test wrote: ``{"at", "action", "type", "key", "where"}`` (for the report).
+    written: list[dict[str, Any]] = field(default_factory=list)
+    #: When this view was made (the timeline's zero).
+    started: float = field(default_factory=time.time)
+
+    def _wrote(self, action: str, payload: Any, where: str) -> None:
+        data = payload.get("data") if isinstance(payload, dict) else None
+        uid = data.get("uid") if isinstance(data, dict) else None
+        self.written.append(
+            {
+                "at": time.time(),
+                "action": action,
+                "type": str(payload.get("type", "?")) if isinstance(payload, dict) else "?",
+                "version": payload.get("version", "") if isinstance(payload, dict) else "",
+                "key": "" if uid is None else str(uid),
+                "where": where,
+            }
+        )
+
+    def timeline(self) -> list[dict[str, Any]]:
+        """This test's events in time order: what it published or delivered, and what it
+        saw — type, key, schema version (and registry id), partition/offset or message id,
+        seconds since the test began and, for a seen event, since it was published."""
+        rows = [{**row, "latency": None} for row in self.written]
+        ids: set[str] = set()
+        for event in self.seen():
+            # A redelivery (same event id again) has no publish -> seen latency of its own.
+            again = bool(event.id) and event.id in ids
+            ids.add(event.id)
+            occurred = None if again else event.occurred_at
+            version = event.payload.get("version", "") if isinstance(event.payload, dict) else ""
+            rows.append(
+                {
+                    "at": event.received_at,
+                    "action": "saw again" if again else "saw",
+                    "type": event.type or "?",
+                    "version": version,
+                    "schema_id": event.schema_id,
+                    "key": event.attributes.get("kafka.key") or str(event.data.get("uid", "")),
+                    "where": event.where,
+                    "latency": None if occurred is None else event.received_at - occurred,
+                    "violation": event.violation_path if event.violation else "",
+                }
+            )
+        rows.sort(key=lambda row: row["at"])
+        zero = min([self.started, *(row["at"] for row in rows)])
+        for row in rows:
+            row["t"] = row.pop("at") - zero
+        return rows
 
     def correlate(self, *values: Any) -> None:
         for value in values:
@@ -416,17 +490,18 @@ class Expectations:
         event = build_event(event_type, data, version)
         self.stream.contracts.validate(event)
         self.correlate(*(v for k, v in data.items() if k in ("uid", "email")))
-        self.stream.publish(event)
+        self._wrote("published", event, self.stream.publish(event))
         return Event(json.dumps(event), {"type": event_type}, time.time(), payload=event)
 
     def publish_raw(self, body: Any, event_type: str = "") -> None:
         """Publish anything at all (a malformed event, for contract tests) to the topic."""
-        self.stream.publish(body, event_type=event_type)
+        where = self.stream.publish(body, event_type=event_type)
+        self._wrote("published", body if isinstance(body, dict) else {"type": event_type}, where)
 
     def deliver_to_consumer(self, event: Event | Mapping[str, Any], delay: int = 0) -> None:
         """Hand an event straight to the service's consumer (duplicates, reordering)."""
         payload = event.payload if isinstance(event, Event) else event
-        self.stream.deliver_to_consumer(payload, delay)
+        self._wrote("delivered", payload, self.stream.deliver_to_consumer(payload, delay))
 
     def await_effect(self, event: Event, check: Callable[[], Any], timeout: float = 10.0) -> Any:
         """Wait for ``check`` to pass, then record publish → observed-effect latency under

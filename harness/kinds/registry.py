@@ -3,7 +3,8 @@
 Owns discovery, in one place that the pytest plugin and every CLI command share:
 
 - the engine's kinds (``queue``: a worker's events subscription; ``lease``: a run's lease,
-  only when the profile names a ``lease_table``);
+  only when the profile names a ``lease_table``; ``kafka_group`` / ``kafka_topic``: namespaced
+  consumer groups and topics on the cluster, only when ``events_bus = "kafka"``);
 - adapter modules named by the profile's ``adapters = ["fixtures.kinds"]`` (imported with the
   profiles file's folder on ``sys.path``, so a project's own ``fixtures/`` is found from any
   working directory) and by installed packages through the ``env_harness.adapters``
@@ -65,10 +66,11 @@ def _kinds_in(module: ModuleType) -> list[type[Kind]]:
 
 
 def engine_kind_classes() -> list[type[Kind]]:
+    from harness.kinds.kafka import KafkaGroupKind, KafkaTopicKind
     from harness.kinds.lease import LeaseKind
     from harness.kinds.queue import QueueKind
 
-    return [QueueKind, LeaseKind]
+    return [QueueKind, LeaseKind, KafkaGroupKind, KafkaTopicKind]
 
 
 def kind_classes(adapters: Iterable[str], config_dir: str) -> dict[str, type[Kind]]:

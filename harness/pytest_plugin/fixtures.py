@@ -11,6 +11,7 @@ kind of any particular service — those are an adapter's (the reference one is 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -28,6 +29,7 @@ from harness.events.quiescence import wait_for_quiescence
 from harness.events.stream import EventStream, Expectations, SnsSqsTransport
 from harness.kinds.queue import QueueKind, queue_name
 from harness.namespace import Namespace
+from harness.reporting.events import render_timeline
 from harness.run.session import HarnessSession
 from harness.safety.protect import refusal
 
@@ -142,8 +144,16 @@ def contracts_directory(profile: Profile) -> str:
 
 @pytest.fixture(scope="session")
 def event_stream(harness_session: HarnessSession) -> Iterator[EventStream]:
-    """This worker's subscription to the events topic, polled in the background."""
+    """This worker's subscription to the events topic, polled in the background: on the
+    profile's ``events_bus`` — SNS (a namespaced queue subscribed to the topic, through the
+    ledger) or Kafka (the topic read from its end by manual assignment: nothing to clean)."""
     profile = harness_session.profile
+    contracts = Contracts.for_registry_or_directory(
+        profile.schema_registry_url, contracts_directory(profile)
+    )
+    if profile.events_bus == "kafka":
+        yield from _kafka_stream(harness_session, contracts)
+        return
     if not profile.events_topic_arn:
         pytest.skip(f"profile [{profile.name}] names no events_topic_arn")
     if profile.is_protected:
@@ -169,9 +179,6 @@ def event_stream(harness_session: HarnessSession) -> Iterator[EventStream]:
         profile.events_topic_arn,
         profile.processor_queue_url,
     )
-    contracts = Contracts.for_registry_or_directory(
-        profile.schema_registry_url, contracts_directory(profile)
-    )
     stream = EventStream(
         transport,
         contracts,
@@ -187,6 +194,34 @@ def event_stream(harness_session: HarnessSession) -> Iterator[EventStream]:
         harness_session.ledger.cleanup(STREAM_SCOPE)
 
 
+def _kafka_stream(harness_session: HarnessSession, contracts: Contracts) -> Iterator[EventStream]:
+    from harness.events.kafka import KafkaTransport, KafkaUnavailable, client_config
+
+    profile = harness_session.profile
+    if not profile.kafka_bootstrap_servers or not profile.kafka_topic:
+        pytest.skip(f"profile [{profile.name}] names no kafka_bootstrap_servers / kafka_topic")
+    try:
+        transport = KafkaTransport(
+            client_config(profile),
+            profile.kafka_topic,
+            str(harness_session.namespace),
+            profile.schema_registry_url,
+        )
+    except KafkaUnavailable as error:
+        pytest.fail(str(error), pytrace=False)
+    stream = EventStream(
+        transport,
+        contracts,
+        keep=str(harness_session.namespace),
+        protected=profile.name if profile.is_protected else "",
+    ).start()
+    try:
+        yield stream
+    finally:
+        stream.close(timeout=2.0)  # its poll waits at most a second; then the consumer closes
+        transport.close()
+
+
 class TestEvents(Expectations):
     """``events`` as a test sees it (adds waiting for the service's consumer to go idle)."""
 
@@ -195,17 +230,41 @@ class TestEvents(Expectations):
     consumer_queue_url: str = ""
     sqs: object = None
 
+    profile: Profile | None = None
+
     def wait_until_processed(self, timeout: float = 20.0) -> None:
-        """Block until the service's consumer queue has nothing pending (everything sent so
-        far, including what this test delivered, has been processed) or fail."""
+        """Block until the service's consumer has nothing pending (everything sent so far,
+        including what this test delivered, has been processed) or fail: the processor
+        queue drained on SNS/SQS, the service's consumer group at lag 0 on Kafka."""
+        if self.profile is not None and self.profile.events_bus == "kafka":
+            self._wait_for_group(self.profile, timeout)
+            return
         if not self.consumer_queue_url:
             pytest.skip("the profile names no processor_queue_url")
         if not wait_for_quiescence(self.sqs, self.consumer_queue_url, timeout=timeout):
             raise AssertionError(f"the consumer's queue did not drain within {timeout:g}s")
 
+    def _wait_for_group(self, profile: Profile, timeout: float) -> None:
+        from harness.events.kafka import KafkaTransport, client_config, wait_for_group_caught_up
+
+        if not profile.kafka_consumer_group:
+            pytest.skip(f"profile [{profile.name}] names no kafka_consumer_group")
+        deadline = time.monotonic() + timeout
+        transport = self.stream.transport
+        if isinstance(transport, KafkaTransport) and not transport.wait_for_delayed(timeout):
+            raise AssertionError(f"delayed deliveries were not written within {timeout:g}s")
+        group, topic = profile.kafka_consumer_group, profile.kafka_topic
+        if not wait_for_group_caught_up(
+            client_config(profile), topic, group, timeout=max(0.0, deadline - time.monotonic())
+        ):
+            raise AssertionError(
+                f"consumer group {group} did not catch up on {topic} within {timeout:g}s"
+            )
+
 
 @pytest.fixture
 def events(
+    request: pytest.FixtureRequest,
     event_stream: EventStream,
     ledger: TestLedger,
     harness_session: HarnessSession,
@@ -225,8 +284,15 @@ def events(
     view = TestEvents(event_stream, correlation, harness_session.event_latency)
     view.consumer_queue_url = harness_session.profile.processor_queue_url
     view.sqs = harness_session.aws.sqs
+    view.profile = harness_session.profile
     # Keys are read before the ledger tears down, so the check below still sees them.
     yield view
+    timeline = view.timeline()
+    for row in timeline:
+        if row["action"] == "saw" and row["latency"] is not None:
+            harness_session.event_seen.add(row["type"], row["latency"])
+    if timeline:
+        request.node.add_report_section("teardown", "harness events", render_timeline(timeline))
     late = view.unreported_violations()
     if late:
         listing = "; ".join(e.violation for e in late)

@@ -34,6 +34,8 @@ class RunReport:
     skipped_by_protection: int = 0
     #: publish → observed-effect samples (seconds) per event type, from every worker
     event_latency: dict[str, list[float]] = field(default_factory=dict)
+    #: publish → seen samples (seconds) per event type: every event a test saw
+    event_seen: dict[str, list[float]] = field(default_factory=dict)
     #: What the target said it is (``GET /health``: environment, version).
     identity: dict[str, Any] = field(default_factory=dict)
     #: One line per failed test phase: ``{"nodeid", "when", "message"}`` (already redacted).
@@ -63,6 +65,8 @@ class RunReport:
         self.cleanup_failures.extend(stats.get("failures", []))
         for event_type, samples in stats.get("event_latency", {}).items():
             self.event_latency.setdefault(event_type, []).extend(samples)
+        for event_type, samples in stats.get("event_seen", {}).items():
+            self.event_seen.setdefault(event_type, []).extend(samples)
         if "peak_rss_mb" in stats:
             self.workers.append(
                 {"worker": stats.get("worker", ""), "peak_rss_mb": stats["peak_rss_mb"]}
@@ -99,6 +103,7 @@ class RunReport:
             "workers": sorted(self.workers, key=lambda w: str(w["worker"])),
             "leaked": self.leaked,
             "event_latency": summarize_latency(self.event_latency),
+            "events_seen": summarize_latency(self.event_seen),
             "latency": latency.summarize(self.latency_samples),
         }
 

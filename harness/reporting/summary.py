@@ -2,7 +2,7 @@
 
 Owns rendering the (already redacted) run report as short Markdown: a status line, the
 counts, each failure in one line, leaks and cleanup problems, the slowest endpoints and
-event processing latency.
+event processing latency, and the per-type counts and latency of the events tests saw.
 It reads only the report dictionary; it never touches the environment.
 """
 
@@ -92,6 +92,20 @@ def render(report: Mapping[str, Any]) -> str:
             "|---|---:|---:|---:|---:|",
         ]
         for event_type, row in events.items():
+            lines.append(
+                f"| {_code(event_type)} | {row['count']} | {row['p50']:.3f} | "
+                f"{row['p95']:.3f} | {row['max']:.3f} |"
+            )
+    seen = report.get("events_seen") or {}
+    if seen:
+        lines += [
+            "",
+            "### Events the tests saw (publish → seen by the harness)",
+            "",
+            "| event | count | p50 s | p95 s | max s |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for event_type, row in seen.items():
             lines.append(
                 f"| {_code(event_type)} | {row['count']} | {row['p50']:.3f} | "
                 f"{row['p95']:.3f} | {row['max']:.3f} |"

@@ -90,6 +90,11 @@ class RunState:
         return self.session
 
 
+def sandbox_arguments(profile: Profile) -> list[str]:
+    """The local sandbox's options the profile asks for (``--bus kafka``)."""
+    return ["--bus", profile.events_bus] if profile.events_bus != "sns" else []
+
+
 def run_id_from_environment() -> RunId:
     try:
         if os.environ.get("HARNESS_RUN_ID"):
@@ -113,7 +118,7 @@ def start_controller(
         if profile.needs_local_sandbox:
             progress("starting the local sandbox…")
             log = default_state_dir() / "sandbox" / f"{run_id}.log"
-            sandbox = LocalSandbox.start(log)
+            sandbox = LocalSandbox.start(log, sandbox_arguments(profile))
             apply_exports(sandbox.exports, os.environ)
             profile = resolve_profile(options)
         shard = shard_part(os.environ.get("HARNESS_SHARD"))
@@ -215,6 +220,7 @@ def finish_worker(state: RunState) -> dict[str, Any]:
             for r in harness.ledger.kept
         ],
         event_latency=harness.event_latency.samples(),
+        event_seen=harness.event_seen.samples(),
     )
     harness.close()
     return stats
@@ -276,7 +282,11 @@ def _wait_for_events_to_drain(
     state: RunState, aws: Aws, timeout: float, progress: Progress
 ) -> None:
     """Asynchronous residue: let the service's consumer finish what the run set off, so a
-    record it writes late is caught by the residue check instead of missed."""
+    record it writes late is caught by the residue check instead of missed. On Kafka: the
+    service's consumer group at lag 0 on the topic's partitions, twice in a row."""
+    if state.profile.events_bus == "kafka":
+        _wait_for_consumer_group(state.profile, timeout, progress)
+        return
     if not state.profile.processor_queue_url or timeout <= 0:
         return
     try:
@@ -288,3 +298,23 @@ def _wait_for_events_to_drain(
         return
     if not drained:
         progress(f"the consumer's queue did not drain in {timeout:g}s; checking residue anyway")
+
+
+def _wait_for_consumer_group(profile: Profile, timeout: float, progress: Progress) -> None:
+    group, topic = profile.kafka_consumer_group, profile.kafka_topic
+    if not group or not topic or timeout <= 0:
+        return
+    from harness.events.kafka import client_config, wait_for_group_caught_up
+
+    try:
+        caught_up = wait_for_group_caught_up(
+            client_config(profile), topic, group, timeout=timeout, progress=progress
+        )
+    except Exception as error:  # a read-only probe: report and go on to the residue check
+        progress(f"could not read consumer group {group}'s lag: {type(error).__name__}: {error}")
+        return
+    if not caught_up:
+        progress(
+            f"consumer group {group} did not catch up on {topic} in {timeout:g}s; "
+            f"checking residue anyway"
+        )

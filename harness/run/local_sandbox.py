@@ -22,6 +22,8 @@ from pathlib import Path
 
 READY_MARKER = "# sandbox ready"
 START_TIMEOUT = 60.0
+#: With ``--bus kafka``: two JVMs start (and, the first time, their jars are fetched).
+KAFKA_START_TIMEOUT = 180.0
 
 
 class SandboxError(Exception):
@@ -53,7 +55,7 @@ class LocalSandbox:
 
     @classmethod
     def start(
-        cls, log_path: Path, extra_args: list[str] | None = None, timeout: float = START_TIMEOUT
+        cls, log_path: Path, extra_args: list[str] | None = None, timeout: float | None = None
     ) -> LocalSandbox:
         return cls.spawn(log_path, extra_args).wait_ready(timeout)
 
@@ -75,7 +77,8 @@ class LocalSandbox:
             )
         finally:
             log.close()
-        return PendingSandbox(process, log_path)
+        kafka = "kafka" in (extra_args or [])
+        return PendingSandbox(process, log_path, KAFKA_START_TIMEOUT if kafka else START_TIMEOUT)
 
     def _drain_stdout(self) -> None:
         assert self.process.stdout is not None
@@ -92,12 +95,14 @@ class PendingSandbox:
 
     process: subprocess.Popen[str]
     log_path: Path
+    start_timeout: float = START_TIMEOUT
 
     def stop(self) -> None:
         _stop(self.process)
 
-    def wait_ready(self, timeout: float = START_TIMEOUT) -> LocalSandbox:
+    def wait_ready(self, timeout: float | None = None) -> LocalSandbox:
         process, log_path = self.process, self.log_path
+        timeout = self.start_timeout if timeout is None else timeout
         lines: list[str] = []
         deadline = time.monotonic() + timeout
         assert process.stdout is not None

@@ -48,6 +48,8 @@ class HarnessSession:
         self._fsync = fsync
         #: publish → effect latency per event type, measured by the ``events`` fixture
         self.event_latency = LatencyRecorder()
+        #: publish → seen-by-the-harness latency per event type, of every event a test saw
+        self.event_seen = LatencyRecorder()
 
     @cached_property
     def api(self) -> ApiClient:

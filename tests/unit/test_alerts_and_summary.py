@@ -114,6 +114,14 @@ def test_summary_shows_event_latency_when_events_were_observed() -> None:
     assert "| `user.created` | 3 | 0.120 | 0.500 | 0.510 |" in text
 
 
+def test_summary_counts_the_events_tests_saw_per_type_with_p95() -> None:
+    assert "Events the tests saw" not in summary.render(report())
+    seen = {"user.deleted": {"count": 7, "p50": 0.004, "p95": 0.016, "max": 0.02}}
+    text = summary.render(report(events_seen=seen))
+    assert "### Events the tests saw (publish → seen by the harness)" in text
+    assert "| `user.deleted` | 7 | 0.004 | 0.016 | 0.020 |" in text
+
+
 def test_summary_of_a_passed_run_and_a_setup_error() -> None:
     assert "✅ passed" in summary.render(report())
     error = report(exit_status=1, failures=[{"nodeid": "t::x", "when": "setup", "message": "m|n"}])
