@@ -1,1 +1,3 @@
-"""TODO"""
+"""The ``harness`` command: ``main`` (run, sweep, recover, residue, init, env), ``doctor`` and
+``init`` (the scaffold of a new test project).
+"""
