@@ -341,8 +341,9 @@ def _target(env_name: str | None, allow_override: bool = False) -> tuple[Profile
     refuse_env_overrides(profile, allow_override)
     if profile.needs_local_sandbox:
         raise ConfigError(
-            "the sandbox profile names no running sandbox: start one with `harness env up` and "
-            "export the HARNESS_* lines it prints, or pass --env NAME"
+            "the sandbox profile names no running sandbox: start one with "
+            '`eval "$(harness env up --detach)"` (it exports HARNESS_BASE_URL and friends), '
+            "or pass --env NAME"
         )
     aws = Aws(profile)
     kinds = load_kinds(profile, aws)

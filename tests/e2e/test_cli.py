@@ -81,13 +81,13 @@ def _exists(pid: int) -> bool:
 )
 def test_commands_fail_early_with_the_fix(args: list[str], message: str) -> None:
     result = harness(*args)
-    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.returncode == 8, result.stdout + result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_unknown_profile_in_run_exits_2_with_the_fix(tmp_path: object) -> None:
+def test_unknown_profile_in_run_exits_8_with_the_fix(tmp_path: object) -> None:
     result = harness("run", "--env", "staging-typo")
-    assert result.returncode == 2
+    assert result.returncode == 8
     assert "unknown environment profile 'staging-typo'" in result.stderr
     assert "Traceback" not in result.stderr
