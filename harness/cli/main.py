@@ -530,7 +530,13 @@ def _main(argv: list[str]) -> int:
     if options.command == "init":
         from harness.cli import init as init_command
 
-        return init_command.run(options.directory)
+        try:
+            return init_command.run(options.directory)
+        except OSError as error:
+            raise ConfigError(
+                f"cannot scaffold a project in {options.directory!r}: "
+                f"{error.strerror or error}; name a directory you can write (or a new one)"
+            ) from None
     if options.command == "doctor":
         from harness.cli import doctor
 
