@@ -232,14 +232,42 @@ def stop_detached(state_dir: Path, grace: float = 10.0) -> dict[str, Any] | None
     record = running_detached(state_dir)
     if record is not None:
         pid = int(record["pid"])
+        # the emulator runs in a session of its own (and dies with its parent): found by
+        # parentage, not by process group, so it can be waited for and killed too
+        family = [pid, *_descendants(pid)]
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and _alive(pid) and not _reaped(pid):
+        while time.monotonic() < deadline and any(_alive(p) and not _reaped(p) for p in family):
             time.sleep(0.1)
         _kill_group(pid)
+        for member in family:
+            if _alive(member) and not _reaped(member):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(member, signal.SIGKILL)
     path.unlink(missing_ok=True)
     return record
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc; empty elsewhere)."""
+    parents: dict[int, int] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with (
+                    contextlib.suppress(OSError, IndexError, ValueError),
+                    open(f"/proc/{entry}/stat", encoding="utf-8") as stat,
+                ):
+                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == current]
+        found.extend(children)
+        frontier.extend(children)
+    return found
 
 
 def _reaped(pid: int) -> bool:

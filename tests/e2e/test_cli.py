@@ -91,3 +91,78 @@ def test_unknown_profile_in_run_exits_8_with_the_fix(tmp_path: object) -> None:
     assert result.returncode == 8
     assert "unknown environment profile 'staging-typo'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+DETACHED_SCRIPT = """
+set -e
+eval "$(python -m harness env up --detach)"
+python -c 'import json; print("pid", json.load(open(".harness/sandbox/detached.json"))["pid"])'
+python - <<'PY'
+import json, os, urllib.request
+with urllib.request.urlopen(os.environ["HARNESS_BASE_URL"] + "/health", timeout=10) as answer:
+    print("health", json.load(answer)["environment"])
+PY
+eval "$(python -m harness env down)"
+echo "after down: [${HARNESS_BASE_URL:-}]"
+"""
+
+
+def test_env_up_detach_gives_a_shell_its_variables_and_env_down_leaves_nothing(
+    tmp_path: object,
+) -> None:
+    """The README's recipe, in a real shell: `eval "$(harness env up --detach)"` returns once
+    the sandbox is ready, with its variables in this shell; `eval "$(harness env down)"`
+    stops it — the launcher and the emulator it started — and unsets them."""
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    done = subprocess.run(
+        ["bash", "-c", DETACHED_SCRIPT],
+        cwd=str(tmp_path),
+        env={**CLEAN_ENV, "PATH": path},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert "health sandbox" in lines, done.stdout + done.stderr
+    assert "after down: []" in lines, done.stdout
+    pid = int(next(line for line in lines if line.startswith("pid "))[4:])
+    # nothing of it is left: not the launcher (a session of its own, pid = session id), not
+    # the emulator it started (a session of its own too, told by its --parent-pid)
+    assert _left_of(pid) == [], done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def _left_of(launcher: int) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", encoding="utf-8") as cmdline:
+                command = cmdline.read().split("\0")
+        except OSError:
+            continue
+        if fields[0] == "Z":
+            continue
+        child = "--parent-pid" in command and command[command.index("--parent-pid") + 1] == str(
+            launcher
+        )
+        if int(fields[3]) == launcher or child:
+            found.append(f"{entry}: {' '.join(command)}")
+    return found
+
+
+def test_env_down_without_a_sandbox_says_so(tmp_path: object) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "env", "down"],
+        cwd=str(tmp_path),
+        env=CLEAN_ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0
+    assert "no detached sandbox is running" in done.stderr and done.stdout == ""
