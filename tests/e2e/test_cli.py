@@ -3,10 +3,12 @@ exports first and stopping cleanly, and clear errors (exit 2) instead of traceba
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -166,3 +168,57 @@ def test_env_down_without_a_sandbox_says_so(tmp_path: object) -> None:
     )
     assert done.returncode == 0
     assert "no detached sandbox is running" in done.stderr and done.stdout == ""
+
+
+STAGING_ONLY = """
+[staging]
+base_url = "https://api.staging.example.com"
+environment = "staging"
+aws_region = "eu-west-1"
+"""
+
+
+@pytest.mark.parametrize("named_by", ["--env", "HARNESS_ENV"])
+def test_stale_sandbox_exports_never_turn_a_staging_run_into_a_sandbox_run(
+    sandbox_environ: dict[str, str], tmp_path: Path, named_by: str
+) -> None:
+    """The issue's reproduction: the exports of `harness env up` still in the shell, then
+    `harness run --env staging` — refused, in one line naming the variables; confirmed with
+    --allow-env-override it runs, and its first line says where the target came from."""
+    (tmp_path / "environments.toml").write_text(STAGING_ONLY)
+    environ = {k: v for k, v in sandbox_environ.items() if k != "HARNESS_CONFIG"}
+    args = ["run", "--env", "staging"]
+    if named_by == "HARNESS_ENV":
+        environ["HARNESS_ENV"], args = "staging", ["run"]
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "harness", *args, *extra],
+            cwd=tmp_path,
+            env={**environ, "HARNESS_STATE_DIR": str(tmp_path / ".harness")},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    refused = run()
+    assert refused.returncode == 8, refused.stdout + refused.stderr
+    lines = refused.stderr.splitlines()
+    assert len(lines) == 1, refused.stderr
+    for variable in ("HARNESS_BASE_URL", "HARNESS_AWS_ENDPOINT_URL", "HARNESS_ENVIRONMENT"):
+        assert variable in lines[0]
+    assert "--allow-env-override" in lines[0] and "[staging]" in lines[0]
+
+    confirmed = run("--allow-env-override")
+    assert confirmed.returncode == 5, confirmed.stdout + confirmed.stderr  # no tests here
+    first = confirmed.stderr.splitlines()[0]
+    assert first.startswith("harness: target [staging] ("), first
+    assert f"{environ['HARNESS_BASE_URL']} (variable $HARNESS_BASE_URL)" in first
+    assert "environment 'sandbox' (variable $HARNESS_ENVIRONMENT)" in first
+    report = json.loads((tmp_path / "harness-report.json").read_text())
+    assert report["outcome"] == "no_tests" and report["exit_status"] == 5
+    assert report["target"]["overridden_by_variables"] == [
+        "HARNESS_AWS_ENDPOINT_URL",
+        "HARNESS_BASE_URL",
+        "HARNESS_ENVIRONMENT",
+    ]

@@ -251,3 +251,24 @@ def test_the_startup_heap_is_frozen_before_tests_run(harness_run: Any, aws: Aws)
     run = harness_run(FROZEN_HEAP)
     assert run.result.ret == 0, run.output
     assert_nothing_left(aws, run)
+
+
+def test_the_first_line_names_the_target_and_where_it_came_from(harness_run: Any) -> None:
+    run = harness_run("def test_x(api): pass")
+    first = run.result.stderr.lines[0]
+    assert first.startswith("harness: target [sandbox] (default): http://127.0.0.1:"), run.output
+    assert "(variable $HARNESS_BASE_URL)" in first
+    assert run.report["target"]["base_url_source"] == "variable $HARNESS_BASE_URL"
+    assert run.report["target"]["profile"] == "sandbox"
+    assert run.result.ret == 0
+    assert (run.report["outcome"], run.report["exit_status"]) == ("passed", 0)
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+def test_a_test_file_that_does_not_import_is_a_collection_error(
+    harness_run: Any, workers: list[str]
+) -> None:
+    run = harness_run("import no_such_module_anywhere\n\ndef test_x(): pass\n", *workers)
+    assert run.result.ret == outcome.COLLECTION_ERROR, run.output
+    assert (run.report["outcome"], run.report["exit_status"]) == ("collection_error", 9)
+    assert "interrupted — cleaning up" not in run.output
