@@ -64,8 +64,10 @@ Reports (pytest options, so plain pytest takes them too):
   (Markdown; also appended to $GITHUB_STEP_SUMMARY when set)
   --alert webhook=URL | --alert cloudwatch  (repeatable)  --alert-on failure|always
   An alert that cannot be delivered is a warning; it never changes the exit status.
-Exit status: 0 all passed and nothing leaked; 1 a test failed or something leaked;
-2 bad configuration or unreachable environment; other codes as pytest's.
+Exit status (also `outcome` in the JSON report): 0 passed, nothing leaked; 1 a test
+failed; 3 internal error; 5 no tests selected; 6 tests passed but something leaked or a
+cleanup failed; 7 target unreachable or not the profile's environment; 8 bad configuration or
+usage; 9 a test file does not import; 130 interrupted (Ctrl-C, SIGTERM).
 """
 
 
@@ -218,7 +220,9 @@ def _add_report_commands(commands: argparse._SubParsersAction) -> None:
             "Check configuration, reachability, identity (GET /health), AWS credentials, every "
             "table, TTL on the token table, the events topic and the processor queue. Reads "
             "only. The sandbox profile without HARNESS_BASE_URL starts a local sandbox for the "
-            "check (--no-start: say how to point at a running one instead). Exit 1 on any FAIL."
+            "check (--no-start: say how to point at a running one instead). Exit 1 on a FAIL, 7 "
+            "when the service is unreachable or not the profile's, 8 when the profile cannot "
+            "be used."
         ),
     )
     doctor.add_argument("--env", metavar="NAME", help="profile (default: $HARNESS_ENV or sandbox)")
@@ -232,7 +236,7 @@ def _add_report_commands(commands: argparse._SubParsersAction) -> None:
         help="residue check for a whole run (e.g. after every CI shard finished)",
         description=(
             "Look for anything still carrying RUN_ID's namespace (every shard and worker), "
-            "report it and remove it through the guarded delete path. Exit 1 if anything leaked."
+            "report it and remove it through the guarded delete path. Exit 6 if anything leaked."
         ),
     )
     residue.add_argument("run_id", metavar="RUN_ID")
@@ -510,7 +514,7 @@ def _unexpected(error: Exception) -> int:
 
 def _main(argv: list[str]) -> int:
     if argv[:2] == ["env", "up"]:
-        if "--detach" in argv[2:]:
+        if "--detach" in argv[2:] and not {"-h", "--help"} & set(argv[2:]):
             return _env_up_detached([a for a in argv[2:] if a != "--detach"])
         command = [sys.executable, "-m", "harness.sandbox", *argv[2:]]
         os.execv(sys.executable, command)
