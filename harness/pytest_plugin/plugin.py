@@ -261,7 +261,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         )
     if report.skipped and item.stash.get(PROTECTED_SKIP, False) and report.when == "setup":
         report.user_properties.append(("harness_protected_skip", True))
+    if report.failed and report.when == "teardown" and _is_cleanup_failure(call.excinfo):
+        report.user_properties.append(("harness_cleanup_failed", True))
     return report
+
+
+#: How the ``ledger`` fixture fails a test's teardown when deleting its data failed
+#: (harness/pytest_plugin/fixtures.py): a cleanup failure (exit 6), not a failed test (1).
+CLEANUP_FAILURE_PREFIX = "harness cleanup failed"
+
+
+def _is_cleanup_failure(excinfo: pytest.ExceptionInfo[BaseException] | None) -> bool:
+    return (
+        excinfo is not None
+        and isinstance(excinfo.value, pytest.fail.Exception)
+        and str(excinfo.value.msg).startswith(CLEANUP_FAILURE_PREFIX)
+    )
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -272,6 +287,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     state.report.count(report.when, report.outcome, hasattr(report, "wasxfail"))
     if report.when == "setup" and ("harness_protected_skip", True) in report.user_properties:
         state.report.skipped_by_protection += 1
+    if ("harness_cleanup_failed", True) in report.user_properties:
+        state.cleanup_teardown_failures += 1
 
 
 _CONTROLLER_CONFIG: list[pytest.Config] = []
@@ -319,8 +336,9 @@ def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> N
     if config is None or not is_user_interrupt(excinfo.value):
         return  # a worker (the controller speaks for the run), or not an interrupt
     state = config.stash.get(STATE, None)
-    if state is not None:
-        state.interrupted = True
+    if state is None:
+        return  # the harness is not in charge of this run (or it has not started)
+    state.interrupted = True
     sys.stderr.write("\nharness: interrupted — cleaning up (Ctrl-C again to abandon cleanup)\n")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, lambda *_: _abandon_cleanup(config))
@@ -329,14 +347,19 @@ def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> N
 @pytest.hookimpl(wrapper=True)
 def pytest_cmdline_main(config: pytest.Config) -> Any:
     """A usage error found after the command line was parsed (say a bad ``--alert``) is a
-    configuration error of the harness's table (8), in one line — not pytest's 4."""
+    configuration error of the harness's table (8), in one line — not pytest's 4; any other
+    pytest code left unmapped (Ctrl-C before the run started: its 2) is mapped too."""
     try:
-        return (yield)
+        status = yield
     except pytest.UsageError as error:
         if not is_active(config):
             raise
         sys.stderr.write(f"harness: {error}\n")
         return outcome.CONFIG
+    if status is None or not is_active(config):
+        return status
+    # pytest's own codes that reach here (Ctrl-C before the run started: its 2) on the table
+    return outcome.from_pytest(int(status))
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
@@ -445,7 +468,8 @@ def _finish_run(session: pytest.Session, state: RunState) -> None:
             pytest_status=int(session.exitstatus),
             interrupted=state.interrupted,
             collection_errors=state.collection_errors,
-            tests_failed=session.testsfailed,
+            tests_failed=max(0, session.testsfailed - state.cleanup_teardown_failures),
+            cleanup_failures=state.cleanup_teardown_failures,
             clean=clean,
         )
     )

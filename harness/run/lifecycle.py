@@ -105,6 +105,8 @@ class RunState:
     interrupted: bool = False
     #: Test files that could not be collected (exit 9).
     collection_errors: int = 0
+    #: Teardowns failed only because deleting the test's data failed (exit 6, not 1).
+    cleanup_teardown_failures: int = 0
 
     def harness_session(self) -> HarnessSession:
         if self.session is None:

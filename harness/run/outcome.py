@@ -65,7 +65,10 @@ class RunFacts:
     #: Ctrl-C / SIGTERM (not pytest's own "Interrupted" after collection errors or -x).
     interrupted: bool = False
     collection_errors: int = 0
+    #: Failed tests and test phases, not counting ``cleanup_failures``.
     tests_failed: int = 0
+    #: Teardowns that failed only because deleting a test's data failed.
+    cleanup_failures: int = 0
     #: The residue check found nothing and every cleanup succeeded (None: not known).
     clean: bool | None = True
 
@@ -80,13 +83,13 @@ def decide(facts: RunFacts) -> int:
         return INTERNAL_ERROR
     if facts.collection_errors:
         return COLLECTION_ERROR
-    if facts.tests_failed or facts.pytest_status == _PYTEST_FAILED:
+    if facts.tests_failed or (facts.pytest_status == _PYTEST_FAILED and not facts.cleanup_failures):
         return FAILED
     if facts.pytest_status == _PYTEST_INTERRUPTED:
         # pytest stopped the session itself (xdist's -x, a worker's stop) without a failure
         # it counted: nothing the user asked for finished.
         return INTERRUPTED
-    if facts.clean is False:
+    if facts.clean is False or facts.cleanup_failures:
         return LEAKED
     if facts.pytest_status == _PYTEST_NO_TESTS:
         return NO_TESTS

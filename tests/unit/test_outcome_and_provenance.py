@@ -49,6 +49,9 @@ def profiles(tmp_path: Path) -> Path:
         (RunFacts(pytest_status=1, tests_failed=2), outcome.FAILED),
         (RunFacts(pytest_status=1, tests_failed=1, clean=False), outcome.FAILED),
         (RunFacts(pytest_status=0, clean=False), outcome.LEAKED),
+        # the only failures are teardowns whose cleanup failed: a cleanup failure, not a test's
+        (RunFacts(pytest_status=1, cleanup_failures=1, clean=False), outcome.LEAKED),
+        (RunFacts(pytest_status=1, tests_failed=1, cleanup_failures=1), outcome.FAILED),
         (RunFacts(pytest_status=2, collection_errors=1, tests_failed=1), outcome.COLLECTION_ERROR),
         (RunFacts(pytest_status=2, interrupted=True, tests_failed=1), outcome.INTERRUPTED),
         (RunFacts(pytest_status=4), outcome.CONFIG),
