@@ -152,7 +152,7 @@ _Stop.__name__ = _Stop.__qualname__ = "harness"
 def _stop(config: pytest.Config, error: StartError) -> None:
     report_path = config.getoption("harness_report")
     if report_path and not _is_worker(config):
-        write_failed_start(Path(report_path), error.status, str(error))
+        write_failed_start(Path(report_path), error.status, str(error), target=error.target)
     raise _Stop(str(error), returncode=error.status)
 
 

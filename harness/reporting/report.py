@@ -110,7 +110,9 @@ class RunReport:
         path.write_text(json.dumps(self.as_dict(exit_status), indent=2) + "\n", encoding="utf-8")
 
 
-def write_failed_start(path: Path, status: int, message: str, run_id: str = "") -> None:
+def write_failed_start(
+    path: Path, status: int, message: str, run_id: str = "", target: dict[str, Any] | None = None
+) -> None:
     """The report of a run that never started (bad configuration, unreachable target): CI
     reads the same two fields, ``outcome`` and ``exit_status``, as for any other run."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,6 +121,7 @@ def write_failed_start(path: Path, status: int, message: str, run_id: str = "") 
         "exit_status": status,
         "outcome": outcome.word(status),
         "error": message,
+        "target": target or {},
         "tests": {},
     }
     path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")

@@ -54,9 +54,13 @@ class StartError(Exception):
     """The run cannot start; the message names the fix, ``status`` is the exit status
     (:mod:`harness.run.outcome`: 7 the target, 8 the configuration)."""
 
-    def __init__(self, message: str, status: int = outcome.CONFIG) -> None:
+    def __init__(
+        self, message: str, status: int = outcome.CONFIG, target: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        #: The target's provenance, when the profile got that far (for the report).
+        self.target = target or {}
 
 
 @dataclass(frozen=True)
@@ -163,11 +167,12 @@ def start_controller(
             sandbox.stop()
         message = str(error)
         status = outcome.CONFIG
+        known = provenance(profile) if profile is not None else {}
         if isinstance(error, TargetError | SandboxError):
             status = outcome.UNREACHABLE
-            if profile is not None and isinstance(error, TargetError):
-                message += f" ({describe_target(provenance(profile))})"
-        raise StartError(message, status) from None
+            if known and isinstance(error, TargetError):
+                message += f" ({describe_target(known)})"
+        raise StartError(message, status, known) from None
     progress(describe_target(target))
     os.environ["HARNESS_RUN_ID"] = str(run_id)
     os.environ["HARNESS_SEED"] = str(seed)

@@ -196,6 +196,7 @@ def test_unknown_profile_stops_before_any_test(harness_run: Any) -> None:
         "exit_status": outcome.CONFIG,
         "outcome": "config",
         "error": run.result.stderr.lines[0].removeprefix("harness: "),
+        "target": {},  # the profile did not load
         "tests": {},
     }
     assert_one_clean_line(run)
@@ -206,6 +207,9 @@ def test_unknown_profile_stops_before_any_test(harness_run: Any) -> None:
 def test_unreachable_environment_stops_before_any_test(harness_run: Any) -> None:
     run = harness_run("def test_x(user): pass", environ={"HARNESS_BASE_URL": "http://127.0.0.1:9"})
     assert run.result.ret == outcome.UNREACHABLE
+    assert (run.report["outcome"], run.report["exit_status"]) == ("unreachable", 7)
+    assert run.report["target"]["base_url"] == "http://127.0.0.1:9"
+    assert run.report["target"]["base_url_source"] == "variable $HARNESS_BASE_URL"
     assert_one_clean_line(run)
     assert "cannot reach http://127.0.0.1:9/health" in run.output
     assert "Traceback" not in run.output
