@@ -1,5 +1,6 @@
 """The `harness` command line as a user meets it: help that explains, `env up` printing its
-exports first and stopping cleanly, and clear errors (exit 2) instead of tracebacks."""
+exports first and stopping cleanly, `env up --detach` / `env down` from a real shell, stale
+exports refused on a named profile, and clear errors (exit 8) instead of tracebacks."""
 
 from __future__ import annotations
 
