@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from harness.safety.protect import validate_routes
 
@@ -28,6 +29,11 @@ ENV_PREFIX = "HARNESS_"
 
 class ConfigError(Exception):
     """Bad or missing configuration; the message says what to change."""
+
+
+class TargetError(ConfigError):
+    """The target cannot be reached, or is not the environment the profile names (exit 7,
+    where a plain :class:`ConfigError` is exit 8); the message says what to check."""
 
 
 def parse_duration(text: str | int | float) -> float:
@@ -119,6 +125,11 @@ class Profile:
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: The folder of the profiles file (adapter modules and contracts are found from it).
     config_dir: str = ""
+    #: The profiles file this profile was read from.
+    config_file: str = ""
+    #: Guarded fields (:data:`GUARDED`) a ``HARNESS_*`` variable set to something other than
+    #: the file's value: field -> variable. See :func:`refuse_env_overrides`.
+    env_overrides: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def is_sandbox(self) -> bool:
@@ -150,9 +161,25 @@ class Profile:
 
 
 _ENGINE = {
-    f.name: f for f in fields(Profile) if f.name not in ("name", "kinds", "settings", "sources")
+    f.name: f
+    for f in fields(Profile)
+    if f.name
+    not in ("name", "kinds", "settings", "sources", "config_dir", "config_file", "env_overrides")
 }
-_ENGINE.pop("config_dir")
+#: What decides which environment a run talks to and how it proves it: a variable may not
+#: change these on a profile the user named (see :func:`refuse_env_overrides`).
+GUARDED = (
+    "base_url",
+    "aws_endpoint_url",
+    "environment",
+    "identity",
+    "health_path",
+    "aws_account_id",
+)
+#: Set by the harness itself (never by a user) to the names of the exports of a sandbox it
+#: started for this run: those fields' source is "sandbox", not a variable.
+STARTED_SANDBOX_VARIABLE = "_HARNESS_STARTED_SANDBOX"
+ALLOW_OVERRIDE_VARIABLE = f"{ENV_PREFIX}ALLOW_ENV_OVERRIDE"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -270,9 +297,15 @@ def load_profile(
     ``declared`` maps each adapter setting name to its :class:`~harness.kinds.base.Setting`;
     when None, the adapters the profile names are imported to learn them."""
     environ = os.environ if environ is None else environ
+    started_sandbox = set(environ.get(STARTED_SANDBOX_VARIABLE, "").split())
     file = profiles_file(path, environ)
     profiles = read_profiles(file)
-    name = name or environ.get(f"{ENV_PREFIX}ENV") or default_profile_name(profiles, file)
+    if name:
+        name_source = "option"
+    elif environ.get(f"{ENV_PREFIX}ENV"):
+        name, name_source = environ[f"{ENV_PREFIX}ENV"], f"${ENV_PREFIX}ENV"
+    else:
+        name, name_source = default_profile_name(profiles, file), "default"
     if name not in profiles and name != DEFAULT_PROFILE:
         known = ", ".join(sorted(profiles)) or "none"
         where = file if file.exists() else f"{file} (file not found)"
@@ -283,7 +316,8 @@ def load_profile(
     table = dict(profiles.get(name, {}))
     source_of = f"{file} [{name}]"
     values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
+    sources: dict[str, str] = {"name": name_source}
+    env_overrides: dict[str, str] = {}
     declared_kinds = table.pop("kinds", {}) or {}
     if not isinstance(declared_kinds, dict):
         raise ConfigError(f"{source_of}: kinds must be tables like [{name}.kinds.account]")
@@ -296,8 +330,19 @@ def load_profile(
         variable = f"{ENV_PREFIX}{field_name.upper()}"
         env_value = environ.get(variable)
         if env_value is not None and env_value != "":
-            values[field_name] = _coerce(field_name, env_value, f"${variable}")
-            sources[field_name] = f"${variable}"
+            value = _coerce(field_name, env_value, f"${variable}")
+            if variable in started_sandbox:
+                sources[field_name] = "sandbox"
+            else:
+                sources[field_name] = f"${variable}"
+                baseline = values.get(field_name, _ENGINE[field_name].default)
+                if field_name == "environment":
+                    baseline, value_seen = baseline or name, value or name
+                else:
+                    value_seen = value
+                if field_name in GUARDED and value_seen != baseline:
+                    env_overrides[field_name] = variable
+            values[field_name] = value
     for field_name, value in (overrides or {}).items():
         if value is not None:
             values[field_name] = _coerce(field_name, value, f"option for {field_name}")
@@ -331,17 +376,103 @@ def load_profile(
         variable = f"{ENV_PREFIX}{setting_name.upper()}"
         if environ.get(variable):
             settings[setting_name] = str(environ[variable]).strip()
-            sources[setting_name] = f"${variable}"
+            sources[setting_name] = "sandbox" if variable in started_sandbox else f"${variable}"
     profile = Profile(
         name=name,
         kinds={k: dict(v) for k, v in declared_kinds.items()},
         settings=settings,
         sources=sources,
         config_dir=config_dir,
+        config_file=str(file),
+        env_overrides=env_overrides,
         **values,
     )
     _validate(profile, file, declared)
     return profile
+
+
+def _is_loopback(url: str | None) -> bool:
+    host = urlparse(url or "").hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def refuse_env_overrides(
+    profile: Profile, allow: bool = False, environ: Mapping[str, str] | None = None
+) -> None:
+    """A profile the user named (``--env NAME`` or ``$HARNESS_ENV``) is that environment: a
+    ``HARNESS_*`` variable that changes where it is or how it proves who it is — most often
+    a stale export of ``harness env up`` — stops the run, unless the user confirms the
+    override (``--allow-env-override`` or ``HARNESS_ALLOW_ENV_OVERRIDE=1``). The sandbox
+    profile takes a sandbox's own exports (loopback URLs) as they are."""
+    environ = os.environ if environ is None else environ
+    if allow or str(environ.get(ALLOW_OVERRIDE_VARIABLE, "")).strip().lower() in _TRUE:
+        return
+    if profile.sources.get("name") not in ("option", f"${ENV_PREFIX}ENV"):
+        return
+    changed = dict(profile.env_overrides)
+    if profile.is_sandbox:
+        for field_name in ("base_url", "aws_endpoint_url"):
+            if field_name in changed and _is_loopback(getattr(profile, field_name)):
+                del changed[field_name]
+    if not changed:
+        return
+    how = "--env" if profile.sources.get("name") == "option" else f"${ENV_PREFIX}ENV"
+    variables = ", ".join(changed.values())
+    raise ConfigError(
+        f"profile [{profile.name}] was named explicitly ({how}), but {variables} change its "
+        f"{', '.join(changed)} from what {profile.config_file or DEFAULT_FILE} says: refusing, "
+        f"so a stale export cannot redirect the run. Unset {variables} (`harness env down` "
+        f"ends a detached sandbox; `unset {' '.join(changed.values())}`), or confirm the "
+        f"override with --allow-env-override (or {ALLOW_OVERRIDE_VARIABLE}=1)"
+    )
+
+
+def provenance(profile: Profile) -> dict[str, Any]:
+    """Which target a run talks to and where each part of that came from (for the first
+    line of a run and the JSON report)."""
+    name_source = profile.sources.get("name", "option")
+    file_label = profile.config_file or DEFAULT_FILE
+
+    def source(field_name: str) -> str:
+        found = profile.sources.get(field_name)
+        if found == "file":
+            return f"file {file_label}"
+        if found == "option":
+            return "flag"
+        if found:
+            return found if found == "sandbox" else f"variable {found}"
+        return "default"
+
+    environment_source = source("environment")
+    if environment_source == "default":
+        environment_source = "the profile's name"
+    return {
+        "profile": profile.name,
+        "profile_source": {
+            "option": "flag --env",
+            "default": "default",
+        }.get(name_source, f"variable {name_source}"),
+        "config_file": file_label,
+        "base_url": profile.base_url,
+        "base_url_source": source("base_url"),
+        "environment": profile.expected_environment,
+        "environment_source": environment_source,
+        "aws_endpoint_url": profile.aws_endpoint_url or "",
+        "aws_endpoint_url_source": source("aws_endpoint_url") if profile.aws_endpoint_url else "",
+        "overridden_by_variables": sorted(profile.env_overrides.values()),
+    }
+
+
+def describe_target(target: Mapping[str, Any]) -> str:
+    """One line: ``target [staging] (flag --env): https://… (file environments.toml), …``."""
+    line = (
+        f"target [{target['profile']}] ({target['profile_source']}): "
+        f"{target['base_url'] or '(no base_url)'} ({target['base_url_source']}), "
+        f"environment {target['environment']!r} ({target['environment_source']})"
+    )
+    if target.get("aws_endpoint_url"):
+        line += f", AWS endpoint {target['aws_endpoint_url']} ({target['aws_endpoint_url_source']})"
+    return line
 
 
 def _validate(profile: Profile, file: Path, declared: Mapping[str, Any]) -> None:

@@ -28,9 +28,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
             "logs go to stderr (or --log-file). Runs until SIGINT (Ctrl-C) or SIGTERM, then "
             "stops everything it started."
         ),
-        epilog='Example: eval "$(python -m sandbox --quiet | head -n 16)" in one shell is not '
-        "what you want (head would close the pipe); instead run it in one terminal and paste "
-        "its export lines into another, or let `harness run` start it.",
+        epilog="In the foreground it serves until Ctrl-C. To get its variables into your shell "
+        'and keep it running in the background, use `eval "$(harness env up --detach)"` '
+        '(stop it with `eval "$(harness env down)"`), or let `harness run` start one.',
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     parser.add_argument(

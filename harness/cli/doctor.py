@@ -28,11 +28,19 @@ from botocore.exceptions import (
 
 from harness.cleanup.journal import default_state_dir
 from harness.clients.aws import Aws
-from harness.config import ConfigError, Profile, load_profile
+from harness.config import (
+    ConfigError,
+    Profile,
+    describe_target,
+    load_profile,
+    provenance,
+    refuse_env_overrides,
+)
 from harness.kinds.base import Setting
 from harness.kinds.declared import DeclaredKind
 from harness.kinds.lease import EXPIRES
 from harness.kinds.registry import load_kinds, settings_tables
+from harness.run import outcome
 from harness.run.local_sandbox import LocalSandbox, SandboxError
 from harness.safety import preflight
 
@@ -293,40 +301,65 @@ def render(rows: list[Check]) -> str:
     return "\n".join([*lines, "", verdict])
 
 
-def run(env_name: str | None, config_path: str | None, start_sandbox: bool = True) -> int:
+def status(rows: list[Check]) -> int:
+    """The exit status (:mod:`harness.run.outcome`): 8 the configuration cannot be used,
+    7 the service is unreachable or is not the profile's environment, 1 another check
+    failed, 0 all OK."""
+    failing = {row.name for row in rows if row.status == FAIL}
+    if "configuration" in failing:
+        return outcome.CONFIG
+    if failing & {"reachability", "identity", "sandbox"}:
+        return outcome.UNREACHABLE
+    return outcome.FAILED if failing else outcome.PASSED
+
+
+def run(
+    env_name: str | None,
+    config_path: str | None,
+    start_sandbox: bool = True,
+    allow_env_override: bool = False,
+) -> int:
     """The command: load the profile (starting a local sandbox for the sandbox profile with
-    no base URL, as ``harness run`` would), check everything, print the table; 1 on a FAIL."""
+    no base URL, as ``harness run`` would), check everything, print the table."""
     environ = dict(os.environ)
     rows: list[Check] = []
     sandbox = None
     try:
         try:
             profile = load_profile(env_name, config_path, environ=environ)
+            refuse_env_overrides(profile, allow_env_override, environ)
             if profile.needs_local_sandbox and start_sandbox:
                 print("harness doctor: starting a local sandbox to check…", flush=True)
                 from harness.run.lifecycle import sandbox_arguments
 
-                sandbox = LocalSandbox.start(
-                    default_state_dir() / "sandbox" / "doctor.log", sandbox_arguments(profile)
-                )
+                try:
+                    sandbox = LocalSandbox.start(
+                        default_state_dir() / "sandbox" / "doctor.log",
+                        sandbox_arguments(profile),
+                    )
+                except SandboxError as error:
+                    rows.append(Check("sandbox", FAIL, "could not start", str(error)))
+                    print(render(rows))
+                    return status(rows)
                 environ.update(sandbox.exports)
                 profile = load_profile(env_name, config_path, environ=environ)
                 rows.append(Check("sandbox", OK, f"started for this check at {profile.base_url}"))
             elif profile.needs_local_sandbox:
                 raise ConfigError(
                     "the sandbox profile names no running sandbox: run "
-                    '`eval "$(harness env up | head -n 9)" &` (or export the HARNESS_* lines '
-                    "`harness env up` prints), or pass --env NAME"
+                    '`eval "$(harness env up --detach)"` (it exports HARNESS_BASE_URL and '
+                    "friends), or pass --env NAME"
                 )
-        except (ConfigError, SandboxError) as error:
+        except ConfigError as error:
             rows.append(Check("configuration", FAIL, "the profile cannot be used", str(error)))
             print(render(rows))
-            return 1
-        where = config_path or environ.get("HARNESS_CONFIG") or "environments.toml"
+            return status(rows)
+        where = profile.config_file or config_path or "environments.toml"
         rows.insert(0, Check("configuration", OK, f"profile [{profile.name}] ({where})"))
+        rows.insert(1, Check("target", OK, describe_target(provenance(profile))))
         rows += diagnose(profile)
     finally:
         if sandbox is not None:
             sandbox.stop()
     print(render(rows))
-    return 1 if failed(rows) else 0
+    return status(rows)

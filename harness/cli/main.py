@@ -9,19 +9,27 @@ done by the pytest plugin, so ``harness run`` and plain ``pytest`` behave the sa
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from harness.cleanup.journal import default_state_dir
 
 # Only light imports here: `harness run` starts the sandbox before the heavy ones (pytest,
 # boto3, the plugins), so the two start-ups overlap. Commands import what they need.
 from harness.config import DEFAULT_SWEEP_MAX as DEFAULT_MAX
-from harness.config import ConfigError, Profile, load_profile, parse_duration
+from harness.config import ConfigError, Profile, TargetError, load_profile, refuse_env_overrides
 from harness.namespace import RunId
-from harness.run.local_sandbox import LocalSandbox, PendingSandbox, SandboxError, apply_exports
+from harness.run import options, outcome
+from harness.run.local_sandbox import (
+    LocalSandbox,
+    PendingSandbox,
+    SandboxError,
+    mark_started_sandbox,
+)
 
 if TYPE_CHECKING:
     from harness.kinds import Kind
@@ -56,16 +64,30 @@ Reports (pytest options, so plain pytest takes them too):
   (Markdown; also appended to $GITHUB_STEP_SUMMARY when set)
   --alert webhook=URL | --alert cloudwatch  (repeatable)  --alert-on failure|always
   An alert that cannot be delivered is a warning; it never changes the exit status.
-Exit status: 0 all passed and nothing leaked; 1 a test failed or something leaked;
-2 bad configuration or unreachable environment; other codes as pytest's.
+Exit status (also `outcome` in the JSON report): 0 passed, nothing leaked; 1 a test
+failed; 3 internal error; 5 no tests selected; 6 tests passed but something leaked or a
+cleanup failed; 7 target unreachable or not the profile's environment; 8 bad configuration or
+usage; 9 a test file does not import; 130 interrupted (Ctrl-C, SIGTERM).
 """
 
 
+class UsageError(Exception):
+    """A bad command line: one line, exit 8."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line naming the fix and exit 8 (the
+    harness's "bad configuration or usage"), not a usage block and argparse's 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="harness", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run = commands.add_parser(
         "run",
         help="run the integration suites against an environment (default: a fresh sandbox)",
@@ -88,13 +110,37 @@ def _parser() -> argparse.ArgumentParser:
         default="harness-report.json",
         help="JSON run report (default: harness-report.json)",
     )
-    run.add_argument("-n", dest="workers", metavar="N", help="parallel workers (pytest-xdist)")
-    run.add_argument("--seed", type=int, metavar="N", help="replay a run's test data")
+    run.add_argument(
+        "-n",
+        dest="workers",
+        metavar="N",
+        type=options.workers,
+        help="parallel workers (pytest-xdist): 1 or more, or auto",
+    )
+    run.add_argument(
+        "--seed",
+        type=options.seed,
+        metavar="N",
+        help="seed of the test data; a report's seed replays that run's data",
+    )
     run.add_argument(
         "--keep-on-failure",
         action="store_true",
         help="keep a failed test's resources for debugging",
     )
+    run.add_argument(
+        "--residue-settle",
+        type=options.seconds,
+        metavar="SECONDS",
+        help="how long the residue check lets asynchronous deletes settle (default 3)",
+    )
+    run.add_argument(
+        "--events-drain",
+        type=options.seconds,
+        metavar="SECONDS",
+        help="wait up to this long for the service's consumer to drain (default 15)",
+    )
+    _allow_override(run)
     sweep = commands.add_parser(
         "sweep",
         help="find and delete what crashed runs left behind (dry run unless --yes)",
@@ -113,12 +159,13 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--older-than",
         metavar="DURATION",
+        type=options.duration,
         help="only runs older than this, e.g. 30m, 2h, 0 (default: the profile's test_data_ttl)",
     )
     sweep.add_argument("--yes", action="store_true", help="really delete (default: dry run)")
     sweep.add_argument(
         "--max",
-        type=int,
+        type=options.positive,
         default=DEFAULT_MAX,
         metavar="N",
         help=f"refuse to delete more than N items (default {DEFAULT_MAX})",
@@ -134,6 +181,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     recover_cmd.add_argument("run_id", nargs="?", metavar="RUN_ID")
     recover_cmd.add_argument("--env", metavar="NAME", help="profile of the run's target")
+    _allow_override(recover_cmd)
+    _allow_override(sweep)
     _add_report_commands(commands)
     init = commands.add_parser(
         "init",
@@ -145,14 +194,31 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     init.add_argument("directory", nargs="?", default=".", metavar="DIR")
-    env = commands.add_parser("env", help="manage the local sandbox environment")
-    env_commands = env.add_subparsers(dest="env_command", metavar="ACTION")
+    env = commands.add_parser(
+        "env",
+        help="start and stop the local sandbox environment",
+        description=ENV_DESCRIPTION,
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
+    env_commands = env.add_subparsers(dest="env_command", metavar="ACTION", parser_class=_Parser)
     env_commands.add_parser(
         "up",
-        help="start the sandbox in the foreground; prints `export HARNESS_…` lines first",
+        help="start the sandbox (foreground; --detach: background) and print its exports",
         add_help=False,
     )
+    env_commands.add_parser(
+        "down", help="stop the sandbox `env up --detach` started; prints `unset …`"
+    )
     return parser
+
+
+def _allow_override(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--allow-env-override",
+        action="store_true",
+        help="let HARNESS_* variables change the base URL, AWS endpoint or identity of the "
+        "profile named with --env (refused otherwise; or HARNESS_ALLOW_ENV_OVERRIDE=1)",
+    )
 
 
 def _add_report_commands(commands: argparse._SubParsersAction) -> None:
@@ -163,7 +229,9 @@ def _add_report_commands(commands: argparse._SubParsersAction) -> None:
             "Check configuration, reachability, identity (GET /health), AWS credentials, every "
             "table, TTL on the token table, the events topic and the processor queue. Reads "
             "only. The sandbox profile without HARNESS_BASE_URL starts a local sandbox for the "
-            "check (--no-start: say how to point at a running one instead). Exit 1 on any FAIL."
+            "check (--no-start: say how to point at a running one instead). Exit 1 on a FAIL, 7 "
+            "when the service is unreachable or not the profile's, 8 when the profile cannot "
+            "be used."
         ),
     )
     doctor.add_argument(
@@ -175,19 +243,25 @@ def _add_report_commands(commands: argparse._SubParsersAction) -> None:
     doctor.add_argument(
         "--no-start", action="store_true", help="never start a local sandbox for the check"
     )
+    _allow_override(doctor)
     residue = commands.add_parser(
         "residue",
         help="residue check for a whole run (e.g. after every CI shard finished)",
         description=(
             "Look for anything still carrying RUN_ID's namespace (every shard and worker), "
-            "report it and remove it through the guarded delete path. Exit 1 if anything leaked."
+            "report it and remove it through the guarded delete path. Exit 6 if anything leaked."
         ),
     )
     residue.add_argument("run_id", metavar="RUN_ID")
     residue.add_argument("--env", metavar="NAME", help="profile of the run's target")
     residue.add_argument(
-        "--settle", type=float, default=3.0, metavar="SECONDS", help="let async deletes settle"
+        "--settle",
+        type=options.seconds,
+        default=3.0,
+        metavar="SECONDS",
+        help="let async deletes settle",
     )
+    _allow_override(residue)
     residue.add_argument(
         "--scan-limit",
         type=int,
@@ -214,7 +288,7 @@ def _residue(options: argparse.Namespace) -> int:
         targets = [alerts.parse_target(t) for t in options.alert]
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    profile, kinds = _target(options.env)
+    profile, kinds = _target(options.env, options.allow_env_override)
     result = check(
         kinds,
         f"{run_id}-",
@@ -234,14 +308,15 @@ def _residue(options: argparse.Namespace) -> int:
     report = {
         "run_id": str(run_id),
         "environment": profile.expected_environment,
-        "exit_status": 0 if result.clean else 1,
+        "exit_status": outcome.PASSED if result.clean else outcome.LEAKED,
+        "outcome": outcome.word(outcome.PASSED if result.clean else outcome.LEAKED),
         "leaked": [{"kind": f.kind, **f.ids} for f in result.leaked],
     }
     aws = Aws(profile) if any(t.kind == "cloudwatch" for t in targets) else None
     _, warnings = alerts.send(targets, "failure", report, aws.cloudwatch if aws else None)
     for warning in warnings:
         print(f"harness: WARNING: {warning}", file=sys.stderr)
-    return 0 if result.clean else 1
+    return outcome.PASSED if result.clean else outcome.LEAKED
 
 
 def build_pytest_args(options: argparse.Namespace, passthrough: list[str]) -> list[str]:
@@ -257,22 +332,46 @@ def build_pytest_args(options: argparse.Namespace, passthrough: list[str]) -> li
         args.append(f"--harness-seed={options.seed}")
     if options.keep_on_failure:
         args.append("--keep-on-failure")
+    if options.residue_settle is not None:
+        args.append(f"--residue-settle={options.residue_settle}")
+    if options.events_drain is not None:
+        args.append(f"--events-drain={options.events_drain}")
+    if options.allow_env_override:
+        args.append("--allow-env-override")
     # No paths: pytest runs the project's configured testpaths (pytest.ini), never a suite
     # that happens to be installed.
     return args + passthrough
 
 
-def _target(env_name: str | None) -> tuple[Profile, dict[str, Kind]]:
+def passthrough_seed(passthrough: list[str]) -> int | None:
+    """``--harness-seed`` given to pytest through ``harness run`` (the plugin's spelling)."""
+    for index, arg in enumerate(passthrough):
+        value = None
+        if arg.startswith("--harness-seed="):
+            value = arg.split("=", 1)[1]
+        elif arg == "--harness-seed" and index + 1 < len(passthrough):
+            value = passthrough[index + 1]
+        if value is not None:
+            try:
+                return options.seed(value)
+            except argparse.ArgumentTypeError as error:
+                raise UsageError(f"harness run: argument --harness-seed: {error}") from None
+    return None
+
+
+def _target(env_name: str | None, allow_override: bool = False) -> tuple[Profile, dict[str, Kind]]:
     """A profile whose tables can be reached, and its resource kinds."""
     from harness.clients.aws import Aws
     from harness.kinds import load_kinds
     from harness.safety import preflight
 
     profile = load_profile(env_name)
+    refuse_env_overrides(profile, allow_override)
     if profile.needs_local_sandbox:
         raise ConfigError(
-            "the sandbox profile names no running sandbox: start one with `harness env up` and "
-            "export the HARNESS_* lines it prints, or pass --env NAME"
+            "the sandbox profile names no running sandbox: start one with "
+            '`eval "$(harness env up --detach)"` (it exports HARNESS_BASE_URL and friends), '
+            "or pass --env NAME"
         )
     aws = Aws(profile)
     kinds = load_kinds(profile, aws)
@@ -286,17 +385,13 @@ def _sweep(options: argparse.Namespace) -> int:
     from harness.cleanup.sweeper import SweepRefused
     from harness.kinds.lease import LeaseKind
 
-    profile, kinds = _target(options.env)
+    profile, kinds = _target(options.env, options.allow_env_override)
     if profile.is_protected:
         raise SweepRefused(
             f"profile [{profile.name}] is protected: sweeping is refused. If it really is a "
             f"test environment, set protected = false in its profile."
         )
-    older_than = (
-        parse_duration(options.older_than)
-        if options.older_than is not None
-        else profile.test_data_ttl
-    )
+    older_than = options.older_than if options.older_than is not None else profile.test_data_ttl
     lease_kind = kinds.get("lease")
     assert lease_kind is None or isinstance(lease_kind, LeaseKind)
     alive = alive_runs(lease_kind, default_state_dir())
@@ -328,7 +423,7 @@ def _sweep(options: argparse.Namespace) -> int:
 def _recover(options: argparse.Namespace) -> int:
     from harness.cleanup import recovery
 
-    profile, kinds = _target(options.env)
+    profile, kinds = _target(options.env, options.allow_env_override)
     state_dir = default_state_dir()
     if options.run_id:
         runs = [r for r in recovery.local_runs(state_dir) if r.run_id == options.run_id]
@@ -359,12 +454,18 @@ def _recover(options: argparse.Namespace) -> int:
         )
         for resource in result.failed + result.refused:
             print(f"  {resource.describe()}: {resource.error}")
-    return 1 if failed else 0
+    return outcome.LEAKED if failed else outcome.PASSED
 
 
 def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
     """pytest with the harness; a sandbox the profile needs is started first, in parallel
     with pytest's own start-up, and always stopped (the plugin would start one otherwise)."""
+    given = passthrough_seed(passthrough)
+    if given is not None and options.seed is not None and given != options.seed:
+        raise UsageError(
+            f"harness run: --seed {options.seed} and --harness-seed {given} disagree: give the "
+            f"seed once, with --seed"
+        )
     pending: PendingSandbox | None = None
     sandbox: LocalSandbox | None = None
     if not os.environ.get("HARNESS_BASE_URL"):
@@ -384,11 +485,8 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
 
         if pending is not None:
             sandbox = pending.wait_ready()
-            apply_exports(sandbox.exports, os.environ)
-        return int(pytest.main(build_pytest_args(options, passthrough)))
-    except SandboxError as error:
-        sys.stderr.write(f"harness: {error}\n")
-        return 2
+            mark_started_sandbox(sandbox.exports, os.environ)
+        return outcome.from_pytest(int(pytest.main(build_pytest_args(options, passthrough))))
     finally:
         if sandbox is not None:
             sandbox.stop()
@@ -397,8 +495,55 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """The command line; every failure is one line on stderr and a status of the table in
+    :mod:`harness.run.outcome` — never a traceback (``HARNESS_DEBUG=1`` shows one)."""
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except UsageError as error:
+        return _fail(str(error), outcome.CONFIG)
+    except (TargetError, SandboxError) as error:
+        return _fail(f"harness: {error}", outcome.UNREACHABLE)
+    except ConfigError as error:
+        return _fail(f"harness: {error}", outcome.CONFIG)
+    except KeyboardInterrupt:
+        return _fail("harness: interrupted", outcome.INTERRUPTED)
+    except Exception as error:
+        if os.environ.get("HARNESS_DEBUG"):
+            raise
+        return _unexpected(error)
+
+
+def _fail(message: str, status: int) -> int:
+    sys.stderr.write(" ".join(message.split("\n")[:1]) + "\n")
+    return status
+
+
+def _unexpected(error: Exception) -> int:
+    """AWS or network trouble the commands did not foresee is the target's (7); anything else
+    is a bug (3). One line either way."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+        from requests import RequestException
+    except ImportError:  # pragma: no cover - both are dependencies
+        BotoCoreError = ClientError = RequestException = ()  # type: ignore[misc,assignment]
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, BotoCoreError | ClientError | RequestException):
+        return _fail(
+            f"harness: the target failed: {type(error).__name__}: {text} (check it with "
+            f"`harness doctor`)",
+            outcome.UNREACHABLE,
+        )
+    return _fail(
+        f"harness: internal error: {type(error).__name__}: {text} (HARNESS_DEBUG=1 shows the "
+        f"traceback; please report it)",
+        outcome.INTERNAL_ERROR,
+    )
+
+
+def _main(argv: list[str]) -> int:
     if argv[:2] == ["env", "up"]:
+        if "--detach" in argv[2:] and not {"-h", "--help"} & set(argv[2:]):
+            return _env_up_detached([a for a in argv[2:] if a != "--detach"])
         command = [sys.executable, "-m", "harness.sandbox", *argv[2:]]
         os.execv(sys.executable, command)
     explicit: list[str] = []
@@ -409,14 +554,27 @@ def main(argv: list[str] | None = None) -> int:
     options, unknown = parser.parse_known_args(argv)
     if options.command == "run":
         return _run(options, unknown + explicit)
+    if unknown or explicit:
+        raise UsageError(
+            f"harness {options.command or ''}: unrecognized arguments: "
+            f"{' '.join(unknown + explicit)} (see `harness {options.command or ''} --help`)"
+        )
     if options.command == "init":
         from harness.cli import init as init_command
 
-        return init_command.run(options.directory)
+        try:
+            return init_command.run(options.directory)
+        except OSError as error:
+            raise ConfigError(
+                f"cannot scaffold a project in {options.directory!r}: "
+                f"{error.strerror or error}; name a directory you can write (or a new one)"
+            ) from None
     if options.command == "doctor":
         from harness.cli import doctor
 
-        return doctor.run(options.env, options.harness_config, not options.no_start)
+        return doctor.run(
+            options.env, options.harness_config, not options.no_start, options.allow_env_override
+        )
     from harness.cleanup.ledger import OwnershipError
     from harness.cleanup.sweeper import SweepRefused
 
@@ -427,13 +585,68 @@ def main(argv: list[str] | None = None) -> int:
             return _sweep(options)
         if options.command == "recover":
             return _recover(options)
-    except (ConfigError, SweepRefused, OwnershipError) as error:
-        sys.stderr.write(f"harness: {error}\n")
-        return 2
+    except (SweepRefused, OwnershipError) as error:
+        raise ConfigError(str(error)) from None
+    if options.command == "env" and options.env_command == "down":
+        return _env_down()
     if options.command == "env":
         parser.parse_args(["env", "--help"])
     parser.print_help()
-    return 2
+    raise UsageError("harness: name a command, e.g. `harness run` (see `harness --help`)")
+
+
+ENV_DESCRIPTION = """The local sandbox (the reference service on the AWS emulator).
+
+  harness env up                    foreground: prints `export HARNESS_…` lines, then serves
+                                    until Ctrl-C
+  eval "$(harness env up --detach)" background: returns once it is ready, with its
+                                    variables in this shell
+  eval "$(harness env down)"        stop it (and unset the variables)
+
+The detached sandbox is recorded in .harness/sandbox/detached.json ($HARNESS_STATE_DIR):
+run `env down` from the same directory.
+"""
+
+
+def _env_up_detached(extra_args: list[str]) -> int:
+    import shlex
+
+    from harness.run.local_sandbox import running_detached, start_detached
+
+    state_dir = default_state_dir()
+    record = running_detached(state_dir)
+    if record is not None:
+        sys.stderr.write(
+            f"harness: a detached sandbox is already running (pid {record['pid']}); its "
+            f"exports follow. Stop it with `harness env down`.\n"
+        )
+    else:
+        record = start_detached(state_dir, extra_args)
+    for name, value in record["exports"].items():
+        print(f"export {name}={shlex.quote(value)}")
+    print(
+        f"# sandbox ready: pid {record['pid']}; log {record['log']}; stop it with "
+        f'`eval "$(harness env down)"`'
+    )
+    return outcome.PASSED
+
+
+def _env_down() -> int:
+    from harness.run.local_sandbox import detached_path, stop_detached
+
+    state_dir = default_state_dir()
+    path = detached_path(state_dir)
+    exports: dict[str, str] = {}
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        exports = json.loads(path.read_text(encoding="utf-8")).get("exports", {})
+    record = stop_detached(state_dir)
+    if record is None:
+        sys.stderr.write(f"harness: no detached sandbox is running (nothing at {path})\n")
+    else:
+        sys.stderr.write(f"harness: stopped the detached sandbox (pid {record['pid']})\n")
+    if exports:
+        print(f"unset {' '.join(sorted(exports))}")
+    return outcome.PASSED
 
 
 if __name__ == "__main__":

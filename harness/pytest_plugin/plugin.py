@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 
 from harness.cleanup.residue import DEFAULT_SCAN_LIMIT
+from harness.reporting.report import write_failed_start
+from harness.run import options, outcome
 from harness.run.lifecycle import (
     FinishOptions,
     RunState,
@@ -33,10 +35,12 @@ from harness.run.lifecycle import (
     finish_worker,
     start_controller,
     start_worker,
+    unreported_worker_stats,
 )
 from harness.safety.protect import ProtectedTargetError
 
-EXIT_CONFIG = 2
+#: Bad configuration (kept for callers of the old name; see harness.run.outcome).
+EXIT_CONFIG = outcome.CONFIG
 #: Reports, summaries and alerts live in their own plugin; the generic fixtures (api, ledger,
 #: namespace, fake, env, events …) in theirs. Both are loaded with this one.
 pytest_plugins = ["harness.reporting.plugin", "harness.pytest_plugin.fixtures"]
@@ -73,9 +77,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--harness-seed",
         dest="harness_seed",
-        type=int,
+        type=options.seed,
         metavar="N",
-        help="seed for test data (names); a report's seed replays that run's data",
+        help="seed for test data (names); a report's seed replays that run's data "
+        "(`harness run --seed N` passes it)",
+    )
+    group.addoption(
+        "--allow-env-override",
+        dest="harness_allow_env_override",
+        action="store_true",
+        help="let HARNESS_* variables change the base URL, AWS endpoint or identity of the "
+        "profile named with --env (refused otherwise; also $HARNESS_ALLOW_ENV_OVERRIDE=1)",
     )
     group.addoption(
         "--harness-report",
@@ -92,7 +104,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--residue-settle",
         dest="harness_residue_settle",
-        type=float,
+        type=options.seconds,
         default=3.0,
         metavar="SECONDS",
         help="how long the residue check lets asynchronous deletes settle (default 3)",
@@ -100,7 +112,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--residue-scan-limit",
         dest="harness_residue_scan_limit",
-        type=int,
+        type=options.non_negative,
         default=DEFAULT_SCAN_LIMIT,
         metavar="N",
         help="the residue check scans a table for unrecorded leftovers only while it holds at "
@@ -109,7 +121,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--events-drain",
         dest="harness_events_drain",
-        type=float,
+        type=options.seconds,
         default=15.0,
         metavar="SECONDS",
         help="before the residue check, wait up to this long for the service's event "
@@ -132,8 +144,19 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _stop(message: str) -> None:
-    pytest.exit(f"harness: {message}", returncode=EXIT_CONFIG)
+class _Stop(pytest.exit.Exception):  # type: ignore[name-defined]
+    """Ends the run before it starts. pytest writes ``<type name>: <message>`` to stderr for
+    an exit during start-up; named so, that is the harness's one line, ``harness: …``."""
+
+
+_Stop.__name__ = _Stop.__qualname__ = "harness"
+
+
+def _stop(config: pytest.Config, error: StartError) -> None:
+    report_path = config.getoption("harness_report")
+    if report_path and not _is_worker(config):
+        write_failed_start(Path(report_path), error.status, str(error), target=error.target)
+    raise _Stop(str(error), returncode=error.status)
 
 
 def get_state(config: pytest.Config) -> RunState:
@@ -159,6 +182,7 @@ def _target(config: pytest.Config) -> TargetOptions:
         env=config.getoption("harness_env"),
         config=config.getoption("harness_config"),
         base_url=config.getoption("harness_base_url"),
+        allow_env_override=bool(config.getoption("harness_allow_env_override")),
     )
 
 
@@ -171,7 +195,7 @@ def _start_controller(config: pytest.Config) -> None:
             _target(config), config.getoption("harness_seed"), progress
         )
     except StartError as error:
-        _stop(str(error))
+        _stop(config, error)
 
 
 def _start_worker(config: pytest.Config) -> None:
@@ -184,7 +208,7 @@ def _start_worker(config: pytest.Config) -> None:
             workerinput["workerid"],
         )
     except StartError as error:
-        _stop(str(error))
+        _stop(config, error)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -243,7 +267,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         )
     if report.skipped and item.stash.get(PROTECTED_SKIP, False) and report.when == "setup":
         report.user_properties.append(("harness_protected_skip", True))
+    if report.failed and report.when == "teardown" and _is_cleanup_failure(call.excinfo):
+        report.user_properties.append(("harness_cleanup_failed", True))
     return report
+
+
+#: How the ``ledger`` fixture fails a test's teardown when deleting its data failed
+#: (harness/pytest_plugin/fixtures.py): a cleanup failure (exit 6), not a failed test (1).
+CLEANUP_FAILURE_PREFIX = "harness cleanup failed"
+
+
+def _is_cleanup_failure(excinfo: pytest.ExceptionInfo[BaseException] | None) -> bool:
+    return (
+        excinfo is not None
+        and isinstance(excinfo.value, pytest.fail.Exception)
+        and str(excinfo.value.msg).startswith(CLEANUP_FAILURE_PREFIX)
+    )
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -254,6 +293,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     state.report.count(report.when, report.outcome, hasattr(report, "wasxfail"))
     if report.when == "setup" and ("harness_protected_skip", True) in report.user_properties:
         state.report.skipped_by_protection += 1
+    if ("harness_cleanup_failed", True) in report.user_properties:
+        state.cleanup_teardown_failures += 1
 
 
 _CONTROLLER_CONFIG: list[pytest.Config] = []
@@ -273,13 +314,66 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
+def is_user_interrupt(error: BaseException) -> bool:
+    """Ctrl-C or SIGTERM — not pytest ending the session itself: ``pytest.exit`` (the
+    harness's own start-up errors), pytest's "Interrupted: N errors during collection", or
+    xdist stopping after ``-x``. xdist reports a worker's Ctrl-C as its own Interrupted."""
+    if isinstance(error, pytest.exit.Exception | pytest.Session.Interrupted):
+        return False
+    if type(error).__name__ == "Interrupted" and type(error).__module__.startswith("xdist"):
+        return "keyboard-interrupt" in str(error)
+    return isinstance(error, KeyboardInterrupt)
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
     """The first Ctrl-C ends the tests and starts cleanup; a second one during cleanup stops
-    it after saying what is left and how to remove it later."""
+    it after saying what is left and how to remove it later. pytest calls this hook for its
+    own exits too: those are not interrupts, and the harness's start-up error was already
+    said in one line (pytest would repeat it as ``! _pytest.outcomes.Exit: …``)."""
     config = _CONTROLLER_CONFIG[0] if _CONTROLLER_CONFIG else None
+    if isinstance(excinfo.value, _Stop):
+        terminal = config.pluginmanager.get_plugin("terminalreporter") if config else None
+        if terminal is not None and hasattr(terminal, "_keyboardinterrupt_memo"):
+            terminal._keyboardinterrupt_memo = None
+        return
+    if config is None or not is_user_interrupt(excinfo.value):
+        return  # a worker (the controller speaks for the run), or not an interrupt
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return  # the harness is not in charge of this run (or it has not started)
+    state.interrupted = True
     sys.stderr.write("\nharness: interrupted — cleaning up (Ctrl-C again to abandon cleanup)\n")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, lambda *_: _abandon_cleanup(config))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Any:
+    """A usage error found after the command line was parsed (say a bad ``--alert``) is a
+    configuration error of the harness's table (8), in one line — not pytest's 4; any other
+    pytest code left unmapped (Ctrl-C before the run started: its 2) is mapped too."""
+    try:
+        status = yield
+    except pytest.UsageError as error:
+        if not is_active(config):
+            raise
+        sys.stderr.write(f"harness: {error}\n")
+        return outcome.CONFIG
+    if status is None or not is_active(config):
+        return status
+    # pytest's own codes that reach here (Ctrl-C before the run started: its 2) on the table
+    return outcome.from_pytest(int(status))
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """Counted in the controller: a test file that does not import is exit 9, not 1 or 2."""
+    if report.failed:
+        for config in _CONTROLLER_CONFIG:
+            state = config.stash.get(STATE, None)
+            if state is not None:
+                state.collection_errors += 1
+                return
 
 
 def _abandon_cleanup(config: pytest.Config | None) -> None:
@@ -351,6 +445,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         config.workeroutput["harness"] = stats  # type: ignore[attr-defined]
         return
     state.worker_stats.append(stats)
+    # A worker stopped by Ctrl-C may never report; its journal still says what it did.
+    state.worker_stats.extend(unreported_worker_stats(state))
     for worker_stats in state.worker_stats:
         state.report.add_worker_stats(worker_stats)
     _finish_run(session, state)
@@ -371,8 +467,16 @@ def _finish_run(session: pytest.Session, state: RunState) -> None:
         scan_limit=int(config.getoption("harness_residue_scan_limit")),
     )
     clean = finish_run(state, options, progress)
-    if not clean and session.exitstatus == 0:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    session.exitstatus = outcome.decide(
+        outcome.RunFacts(
+            pytest_status=int(session.exitstatus),
+            interrupted=state.interrupted,
+            collection_errors=state.collection_errors,
+            tests_failed=max(0, session.testsfailed - state.cleanup_teardown_failures),
+            cleanup_failures=state.cleanup_teardown_failures,
+            clean=clean,
+        )
+    )
     report_path = config.getoption("harness_report")
     if report_path:
         state.report.write(Path(report_path), int(session.exitstatus))

@@ -25,6 +25,7 @@ import pytest
 from harness.clients.aws import Aws
 from harness.pytest_plugin.plugin import STATE, RunState
 from harness.reporting import alerts, html_report, latency, summary
+from harness.run import outcome
 from harness.safety.redact import Redactor
 
 _LATENCY_KEY = "harness_latency"
@@ -172,6 +173,7 @@ class Reporting:
                     or os.environ.get("HARNESS_ENV")
                     or "sandbox",
                     "exit_status": stop.returncode,
+                    "outcome": outcome.word(int(stop.returncode or 0)),
                     "failures": [{"nodeid": "harness start", "when": "setup", "message": stop.msg}],
                 }
                 _, warnings = alerts.send(webhooks, self.policy, report)

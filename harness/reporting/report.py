@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.events.stream import summarize as summarize_latency
 from harness.reporting import latency
+from harness.run import outcome
 
 
 @dataclass
@@ -45,6 +46,8 @@ class RunReport:
     workers: list[dict[str, Any]] = field(default_factory=list)
     #: Under xdist: seconds from the run's start until its last worker was ready.
     workers_ready_seconds: float | None = None
+    #: Which target, and where each part of it came from (:func:`harness.config.provenance`).
+    target: dict[str, Any] = field(default_factory=dict)
 
     def count(self, when: str, outcome: str, wasxfail: bool) -> None:
         """Fold one pytest report phase into the counts (pytest's own vocabulary)."""
@@ -84,6 +87,8 @@ class RunReport:
             "duration_seconds": round(time.time() - self.started_at, 3),
             "workers_ready_seconds": self.workers_ready_seconds,
             "exit_status": exit_status,
+            "outcome": outcome.word(exit_status),
+            "target": self.target,
             "tests": {
                 k: self.outcomes.get(k, 0)
                 for k in ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
@@ -110,3 +115,20 @@ class RunReport:
     def write(self, path: Path, exit_status: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.as_dict(exit_status), indent=2) + "\n", encoding="utf-8")
+
+
+def write_failed_start(
+    path: Path, status: int, message: str, run_id: str = "", target: dict[str, Any] | None = None
+) -> None:
+    """The report of a run that never started (bad configuration, unreachable target): CI
+    reads the same two fields, ``outcome`` and ``exit_status``, as for any other run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {
+        "run_id": run_id,
+        "exit_status": status,
+        "outcome": outcome.word(status),
+        "error": message,
+        "target": target or {},
+        "tests": {},
+    }
+    path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")

@@ -15,6 +15,7 @@ import os
 import random
 import resource
 import shutil
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +27,22 @@ from harness.cleanup.recovery import dead_runs, recover, write_owner
 from harness.cleanup.residue import DEFAULT_SCAN_LIMIT, ResidueResult, kept_matcher
 from harness.cleanup.residue import check as residue_check
 from harness.clients.aws import Aws
-from harness.config import ConfigError, Profile, load_profile
+from harness.config import (
+    ConfigError,
+    Profile,
+    TargetError,
+    describe_target,
+    load_profile,
+    provenance,
+    refuse_env_overrides,
+)
 from harness.events.quiescence import wait_for_quiescence
 from harness.kinds.lease import LeaseKind
 from harness.kinds.registry import load_kinds
 from harness.namespace import Namespace, RunId, shard_part, worker_part
 from harness.reporting.report import RunReport
-from harness.run.local_sandbox import LocalSandbox, SandboxError, apply_exports
+from harness.run import outcome
+from harness.run.local_sandbox import LocalSandbox, SandboxError, mark_started_sandbox
 from harness.run.session import HarnessSession
 from harness.safety import preflight
 from harness.safety.guards import Owner
@@ -41,7 +51,16 @@ Progress = Callable[[str], None]
 
 
 class StartError(Exception):
-    """The run cannot start; the message names the fix."""
+    """The run cannot start; the message names the fix, ``status`` is the exit status
+    (:mod:`harness.run.outcome`: 7 the target, 8 the configuration)."""
+
+    def __init__(
+        self, message: str, status: int = outcome.CONFIG, target: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        #: The target's provenance, when the profile got that far (for the report).
+        self.target = target or {}
 
 
 @dataclass(frozen=True)
@@ -51,12 +70,20 @@ class TargetOptions:
     env: str | None = None
     config: str | None = None
     base_url: str | None = None
+    #: The user confirmed that HARNESS_* variables may change a named profile's target.
+    allow_env_override: bool = False
 
 
-def resolve_profile(options: TargetOptions, environ: Mapping[str, str] | None = None) -> Profile:
-    return load_profile(
+def resolve_profile(
+    options: TargetOptions, environ: Mapping[str, str] | None = None, *, check: bool = False
+) -> Profile:
+    """The profile; with ``check``, refused when stale variables redirect a named one."""
+    profile = load_profile(
         options.env, options.config, {"base_url": options.base_url}, environ=environ
     )
+    if check:
+        refuse_env_overrides(profile, options.allow_env_override, environ)
+    return profile
 
 
 @dataclass
@@ -78,6 +105,12 @@ class RunState:
     session: HarnessSession | None = None
     residue: ResidueResult | None = None
     worker_stats: list[dict[str, Any]] = field(default_factory=list)
+    #: Ctrl-C or SIGTERM ended the tests (exit 130).
+    interrupted: bool = False
+    #: Test files that could not be collected (exit 9).
+    collection_errors: int = 0
+    #: Teardowns failed only because deleting the test's data failed (exit 6, not 1).
+    cleanup_teardown_failures: int = 0
 
     def harness_session(self) -> HarnessSession:
         if self.session is None:
@@ -111,17 +144,25 @@ def start_controller(
     runs. Every failure is a :class:`StartError` (a sandbox it started is stopped first)."""
     run_id = run_id_from_environment()
     if seed is None:
-        seed = int(os.environ.get("HARNESS_SEED") or random.SystemRandom().randrange(2**32))
+        try:
+            seed = int(os.environ.get("HARNESS_SEED") or random.SystemRandom().randrange(2**32))
+        except ValueError:
+            raise StartError(
+                f"HARNESS_SEED={os.environ['HARNESS_SEED']!r} is not a number: unset it, or "
+                f"give the seed with --seed N"
+            ) from None
     sandbox = None
+    profile: Profile | None = None
     try:
-        profile = resolve_profile(options)
+        profile = resolve_profile(options, check=True)
         if profile.needs_local_sandbox:
             progress("starting the local sandbox…")
             log = default_state_dir() / "sandbox" / f"{run_id}.log"
             sandbox = LocalSandbox.start(log, sandbox_arguments(profile))
-            apply_exports(sandbox.exports, os.environ)
-            profile = resolve_profile(options)
+            mark_started_sandbox(sandbox.exports, os.environ)
+            profile = resolve_profile(options, check=True)
         shard = shard_part(os.environ.get("HARNESS_SHARD"))
+        target = provenance(profile)
         identity = preflight.check_service(profile, warn=progress)
         aws = Aws(profile)
         kinds = load_kinds(profile, aws)
@@ -129,7 +170,15 @@ def start_controller(
     except (ConfigError, SandboxError, ValueError) as error:
         if sandbox is not None:
             sandbox.stop()
-        raise StartError(str(error)) from None
+        message = str(error)
+        status = outcome.CONFIG
+        known = provenance(profile) if profile is not None else {}
+        if isinstance(error, TargetError | SandboxError):
+            status = outcome.UNREACHABLE
+            if known and isinstance(error, TargetError):
+                message += f" ({describe_target(known)})"
+        raise StartError(message, status, known) from None
+    progress(describe_target(target))
     os.environ["HARNESS_RUN_ID"] = str(run_id)
     os.environ["HARNESS_SEED"] = str(seed)
     state = RunState(
@@ -146,6 +195,7 @@ def start_controller(
         sandbox=sandbox,
     )
     state.report.identity = identity
+    state.report.target = target
     write_owner(state.state_dir, str(run_id), profile.name, profile.base_url, shard)
     if not profile.is_protected:  # a protected target gets no writes at all, not even these
         try:
@@ -166,7 +216,8 @@ def start_controller(
             if sandbox is not None:
                 sandbox.stop()
             raise StartError(
-                f"could not take the run's lease or recover dead runs: {error}"
+                f"could not take the run's lease or recover dead runs: {error}",
+                outcome.UNREACHABLE,
             ) from None
     return state
 
@@ -224,6 +275,35 @@ def finish_worker(state: RunState) -> dict[str, Any]:
     )
     harness.close()
     return stats
+
+
+def unreported_worker_stats(state: RunState) -> list[dict[str, Any]]:
+    """Figures for every worker of this run whose own figures never arrived (a worker
+    stopped by Ctrl-C under xdist is torn down before it can send them), read from its
+    journal — the on-disk truth of what it created and what its cleanup settled."""
+    reported = {str(stats.get("worker")) for stats in state.worker_stats}
+    directory = run_dir(state.state_dir, str(state.run_id), state.shard)
+    found = []
+    for path in sorted(directory.glob("*.jsonl")):
+        if path.stem in reported:
+            continue
+        resources = replay(path)
+        by_state = Counter(r.state for r in resources)
+        found.append(
+            {
+                "worker": path.stem,
+                "created": len(resources),
+                "cleaned": by_state["deleted"],
+                "failed": by_state["failed"],
+                "kept": by_state["kept"],
+                "failures": [
+                    f"{r.describe()}: {r.error}" for r in resources if r.state == "failed"
+                ],
+                "kept_ids": [{**r.ids, "_marker": None} for r in resources if r.state == "kept"],
+                "from_journal": True,
+            }
+        )
+    return found
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import shlex
 import signal
@@ -19,6 +20,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from harness.config import STARTED_SANDBOX_VARIABLE
 
 READY_MARKER = "# sandbox ready"
 START_TIMEOUT = 60.0
@@ -143,3 +147,148 @@ def _stop(process: subprocess.Popen[str], grace: float = 10.0) -> None:
 def apply_exports(exports: dict[str, str], environ: os._Environ[str] | dict[str, str]) -> None:
     for name, value in exports.items():
         environ[name] = value
+
+
+def mark_started_sandbox(
+    exports: dict[str, str], environ: os._Environ[str] | dict[str, str]
+) -> None:
+    """Apply the exports of a sandbox the harness started itself, and say so: the profile's
+    sources then read "sandbox" rather than a variable (and are no stale override)."""
+    apply_exports(exports, environ)
+    environ[STARTED_SANDBOX_VARIABLE] = " ".join(sorted(exports))
+
+
+DETACHED_FILE = "detached.json"
+
+
+def detached_path(state_dir: Path) -> Path:
+    return state_dir / "sandbox" / DETACHED_FILE
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_detached(state_dir: Path) -> dict[str, Any] | None:
+    """The detached sandbox recorded under ``state_dir``, if its process still lives."""
+    path = detached_path(state_dir)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        pid = int(record["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return record if _alive(pid) else None
+
+
+def start_detached(
+    state_dir: Path, extra_args: list[str] | None = None, timeout: float = START_TIMEOUT
+) -> dict[str, Any]:
+    """Start the sandbox bound to nothing — its own session, output to files, no parent-death
+    signal — so it outlives this command; return once it is ready. The record (pid, exports,
+    log) is written to ``<state>/sandbox/detached.json`` for :func:`stop_detached`."""
+    folder = (state_dir / "sandbox").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    out_path, log_path = folder / f"detached-{stamp}.out", folder / f"detached-{stamp}.log"
+    command = [sys.executable, "-m", "harness.sandbox", "--quiet", *(extra_args or [])]
+    with out_path.open("w", encoding="utf-8") as out, log_path.open("w", encoding="utf-8") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # not in the shell's process group: Ctrl-C there spares it
+            close_fds=True,
+        )
+    deadline = time.monotonic() + timeout
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        lines = out_path.read_text(encoding="utf-8").splitlines()
+        if any(line.startswith(READY_MARKER) for line in lines):
+            break
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    if not any(line.startswith(READY_MARKER) for line in lines):
+        code = process.poll()
+        _kill_group(process.pid)
+        why = "timed out" if code is None else f"exited with {code}"
+        raise SandboxError(f"the sandbox did not start ({why}); its log is {log_path}")
+    record = {
+        "pid": process.pid,
+        "exports": parse_exports(lines),
+        "log": str(log_path),
+        "started_at": time.time(),
+    }
+    detached_path(state_dir).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return record
+
+
+def stop_detached(state_dir: Path, grace: float = 10.0) -> dict[str, Any] | None:
+    """Stop the detached sandbox: SIGTERM (it stops what it started), then SIGKILL to its
+    whole process group, so no emulator is left behind. None when none was running."""
+    path = detached_path(state_dir)
+    record = running_detached(state_dir)
+    if record is not None:
+        pid = int(record["pid"])
+        # the emulator runs in a session of its own (and dies with its parent): found by
+        # parentage, not by process group, so it can be waited for and killed too
+        family = [pid, *_descendants(pid)]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(_alive(p) and not _reaped(p) for p in family):
+            time.sleep(0.1)
+        _kill_group(pid)
+        for member in family:
+            if _alive(member) and not _reaped(member):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(member, signal.SIGKILL)
+    path.unlink(missing_ok=True)
+    return record
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc; empty elsewhere)."""
+    parents: dict[int, int] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with (
+                    contextlib.suppress(OSError, IndexError, ValueError),
+                    open(f"/proc/{entry}/stat", encoding="utf-8") as stat,
+                ):
+                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == current]
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
+def _reaped(pid: int) -> bool:
+    """True once ``pid`` is a zombie or gone (a child of this process is reaped here)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == pid
+    except ChildProcessError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            return stat.read().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)

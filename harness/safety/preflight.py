@@ -9,6 +9,7 @@ credentials or endpoint missing, a table that does not exist — into one
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlparse
@@ -24,7 +25,7 @@ from requests.adapters import HTTPAdapter
 
 from harness.clients.aws import Aws
 from harness.clients.http import default_retry
-from harness.config import ConfigError, Profile
+from harness.config import ConfigError, Profile, TargetError
 from harness.kinds.base import Kind
 from harness.kinds.registry import settings_tables
 
@@ -54,14 +55,14 @@ def check_service(
     try:
         response = http.get(url, timeout=(3.05, 10), allow_redirects=True)
     except requests.RequestException as error:
-        raise ConfigError(
+        raise TargetError(
             f"cannot reach {url} ({type(error).__name__}). Is the environment up? Check "
             f"base_url of profile [{profile.name}] or HARNESS_BASE_URL; for a local sandbox, "
             f"unset HARNESS_BASE_URL and the harness starts one."
         ) from None
     final_host = urlparse(response.url).netloc
     if final_host != urlparse(profile.base_url).netloc:
-        raise ConfigError(
+        raise TargetError(
             f"{url} redirected to {response.url}: the final host {final_host} is not the "
             f"profile's; set base_url to the real service URL"
         )
@@ -69,19 +70,32 @@ def check_service(
         body = response.json()
         environment = body["environment"]
     except (ValueError, KeyError, TypeError):
-        raise ConfigError(
-            f"{url} answered {response.status_code} with {response.text[:200]!r}, not JSON "
+        raise TargetError(
+            f"{url} answered {response.status_code} with {describe_body(response)}, not JSON "
             f"with an 'environment' field: is base_url pointing at the service's API root?"
         ) from None
     if response.status_code != 200:
-        raise ConfigError(f"{url} is unhealthy ({response.status_code}): {body}")
+        raise TargetError(f"{url} is unhealthy ({response.status_code}): {describe_body(response)}")
     if environment != profile.expected_environment:
-        raise ConfigError(
+        raise TargetError(
             f"{url} says it is environment {environment!r}, but profile [{profile.name}] expects "
             f"{profile.expected_environment!r}: refusing to run against the wrong target. "
             f"Fix base_url, or the profile's `environment` field if the name changed."
         )
     return dict(body)
+
+
+def describe_body(response: requests.Response) -> str:
+    """A body in a few words for a one-line error: never a page of escaped HTML."""
+    text = response.text.strip()
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if "html" in kind or text[:1] == "<":
+        title = re.search(r"<title[^>]*>([^<]{1,80})", text, re.IGNORECASE)
+        return f"an HTML page ({title[1].strip()!r})" if title else "an HTML page"
+    if not text:
+        return "an empty body"
+    first = " ".join(text.split())
+    return repr(first[:80] + ("…" if len(first) > 80 else ""))
 
 
 def check_identity(profile: Profile, aws: Aws) -> None:
@@ -97,7 +111,7 @@ def check_identity(profile: Profile, aws: Aws) -> None:
             f"account {profile.aws_account_id}"
         ) from None
     if str(account) != str(profile.aws_account_id):
-        raise ConfigError(
+        raise TargetError(
             f"the AWS credentials are for account {account}, but profile [{profile.name}] is "
             f"account {profile.aws_account_id}: refusing to run. Use AWS_PROFILE for the right "
             f"account, or fix aws_account_id."
@@ -125,7 +139,7 @@ def check_aws(profile: Profile, aws: Aws, kinds: Mapping[str, Kind]) -> None:
                 f"no AWS region: set aws_region in profile [{profile.name}] or AWS_REGION"
             ) from None
         except EndpointConnectionError:
-            raise ConfigError(
+            raise TargetError(
                 f"cannot reach the AWS endpoint {aws.endpoint_url or '(default)'}: check "
                 f"aws_endpoint_url of profile [{profile.name}] or HARNESS_AWS_ENDPOINT_URL"
             ) from None

@@ -69,7 +69,7 @@ def test_doctor_reports_every_problem_with_its_fix(sandbox_environ: dict[str, st
         "HARNESS_ENVIRONMENT": "staging",
     }
     done = harness_cli(environ, "doctor")
-    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.returncode == 7, done.stdout + done.stderr  # the identity row
     out = done.stdout
     assert "FAIL  identity" in out and "expects 'staging'" in out
     assert "FAIL  table users_table" in out and "create table 'no-such-users-table'" in out
@@ -116,7 +116,7 @@ def test_doctor_fails_a_missing_queue(sandbox_environ: dict[str, str]) -> None:
 def test_doctor_without_a_sandbox_says_how_to_point_at_one() -> None:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
     done = harness_cli(environ, "doctor", "--no-start")
-    assert done.returncode == 1
+    assert done.returncode == 8
     assert "FAIL  configuration" in done.stdout and "harness env up" in done.stdout
 
 
@@ -132,7 +132,7 @@ def test_residue_command_finds_reports_and_removes_a_runs_leftovers(
     )
     assert response.status_code == 201
     done = harness_cli(sandbox_environ, "residue", str(run_id))
-    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.returncode == 6, done.stdout + done.stderr
     assert "leaked user" in done.stdout and email in done.stdout
     assert items_mentioning(aws, str(run_id)) == []
     again = harness_cli(sandbox_environ, "residue", str(run_id))
@@ -141,5 +141,5 @@ def test_residue_command_finds_reports_and_removes_a_runs_leftovers(
 
 def test_residue_command_rejects_a_malformed_run_id(sandbox_environ: dict[str, str]) -> None:
     done = harness_cli(sandbox_environ, "residue", "not-a-run")
-    assert done.returncode == 2
+    assert done.returncode == 8
     assert "harness:" in done.stderr and "Traceback" not in done.stderr

@@ -12,6 +12,7 @@ import pytest
 
 from harness.clients.aws import Aws
 from harness.namespace import RunId
+from harness.run import outcome
 from tests.digest import items_mentioning
 
 pytestmark = pytest.mark.e2e
@@ -126,7 +127,8 @@ def test_not_reached(user):
 
 def test_cleanup_runs_on_keyboard_interrupt(harness_run: Any, aws: Aws) -> None:
     run = harness_run(INTERRUPTED)
-    assert run.result.ret == pytest.ExitCode.INTERRUPTED
+    assert run.result.ret == outcome.INTERRUPTED
+    assert run.report["outcome"] == "interrupted"
     assert run.report["resources"]["created"] == 2
     assert_nothing_left(aws, run)
 
@@ -167,7 +169,8 @@ def test_creates_behind_the_ledgers_back(api, namespace):
 def test_a_deliberate_leak_fails_the_run_and_is_removed(harness_run: Any, aws: Aws) -> None:
     run = harness_run(LEAKY)
     run.result.assert_outcomes(passed=1)
-    assert run.result.ret == 1
+    assert run.result.ret == outcome.LEAKED
+    assert run.report["outcome"] == "leaked"
     assert "RESIDUE:" in run.output and "leaked user itest-" in run.output
     leaked = {leak["kind"]: leak for leak in run.report["leaked"]}
     # the user, and (if the processor got to it first) its welcome notification
@@ -176,23 +179,46 @@ def test_a_deliberate_leak_fails_the_run_and_is_removed(harness_run: Any, aws: A
     assert items_mentioning(aws, run.run_id) == []  # counted, then cleaned
 
 
+def assert_one_clean_line(run: Run) -> None:
+    """A run that cannot start says so once, in one line, with no pytest internals and no
+    false "interrupted" (pytest.exit goes through pytest's interrupt path)."""
+    assert len(run.result.stderr.lines) == 1, run.output
+    assert run.result.stderr.lines[0].startswith("harness: "), run.output
+    assert run.result.stdout.lines == [], run.output
+    assert "interrupted" not in run.output and "_pytest" not in run.output
+
+
 def test_unknown_profile_stops_before_any_test(harness_run: Any) -> None:
     run = harness_run("def test_x(user): pass", "--env", "nope")
-    assert run.result.ret == 2
+    assert run.result.ret == outcome.CONFIG
+    assert run.report == {
+        "run_id": "",
+        "exit_status": outcome.CONFIG,
+        "outcome": "config",
+        "error": run.result.stderr.lines[0].removeprefix("harness: "),
+        "target": {},  # the profile did not load
+        "tests": {},
+    }
+    assert_one_clean_line(run)
     assert "unknown environment profile 'nope'" in run.output
     assert "test_x" not in run.result.stdout.str()
 
 
 def test_unreachable_environment_stops_before_any_test(harness_run: Any) -> None:
     run = harness_run("def test_x(user): pass", environ={"HARNESS_BASE_URL": "http://127.0.0.1:9"})
-    assert run.result.ret == 2
+    assert run.result.ret == outcome.UNREACHABLE
+    assert (run.report["outcome"], run.report["exit_status"]) == ("unreachable", 7)
+    assert run.report["target"]["base_url"] == "http://127.0.0.1:9"
+    assert run.report["target"]["base_url_source"] == "variable $HARNESS_BASE_URL"
+    assert_one_clean_line(run)
     assert "cannot reach http://127.0.0.1:9/health" in run.output
     assert "Traceback" not in run.output
 
 
 def test_wrong_environment_behind_the_url_stops_the_run(harness_run: Any) -> None:
     run = harness_run("def test_x(user): pass", environ={"HARNESS_ENVIRONMENT": "staging"})
-    assert run.result.ret == 2
+    assert run.result.ret == outcome.UNREACHABLE
+    assert_one_clean_line(run)
     assert "expects 'staging'" in run.output
 
 
@@ -229,3 +255,24 @@ def test_the_startup_heap_is_frozen_before_tests_run(harness_run: Any, aws: Aws)
     run = harness_run(FROZEN_HEAP)
     assert run.result.ret == 0, run.output
     assert_nothing_left(aws, run)
+
+
+def test_the_first_line_names_the_target_and_where_it_came_from(harness_run: Any) -> None:
+    run = harness_run("def test_x(api): pass")
+    first = run.result.stderr.lines[0]
+    assert first.startswith("harness: target [sandbox] (default): http://127.0.0.1:"), run.output
+    assert "(variable $HARNESS_BASE_URL)" in first
+    assert run.report["target"]["base_url_source"] == "variable $HARNESS_BASE_URL"
+    assert run.report["target"]["profile"] == "sandbox"
+    assert run.result.ret == 0
+    assert (run.report["outcome"], run.report["exit_status"]) == ("passed", 0)
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]])
+def test_a_test_file_that_does_not_import_is_a_collection_error(
+    harness_run: Any, workers: list[str]
+) -> None:
+    run = harness_run("import no_such_module_anywhere\n\ndef test_x(): pass\n", *workers)
+    assert run.result.ret == outcome.COLLECTION_ERROR, run.output
+    assert (run.report["outcome"], run.report["exit_status"]) == ("collection_error", 9)
+    assert "interrupted — cleaning up" not in run.output

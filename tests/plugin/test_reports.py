@@ -20,6 +20,7 @@ import pytest
 
 from harness.clients.aws import Aws
 from harness.namespace import RunId
+from harness.run import outcome
 
 pytestmark = pytest.mark.e2e
 
@@ -345,15 +346,16 @@ def test_a_run_that_cannot_start_still_alerts(harness_run: Any, receiver: Receiv
         "--alert", f"webhook={receiver.url}",
         environ={"HARNESS_BASE_URL": "http://127.0.0.1:9"},
     )  # fmt: skip
-    assert run.result.ret == 2
+    assert run.result.ret == outcome.UNREACHABLE
     assert len(receiver.bodies) == 1
     assert "cannot reach http://127.0.0.1:9/health" in receiver.bodies[0]["text"]
 
 
 def test_bad_alert_option_is_a_usage_error_naming_the_fix(harness_run: Any) -> None:
     run = harness_run("def test_x(): pass", "--alert", "slack")
-    assert run.result.ret == pytest.ExitCode.USAGE_ERROR
+    assert run.result.ret == outcome.CONFIG  # pytest's usage error (4) is mapped
     assert "use --alert webhook=URL or --alert cloudwatch" in run.output
+    assert len(run.result.stderr.lines) == 1, run.output
 
 
 def test_cloudwatch_metrics_reach_the_emulator(harness_run: Any, aws: Aws) -> None:
