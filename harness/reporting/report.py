@@ -63,8 +63,8 @@ class RunReport:
             self.outcomes["skipped"] += 1
 
     def add_worker_stats(self, stats: dict[str, Any]) -> None:
-        for key in ("created", "cleaned", "failed", "kept"):
-            self.resources[key] += int(stats.get(key, 0))
+        for key in ("created", "cleaned", "failed", "kept", "belonging"):
+            self.resources[key] = self.resources.get(key, 0) + int(stats.get(key, 0))
         self.cleanup_failures.extend(stats.get("failures", []))
         for event_type, samples in stats.get("event_latency", {}).items():
             self.event_latency.setdefault(event_type, []).extend(samples)

@@ -271,6 +271,7 @@ def finish_worker(state: RunState) -> dict[str, Any]:
             for r in harness.ledger.kept
         ],
         event_latency=harness.event_latency.samples(),
+        belonging=harness.related_cleaned,
         event_seen=harness.event_seen.samples(),
     )
     harness.close()
@@ -345,7 +346,7 @@ def finish_run(state: RunState, options: FinishOptions, progress: Progress) -> b
         state.report.cleanup_failures.append(f"residue check failed: {error}")
     if state.residue is not None:
         state.report.leaked = [{"kind": f.kind, **f.ids} for f in state.residue.leaked]
-        state.report.resources["belonging"] = len(state.residue.belonging)
+        state.report.resources["belonging"] += len(state.residue.belonging)
     clean = state.residue is not None and state.residue.clean and not state.report.cleanup_failures
     if clean and not kept_ids:
         shutil.rmtree(run_dir(state.state_dir, str(state.run_id), state.shard), ignore_errors=True)

@@ -48,6 +48,8 @@ class HarnessSession:
         self._fsync = fsync
         #: publish → effect latency per event type, measured by the ``events`` fixture
         self.event_latency = LatencyRecorder()
+        #: items the service wrote for a resource, deleted with it at cleanup (not leaks)
+        self.related_cleaned = 0
         #: publish → seen-by-the-harness latency per event type, of every event a test saw
         self.event_seen = LatencyRecorder()
 
@@ -77,7 +79,11 @@ class HarnessSession:
     @cached_property
     def ledger(self) -> Ledger:
         protected = self.profile.name if self.profile.is_protected else ""
-        return Ledger(self.journal, guarded_deleter(self.kinds, self.owner), protected=protected)
+        delete = guarded_deleter(self.kinds, self.owner, on_related=self._count_related)
+        return Ledger(self.journal, delete, protected=protected)
+
+    def _count_related(self, item: object) -> None:
+        self.related_cleaned += 1
 
     def test_seed(self, nodeid: str) -> int:
         """A per-test seed from the run seed and the test id: replayable with the run seed."""

@@ -61,12 +61,16 @@ def check(kind: Kind, ids: Mapping[str, Any], owner: Owner) -> Namespace:
 
 
 def guarded_deleter(
-    kinds: Mapping[str, Kind], owner: Owner, *, cascade: bool = True
+    kinds: Mapping[str, Kind],
+    owner: Owner,
+    *,
+    cascade: bool = True,
+    on_related: Callable[[Found], None] = lambda _: None,
 ) -> Callable[[Resource], Outcome]:
     """The single delete path: route a journaled resource to its kind, after the gate. With
     ``cascade``, what the service wrote for it by itself (items of kinds that answer
     ``related``: their marker carries this resource's marker) goes with it, each through
-    the gate too."""
+    the gate too; ``on_related`` hears of each one (the run counts them)."""
     related_kinds = [k for k in kinds.values() if type(k).related is not Kind.related]
 
     def delete(resource: Resource) -> Outcome:
@@ -83,6 +87,7 @@ def guarded_deleter(
             for item in other.related(str(marker)):
                 check(other, item.ids, owner)
                 if other.delete(item.ids) == "deleted":
+                    on_related(item)
                     outcome = "deleted"
         return outcome
 
