@@ -18,6 +18,15 @@ from harness.clients.aws import Aws
 from harness.config import load_profile
 from harness.run.local_sandbox import LocalSandbox
 
+# Under mutation testing (tests/mutate.py sets HARNESS_MUTATION_RUN for mutmut's processes) the
+# property tests run once per mutant: fewer examples keep `make mutate` within its budget
+# (they still kill what they kill in the first examples; the full count runs in `make test`).
+if os.environ.get("HARNESS_MUTATION_RUN"):
+    from hypothesis import settings
+
+    settings.register_profile("mutation", max_examples=15, deadline=None)
+    settings.load_profile("mutation")
+
 REPO = Path(__file__).resolve().parents[1]
 #: The reference service's event contracts (shipped with the sandbox).
 CONTRACTS = REPO / "sandbox" / "service" / "chalicelib" / "contracts"
