@@ -156,7 +156,9 @@ def _coerce(field: str, value: Any, source: str) -> Any:
 def read_profiles(path: Path) -> dict[str, dict[str, Any]]:
     """The profiles table of ``path``; a missing file is an empty table, bad TOML an error."""
     try:
+        # pragma: no mutate start (equivalent: the same codec on supported systems)
         text = path.read_text(encoding="utf-8")
+        # pragma: no mutate end
     except FileNotFoundError:
         return {}
     try:

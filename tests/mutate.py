@@ -14,8 +14,9 @@ reads mutmut's per-file results and prints, per module::
 
 A mutant counts as killed when a test failed (or it hung: a timeout). Survivors and mutants
 no test reached count against the score. A mutant that cannot be killed because it changes
-nothing observable is marked *equivalent* in the code: ``# pragma: no mutate`` with a reason
-after it on that line; those lines produce no mutants and are listed and counted apart.
+nothing observable is marked *equivalent* in the code, mutmut's way: the statement between
+``# pragma: no mutate start (equivalent: <reason>)`` and ``# pragma: no mutate end`` comment
+lines produces no mutants; each is listed (the line after the start) and counted apart.
 Exit status 1 when a module scores under ``--min`` (default 0.90).
 """
 
@@ -112,9 +113,9 @@ def equivalents(module: str) -> list[tuple[int, str]]:
     marked = []
     lines = (ROOT / module).read_text(encoding="utf-8").splitlines()
     for number, text in enumerate(lines, 1):
-        if PRAGMA in text:
-            reason = text.split(PRAGMA, 1)[1].strip(" :-—")
-            marked.append((number, reason or "(no reason given)"))
+        if PRAGMA in text and not text.rstrip().endswith(f"{PRAGMA} end"):
+            reason = text.split(PRAGMA, 1)[1].strip().removeprefix("start").strip(" :-—()")
+            marked.append((number + 1, reason or "(no reason given)"))
     return marked
 
 
@@ -125,6 +126,8 @@ def report(modules: list[str], minimum: float) -> int:
     marked: list[str] = []
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)  # mutmut's helpers read mutants/ and pyproject.toml from here
+    from mutmut.stats import status_by_exit_code
+
     for module in modules:
         meta = ROOT / "mutants" / (module + ".meta")
         codes = (
@@ -144,7 +147,8 @@ def report(modules: list[str], minimum: float) -> int:
             if code in KILLED:
                 continue
             line, change = locate(module, name, source)
-            status = "not reached by any test" if code in (5, 33) else "survived"
+            status = status_by_exit_code[code]
+            status = "not reached by any test" if status == "no tests" else status
             survivors.append(f"mutation_survivor: {module}:{line} [{status}] {change}")
         marked += [f"mutation_equivalent: {module}:{n} {why}" for n, why in equivalents(module)]
     score = killed_total / total_all if total_all else 0.0

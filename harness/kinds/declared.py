@@ -170,7 +170,9 @@ class DeclaredKind(Kind):
                 "ExpressionAttributeValues": {":m": owner_marker},
                 "ProjectionExpression": projection,
             }
+            # pragma: no mutate start (equivalent: here marker is hash key, or index set)
             if self.index and self.marker_attribute != self.key[0]:
+                # pragma: no mutate end
                 kwargs["IndexName"] = self.index
             else:
                 kwargs["ConsistentRead"] = True

@@ -28,6 +28,7 @@ class Loopback:
     host: str = "127.0.0.1"
     port: int = 0
     routes: dict[str, tuple[int, Any, dict[str, str]]] = field(default_factory=dict)
+    queued: dict[str, list[tuple[int, Any, dict[str, str]]]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
 
     @property
@@ -36,6 +37,10 @@ class Loopback:
 
     def route(self, path: str, status: int, body: Any = None, **headers: str) -> None:
         self.routes[path] = (status, body, headers)
+
+    def once(self, path: str, status: int, body: Any = None, **headers: str) -> None:
+        """Answer the next request to ``path`` this way, once (then the route's answer)."""
+        self.queued.setdefault(path, []).append((status, body, headers))
 
 
 @contextmanager
@@ -48,6 +53,9 @@ def loopback(host: str = "127.0.0.1") -> Iterator[Loopback]:
             body = self.rfile.read(length) if length else b""
             state.received.append(Received(self.command, self.path, dict(self.headers), body))
             status, payload, headers = state.routes.get(self.path, (404, {"error": "no"}, {}))
+            queued = state.queued.get(self.path)
+            if queued:  # answers given once each, before the route's standing answer
+                status, payload, headers = queued.pop(0)
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(status)
             for name, value in headers.items():

@@ -356,3 +356,61 @@ def test_declared_kinds_are_read_and_checked(tmp_path: Path) -> None:
     assert str(error.value) == (
         f"{path} [staging]: kinds must be tables like [staging.kinds.account]"
     )
+
+
+def test_an_unknown_profile_in_an_existing_file_lists_the_known_ones(profiles: Path) -> None:
+    profiles.write_text(STAGING + STAGING.replace("[staging]", "[qa]"))
+    with pytest.raises(ConfigError) as error:
+        load("prod", profiles, environ={})
+    assert str(error.value).startswith(
+        f"unknown environment profile 'prod' in {profiles}; known profiles: qa, staging. "
+    )
+
+
+def test_the_adapters_the_profile_names_declare_its_settings(tmp_path: Path) -> None:
+    """Without ``declared`` the adapter modules are imported to learn their settings."""
+    text = STAGING + 'adapters = ["fixtures.kinds"]\n'
+    profile = load_profile("staging", write(tmp_path, text), environ={})
+    assert profile.adapters == ("fixtures.kinds",) and profile.users_table == "stg-users"
+    with pytest.raises(ConfigError, match="unknown field"):
+        load_profile("staging", write(tmp_path, STAGING), environ={})  # no adapter: unknown
+
+
+def test_the_process_environment_is_read_when_none_is_given(
+    profiles: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_BASE_URL", "https://from-process.example")
+    assert load("staging", profiles).base_url == "https://from-process.example"
+
+
+def test_option_sources_name_the_option_in_errors(profiles: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        load("staging", profiles, overrides={"protected": "perhaps"}, environ={})
+    assert (
+        str(error.value) == "option for protected: protected must be true or false, not 'perhaps'"
+    )
+
+
+def test_empty_strings_are_unset(tmp_path: Path) -> None:
+    profile = load("staging", write(tmp_path, STAGING + 'events_topic_arn = " "\n'), environ={})
+    assert profile.events_topic_arn == "" and profile.aws_profile is None
+
+
+def test_unknown_attributes_name_themselves() -> None:
+    with pytest.raises(AttributeError) as error:
+        _ = Profile(name="x").colour
+    assert error.value.args == ("colour",)
+
+
+def test_credentials_in_the_file_are_refused_by_any_spelling(tmp_path: Path) -> None:
+    for key in ("aws_secret_access_key", "aws_secret", "aws_access_key_id"):
+        with pytest.raises(ConfigError, match="credentials never go in this file"):
+            load("staging", write(tmp_path, f'[staging]\n{key} = "x"\n'), environ={})
+
+
+def test_several_unknown_fields_are_all_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) colour, size; engine"):
+        load("staging", write(tmp_path, STAGING + "colour = 1\nsize = 2\n"), environ={})
+    text = STAGING + KIND + 'colour = "x"\nsize = 1\n'
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) colour, size; known"):
+        load("staging", write(tmp_path, text), environ={})

@@ -227,3 +227,24 @@ def test_exchange_render_skips_empty_bodies_and_truncates_long_ones() -> None:
     assert Transcript([Exchange("GET", "/a", 200, 1), Exchange("GET", "/b", 200, 1)]).render() == (
         "GET /a -> 200 (1 ms)\nGET /b -> 200 (1 ms)"
     )
+
+
+def test_latency_is_recorded_in_milliseconds(
+    service: Loopback, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.clients.http as http
+
+    ticks = iter([10.0, 10.25])
+    monkeypatch.setattr(http.time, "perf_counter", lambda: next(ticks))
+    api = ApiClient(service.url, RUN)
+    api.get("/x")
+    assert api.latencies == [("GET", "/x", 250.0)]
+    assert api.transcript.exchanges[0].latency_ms == 250.0
+    assert api.transcript.exchanges[0].error == ""
+
+
+def test_positional_arguments_reach_the_request(service: Loopback) -> None:
+    api = ApiClient(service.url + "/", RUN)
+    api.request("GET", "/search", {"q": "1"})
+    assert [r.path for r in service.received] == ["/search?q=1"]
+    api.close()

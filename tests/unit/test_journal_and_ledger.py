@@ -268,3 +268,87 @@ def test_describe_and_the_default_state_dir(monkeypatch: pytest.MonkeyPatch) -> 
     assert default_state_dir() == Path("/tmp/x")
     monkeypatch.setenv("HARNESS_STATE_DIR", "")
     assert default_state_dir() == Path(".harness")
+
+
+def test_stats_count_every_event_and_the_default_scope_is_empty(tmp_path: Path) -> None:
+    store = FakeStore()
+    ledger = make(tmp_path, store)
+
+    def maker(key: str) -> Any:
+        def make_it() -> dict[str, Any]:
+            store.items.add(key)
+            return {}
+
+        return make_it
+
+    made = [ledger.create("thing", {"key": k}, maker(k)) for k in "abcd"]
+    assert {r.scope for r in made} == {""} and {r.kind for r in made} == {"thing"}
+    assert ledger.live("") == made and ledger.stats.created == 4
+    ledger.keep("")
+    assert ledger.stats.kept == 4
+    for key in "xy":
+        create(ledger, store, key)
+    ledger.cleanup()
+    assert ledger.stats.cleaned == 2
+
+
+def test_the_default_attempts_are_four(tmp_path: Path) -> None:
+    store = FakeStore()
+    ledger = Ledger(Journal(tmp_path / "gw0.jsonl"), store.delete, sleep=lambda _: None)
+    create(ledger, store, "x")
+    store.failures["x"] = 4
+    assert [r.ids["key"] for r in ledger.cleanup().failed] == ["x"]
+    assert store.failures["x"] == 0
+
+
+def test_no_attempt_at_all_is_a_failure_not_a_success(tmp_path: Path) -> None:
+    store = FakeStore()
+    ledger = Ledger(Journal(tmp_path / "gw0.jsonl"), store.delete, attempts=0)
+    create(ledger, store, "x")
+    result = ledger.cleanup()
+    assert [r.error for r in result.failed] == ["NoneType: None"] and "x" in store.items
+
+
+def test_replay_tolerates_minimal_and_torn_lines_anywhere(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "gw0.jsonl"
+    path.write_text(
+        json.dumps({"op": "intent", "seq": 1, "kind": "k"})
+        + "\n{torn\n"
+        + json.dumps({"op": "intent", "seq": 2, "kind": "k", "ids": {"a": 1}})
+        + "\n"
+    )
+    first, second = replay(path)
+    assert (first.ids, first.scope, first.state) == ({}, "", "pending")
+    assert second.ids == {"a": 1}
+
+
+def test_run_dir_and_journal_timestamps(tmp_path: Path) -> None:
+    from harness.cleanup.journal import run_dir
+
+    assert run_dir(tmp_path, "r") == tmp_path / "runs" / "r"
+    assert run_dir(tmp_path, "r", "s02") == tmp_path / "runs" / "r@s02"
+    journal = Journal(tmp_path / "j.jsonl")
+    journal.append("intent", 1)
+    journal.close()
+    [entry] = lines(tmp_path / "j.jsonl")
+    assert entry["t"] == round(entry["t"], 3)
+
+
+def test_fsync_is_asked_for_only_when_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    plain = Journal(tmp_path / "a.jsonl")
+    plain.append("intent", 1)
+    assert synced == []
+    durable = Journal(tmp_path / "b.jsonl", fsync=True)
+    durable.append("intent", 1)
+    durable.append("created", 1)
+    assert len(synced) == 2
+    plain.close()
+    durable.close()

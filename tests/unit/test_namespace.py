@@ -155,3 +155,19 @@ def test_shard_and_worker_parts_are_fixed_width_and_named() -> None:
     assert str(error.value) == f"worker part {'a' * 25!r} must be 1-24 lowercase letters or digits"
     with pytest.raises(ValueError):
         worker_part("a" * 22, shard="3")  # s03 + 22 = 25 characters
+
+
+def test_generate_stores_utc_whatever_the_machines_time_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        tokyo = datetime(2026, 11, 28, 2, 25, 3, tzinfo=UTC).astimezone()
+        run = RunId.generate(tokyo)
+        assert str(run).startswith("itest-20261128t022503-") and run.started.tzinfo == UTC
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -214,3 +214,74 @@ def test_check_aws_passes_when_every_table_exists() -> None:
     assert aws.dynamodb_client.described == ["leases"]
     check_aws(profile_for("http://x"), aws, {})  # type: ignore[arg-type]
     assert aws.dynamodb_client.described == ["leases"]  # no lease table: nothing more
+
+
+def test_the_health_url_joins_base_and_path_whatever_their_slashes(service: Loopback) -> None:
+    service.route("/v1/health", 200, {"environment": "staging"})
+    assert check_service(profile_for(service.url + "/v1//", health_path="//health"))
+    assert check_service(profile_for(service.url + "/v1/", health_path="/health"))
+    assert check_service(profile_for(service.url + "/v1", health_path="health"))
+    assert [r.path for r in service.received] == ["/v1/health"] * 3
+
+
+def test_a_flaky_gateway_is_retried_before_the_run_starts(service: Loopback) -> None:
+    """Without a session of its own, preflight retries 502/503/504 (a deploy in progress)."""
+    service.once("/health", 503, {"busy": True})
+    service.route("/health", 200, {"environment": "staging"})
+    assert check_service(profile_for(service.url))["environment"] == "staging"
+    assert [r.path for r in service.received] == ["/health", "/health"]
+
+
+def test_a_session_given_is_used_as_is_with_bounded_timeouts(service: Loopback) -> None:
+    import requests
+
+    calls: list[dict[str, Any]] = []
+
+    class Recording(requests.Session):
+        def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:
+            calls.append({"url": url, **kwargs})
+            return super().get(url, **kwargs)
+
+    service.once("/health", 503, {"environment": "staging"})
+    service.route("/health", 200, {"environment": "staging"})
+    session = Recording()
+    with pytest.raises(ConfigError, match=r"is unhealthy \(503\)"):  # no retries mounted
+        check_service(profile_for(service.url), session=session)
+    assert calls == [
+        {"url": f"{service.url}/health", "timeout": (3.05, 10), "allow_redirects": True}
+    ]
+
+
+def test_a_long_answer_is_cut_in_the_message(service: Loopback) -> None:
+    service.route("/health", 200, b"x" * 500)
+    with pytest.raises(ConfigError) as error:
+        check_service(profile_for(service.url))
+    assert f"with {'x' * 200!r}, not JSON" in str(error.value)
+
+
+def test_check_aws_messages_without_an_endpoint_and_for_a_declared_kinds_table() -> None:
+    from harness.kinds.declared import DeclaredKind
+
+    aws = FakeAws(error=NoCredentialsError())
+    aws.endpoint_url = None  # type: ignore[assignment]
+    with pytest.raises(ConfigError) as error:
+        check_aws(profile_for("http://x", lease_table="leases"), aws, {})  # type: ignore[arg-type]
+    assert str(error.value) == (
+        "no AWS credentials found: set AWS_PROFILE (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) "
+        "for the account of this environment"
+    )
+    aws.dynamodb_client.error = EndpointConnectionError(endpoint_url="http://x")
+    with pytest.raises(ConfigError, match=r"cannot reach the AWS endpoint \(default\): check"):
+        check_aws(profile_for("http://x", lease_table="leases"), aws, {})  # type: ignore[arg-type]
+    aws.dynamodb_client.error = client_error("ResourceNotFoundException")
+    profile = profile_for("http://x")
+    note = DeclaredKind("note", profile, aws, table="notes", key=["id"], marker="owner")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError) as error:
+        check_aws(profile, aws, {"note": note})  # type: ignore[arg-type]
+    assert str(error.value) == (
+        "table 'notes' (kind note) does not exist in AWS: fix table under [staging.kinds.note]"
+    )
+    aws.dynamodb_client.error = ClientError({}, "DescribeTable")  # no error code at all
+    with pytest.raises(ConfigError) as error:
+        check_aws(profile, aws, {"note": note})  # type: ignore[arg-type]
+    assert str(error.value).startswith("AWS refused describe_table(notes): : ")

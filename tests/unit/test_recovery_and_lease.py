@@ -248,3 +248,95 @@ def test_alive_runs_from_leases_and_from_local_journals(tmp_path: Path) -> None:
     both = alive_runs(store, tmp_path, now=now)  # type: ignore[arg-type]
     assert set(both) == {"r-fresh", RUN}
     assert alive_runs(None) == {}
+
+
+def test_recovery_of_a_shard_releases_that_shards_lease(tmp_path: Path) -> None:
+    lease = LeaseStore()
+    run = journal_run(tmp_path, RUN, [], pid=0)
+    shard = LocalRun(RUN, run.directory, {**run.owner, "shard": "s03"})
+    assert recover(shard, {"lease": lease}).ok
+    assert lease.deleted == [{"marker": f"{RUN}-s03lease"}]
+    bare = journal_run(tmp_path, str(OTHER.run), [], pid=0)
+    bare = LocalRun(bare.run_id, bare.directory, {"pid": 0})  # an owner.json without a shard
+    recover(bare, {"lease": lease})
+    assert lease.deleted[-1] == {"marker": f"{OTHER.run}-lease"}
+
+
+def test_recovery_reads_every_journal_of_the_run(tmp_path: Path) -> None:
+    kind = DictKind()
+    kind.add("b", OURS.name("b"))
+    run = journal_run(tmp_path, RUN, [], pid=0)  # gw0: nothing unsettled
+    journal = Journal(run.directory / "gw1.jsonl")
+    journal.append("intent", 1, kind="thing", ids={"key": "b", "marker": OURS.name("b")})
+    journal.close()
+    assert [r.ids["key"] for r in recover(run, {"thing": kind}).deleted] == ["b"]
+
+
+def test_local_runs_keeps_looking_past_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    (tmp_path / "runs" / "itest-0-not-a-run").mkdir(parents=True)
+    write_owner(tmp_path, RUN, "sandbox", "u")
+    write_owner(tmp_path, RUN, "sandbox", "u")  # again: the folder exists already
+    assert [r.run_id for r in local_runs(tmp_path)] == [RUN]
+    assert run_dir(tmp_path, RUN).is_dir()  # no shard: the plain run folder
+
+
+def test_pid_alive_signals_nothing_and_trusts_a_permission_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[tuple[int, int]] = []
+
+    def refuse(pid: int, signal: int) -> None:
+        sent.append((pid, signal))
+        raise PermissionError
+
+    monkeypatch.setattr(os, "kill", refuse)
+    assert pid_alive(4242) and sent == [(4242, 0)]  # signal 0: a probe, never a signal
+
+
+def test_alive_runs_applies_the_liveness_rule_to_this_hosts_leases() -> None:
+    host = socket.gethostname()
+    now = time.time()
+    mine_dead = LeaseInfo("r-dead", "m", host, dead_pid(), now + 60)
+    mine_alive = LeaseInfo("r-alive", "m", host, os.getpid(), now + 60)
+    assert set(alive_runs(LeaseStore([mine_dead, mine_alive]))) == {"r-alive"}  # type: ignore[arg-type]
+
+
+def test_a_lease_without_a_shard_and_its_refresh_loop() -> None:
+    store = LeaseStore()
+    lease = Lease(store, RUN, duration=30)  # type: ignore[arg-type]
+    assert lease.marker == f"{RUN}-lease"
+
+    class Stop:
+        """Answers 'not yet' twice, then 'stop'; records how long it was asked to wait."""
+
+        def __init__(self) -> None:
+            self.waits: list[float] = []
+
+        def wait(self, timeout: float) -> bool:
+            self.waits.append(timeout)
+            return len(self.waits) > 2
+
+    writes: list[tuple[str, float]] = []
+
+    def flaky_write(marker: str, duration: float) -> None:
+        writes.append((marker, duration))
+        if len(writes) == 1:
+            raise ConnectionError("a missed refresh")
+
+    store.write = flaky_write  # type: ignore[method-assign]
+    lease._stop = Stop()  # type: ignore[assignment]
+    lease._refresh()
+    assert lease._stop.waits == [10.0, 10.0, 10.0]  # type: ignore[attr-defined]
+    assert writes == [(lease.marker, 30), (lease.marker, 30)]  # retried after the failure
+
+
+def test_the_refresh_runs_in_a_named_daemon_thread() -> None:
+    store = LeaseStore()
+    lease = Lease(store, RUN, duration=60)  # type: ignore[arg-type]
+    lease.acquire()
+    try:
+        assert lease._thread is not None
+        assert lease._thread.name == "harness-lease" and lease._thread.daemon
+    finally:
+        lease.release()
+    assert not lease._thread.is_alive()

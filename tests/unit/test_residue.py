@@ -16,7 +16,7 @@ from harness.cleanup.residue import (
     look_by_key,
     look_namespace_wide,
 )
-from harness.kinds.base import Found
+from harness.kinds.base import Found, Kind
 from harness.safety.guards import Owner
 from tests.unit.stubs import DictKind, ns
 
@@ -218,3 +218,135 @@ def test_kept_matcher_matches_the_resource_and_what_carries_its_marker() -> None
     assert not is_kept(Found("user", {"namespace": "n"}, "u"))  # not an identifying key
     assert not is_kept(Found("note", {"id": 1}, "n", marker=OTHER.email("k")))
     assert not kept_matcher([{"_marker": ""}])(Found("note", {"id": 1}, "n", marker="x"))
+
+
+def test_a_leak_that_stays_through_the_settle_window_is_reported() -> None:
+    kind = DictKind()
+    kind.add("stuck", OURS.name("stuck"))
+    messages: list[str] = []
+    result = run_check({"thing": kind}, settle=0.05, interval=0.01, progress=messages.append)
+    assert [f.ids["key"] for f in result.leaked] == ["stuck"]
+    assert messages == ["residue check: 1 item(s) present, letting them settle (0.05s)"]
+
+
+def test_an_item_found_twice_namespace_wide_counts_once() -> None:
+    kind = DictKind()
+    kind.add("leak", OURS.name("x"))
+    kind.add("other", OURS.name("y"))
+    twice = kind.find
+    kind.find = lambda prefix: twice(prefix) + twice(prefix)  # type: ignore[method-assign]
+    result = run_check({"thing": kind})
+    assert sorted(f.ids["key"] for f in result.leaked) == ["leak", "other"]
+
+
+def test_an_owned_item_does_not_hide_the_leaks_found_after_it() -> None:
+    kind = DictKind()
+    kind.add("a-recorded", OURS.name("r"))
+    kind.add("b-leak", OURS.name("x"))
+    resource = recorded(kind, "a-recorded")
+    result = run_check({"thing": kind}, recorded=[resource])
+    assert sorted(f.ids["key"] for f in result.leaked) == ["a-recorded", "b-leak"]
+
+
+def test_recorded_resources_of_unknown_kinds_are_skipped_not_fatal() -> None:
+    kind = DictKind()
+    kind.add("r", OURS.name("r"))
+    ghost = Resource(seq=1, kind="ghost", ids={"key": "g"}, state="deleted")
+    present, _ = look_by_key({"thing": kind}, [ghost, recorded(kind, "r")])
+    assert [f.ids["key"] for f in present] == ["r"]
+    assert run_check({"thing": kind}, recorded=[ghost, recorded(kind, "r")]).leaked
+
+
+def test_related_items_are_asked_for_by_the_recorded_marker_of_kinds_that_answer() -> None:
+    """Only kinds that override ``related`` are asked, with the resource's own marker; what
+    they answer belongs to it (even outside the run's prefix, so only by key finds it)."""
+
+    class Silent(DictKind):
+        related = Kind.related  # the default: answers nothing
+
+    users, notes, silent = DictKind("user"), DictKind("note"), Silent("silent")
+    users.add("u", OURS.name("u"))
+    session = notes.add("s", "session-of-" + OURS.name("u"))
+    notes.related_of[OURS.name("u")] = [session]
+    silent.related_of[OURS.name("u")] = [silent.add("z", "x")]
+    present, belonging = look_by_key(
+        {"silent": silent, "user": users, "note": notes}, [recorded(users, "u")]
+    )
+    assert [f.ids["key"] for f in present] == ["u"]
+    assert [f.ids["key"] for f in belonging] == ["s"]
+
+
+def test_what_belongs_to_a_kept_resource_is_kept_too() -> None:
+    users, notes = DictKind("user"), DictKind("note")
+    users.add("u", OURS.name("u"))
+    child = notes.add("n", "notification-for-u")  # outside the prefix: found by key only
+    users.derived_of["u"] = [child]
+    kept, other = recorded(users, "u", state="kept"), recorded(users, "u")
+    result = run_check({"user": users, "note": notes}, recorded=[kept])
+    assert "n" in notes.store and notes.deleted == []  # not even looked up by key
+    is_kept = kept_matcher([{"_marker": "notification-for-u"}])
+    result = run_check({"user": users, "note": notes}, recorded=[other], is_kept=is_kept)
+    assert "n" in notes.store and result.belonging == []
+
+
+def test_scanning_kinds_before_cheap_ones_do_not_stop_the_look(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import harness.cleanup.residue as residue
+
+    monkeypatch.setattr(residue, "table_sizes", lambda kind: kind.sizes)
+    big = Scanned([("huge", 99)])
+    big.__dict__["sweep_order"] = 1
+    cheap = DictKind("cheap", sweep_order=2)
+    cheap.add("c", OURS.name("c"))
+    for limit in (0, 10):
+        found = look_namespace_wide({"b": big, "c": cheap}, str(OURS.run), limit, ResidueResult())
+        assert [f.ids["key"] for f in found] == ["c"]
+    one = Scanned([("t", 1)])
+    one.add("s", OURS.name("s"))
+    assert look_namespace_wide({"o": one}, str(OURS.run), 1, ResidueResult())
+
+
+def test_table_sizes_describe_each_table_once() -> None:
+    from harness.cleanup.residue import table_sizes
+    from harness.config import Profile
+    from harness.kinds.base import Setting
+    from harness.kinds.declared import DeclaredKind
+
+    class Describe:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def describe_table(self, TableName: str) -> dict[str, Any]:
+            self.asked.append(TableName)
+            return {"Table": {"ItemCount": 7} if TableName == "notes" else {}}
+
+    class Aws:
+        dynamodb_client = Describe()
+
+    aws = Aws()
+    profile = Profile(name="sandbox", settings={"a": "notes", "b": "notes", "c": "other"})
+    note = DeclaredKind("note", profile, aws, table="notes", key=["id"], marker="m")  # type: ignore[arg-type]
+    assert table_sizes(note) == [("notes", 7)]
+
+    class Coded(DictKind):
+        settings = (
+            Setting("a", table=True),
+            Setting("b", table=True),
+            Setting("c"),
+            Setting("d", table=True),
+        )
+
+    coded = Coded()
+    coded.profile, coded.aws = profile, aws  # type: ignore[assignment]
+    aws.dynamodb_client.asked.clear()
+    assert table_sizes(coded) == [("notes", 7)]
+    assert aws.dynamodb_client.asked == ["notes"]  # c is no table, d is unset
+
+
+def test_the_documented_defaults() -> None:
+    import inspect
+
+    defaults = {k: p.default for k, p in inspect.signature(check).parameters.items()}
+    assert (defaults["settle"], defaults["interval"], defaults["scan_limit"]) == (3.0, 0.25, 10_000)
+    assert defaults["remove"] is True

@@ -243,3 +243,34 @@ def test_user_exists_only_while_the_uid_holds_the_journaled_email() -> None:
     assert kind.exists({"uid": "7", "email": EMAIL}) == Found(
         "user", {"uid": 7, "email": EMAIL}, f"user {EMAIL}", marker=EMAIL
     )
+
+
+def test_a_declared_kind_built_directly_has_the_documented_defaults() -> None:
+    table = FakeTable(["id"], [{"id": "1"}])
+    aws: Any = FakeAws(notes=table)
+    kind = DeclaredKind("note", PROFILE, aws, table="notes", key=["id"], marker="m")
+    assert (kind.index, kind.sweep_order, kind.profile) == ("", 50, PROFILE)
+    found = kind.exists({"id": "1"})
+    assert found is not None and found.ids == {"id": "1", "m": ""} and found.marker == ""
+
+
+def test_found_summaries_name_every_key_and_scans_are_projected() -> None:
+    items = [{"owner": MINE, "note_id": "a", "body": "not read"}]
+    table = FakeTable(["owner", "note_id"], items)
+    kind = declared(table)
+    [found] = kind.find("itest-")
+    assert found.summary == f"note owner={MINE}, note_id=a in notes"
+    scan = table.calls[0][1]
+    assert scan["ProjectionExpression"] == "#p0, #p1"
+    assert scan["ExpressionAttributeNames"] == {"#a": "owner", "#p0": "owner", "#p1": "note_id"}
+    kind.related(MINE)
+    query = table.calls[-1][1]
+    assert query["ProjectionExpression"] == "#p0, #p1"
+
+
+def test_a_query_page_without_items_finds_nothing() -> None:
+    class Empty(FakeTable):
+        def query(self, **kwargs: Any) -> dict[str, Any]:
+            return {}
+
+    assert declared(Empty(["owner", "note_id"])).related(MINE) == []
