@@ -113,9 +113,15 @@ def equivalents(module: str) -> list[tuple[int, str]]:
     marked = []
     lines = (ROOT / module).read_text(encoding="utf-8").splitlines()
     for number, text in enumerate(lines, 1):
-        if PRAGMA in text and not text.rstrip().endswith(f"{PRAGMA} end"):
-            reason = text.split(PRAGMA, 1)[1].strip().removeprefix("start").strip(" :-—()")
-            marked.append((number + 1, reason or "(no reason given)"))
+        if PRAGMA not in text or text.rstrip().endswith(f"{PRAGMA} end"):
+            continue
+        reason = text.split(PRAGMA, 1)[1].strip()
+        starts = reason.startswith("start")  # a start/end pair: the statement on the next line
+        reason = reason.removeprefix("start").strip(" :-—()")
+        previous = lines[number - 2].strip() if number > 1 else ""
+        if not reason and previous.startswith("#"):  # the reason on the line above
+            reason = previous.lstrip("# ")
+        marked.append((number + 1 if starts else number, reason or "(no reason given)"))
     return marked
 
 

@@ -79,9 +79,7 @@ def replay(path: Path) -> list[Resource]:
     """Fold one journal file into resources, in creation order. A torn last line is ignored."""
     resources: dict[int, Resource] = {}
     worker = path.stem
-    # pragma: no mutate start (equivalent: the same codec, as where the journal is written)
-    with path.open(encoding="utf-8") as lines:
-        # pragma: no mutate end
+    with path.open(encoding="utf-8") as lines:  # pragma: no mutate (equivalent: same codec)
         for raw in lines:
             try:
                 entry = json.loads(raw)

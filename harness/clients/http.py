@@ -34,13 +34,10 @@ def default_retry() -> Retry:
         status=3,
         backoff_factor=0.2,
         status_forcelist=(502, 503, 504),
-        # pragma: no mutate start (equivalent: urllib3's default, spelled out)
-        allowed_methods=Retry.DEFAULT_ALLOWED_METHODS,  # idempotent methods only
-        # pragma: no mutate end
+        # idempotent methods only; equivalent mutants: urllib3's default, spelled out
+        allowed_methods=Retry.DEFAULT_ALLOWED_METHODS,  # pragma: no mutate
         raise_on_status=False,
-        # pragma: no mutate start (equivalent: urllib3's default, spelled out)
-        respect_retry_after_header=True,
-        # pragma: no mutate end
+        respect_retry_after_header=True,  # pragma: no mutate (equivalent: urllib3's default)
     )
 
 

@@ -170,9 +170,8 @@ class DeclaredKind(Kind):
                 "ExpressionAttributeValues": {":m": owner_marker},
                 "ProjectionExpression": projection,
             }
-            # pragma: no mutate start (equivalent: here marker is hash key, or index set)
-            if self.index and self.marker_attribute != self.key[0]:
-                # pragma: no mutate end
+            # equivalent mutants: in this branch the marker is the hash key or an index is set
+            if self.index and self.marker_attribute != self.key[0]:  # pragma: no mutate
                 kwargs["IndexName"] = self.index
             else:
                 kwargs["ConsistentRead"] = True

@@ -414,3 +414,9 @@ def test_several_unknown_fields_are_all_named(tmp_path: Path) -> None:
     text = STAGING + KIND + 'colour = "x"\nsize = 1\n'
     with pytest.raises(ConfigError, match=r"unknown field\(s\) colour, size; known"):
         load("staging", write(tmp_path, text), environ={})
+
+
+def test_a_declared_setting_is_required_unless_it_says_otherwise(tmp_path: Path) -> None:
+    path = write(tmp_path, '[staging]\nbase_url = "https://x"\n')
+    with pytest.raises(ConfigError, match="is missing plain"):
+        load_profile("staging", path, environ={}, declared={"plain": object()})

@@ -42,6 +42,7 @@ def test_from_spec_reads_the_declaration() -> None:
         "Tag",
     )
     assert (kind.index, kind.sweep_order) == ("by-tag", 7)
+    assert kind.profile is PROFILE and isinstance(kind.aws, FakeAws)
     plain = declared(FakeTable(["owner", "note_id"]))
     assert (plain.index, plain.sweep_order, plain.key) == ("", 50, ["owner", "note_id"])
     assert plain.marker({"owner": MINE}) == MINE and plain.marker({"note_id": 1}) is None

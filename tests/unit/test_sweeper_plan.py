@@ -177,3 +177,22 @@ def test_render_lists_runs_ages_and_skips() -> None:
     sweep = SweepPlan(to_delete={str(dead.run): RunLeftovers(dead.run, [item(dead, 1)])})
     row = render(sweep, dry_run=False).splitlines()[1]
     assert row.startswith(f"{dead.run!s:<28} ") and row.endswith("  1 stub")
+
+
+def test_ages_round_at_the_units_boundaries() -> None:
+    from harness.cleanup.sweeper import _age
+
+    # 1.05 of a unit shows as 1.1: a divisor off by one second would show 1.0
+    assert (_age(3780), _age(90720)) == ("1.1h", "1.1d")
+    assert _age(90) == "2m"
+
+
+def test_the_plan_lists_a_runs_items_in_sweep_order() -> None:
+    from tests.unit.stubs import DictKind
+
+    dead = ns(5)
+    users, leases = DictKind("user", sweep_order=10), DictKind("lease", sweep_order=90)
+    leases.add("l", f"{dead}-lease")
+    users.add("u", dead.email("a"))
+    sweep = plan({"lease": leases, "user": users}, older_than=60, alive={}, now=NOW.timestamp())
+    assert [i.kind for i in sweep.to_delete[str(dead.run)].items] == ["user", "lease"]
