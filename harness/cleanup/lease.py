@@ -54,7 +54,7 @@ def alive_runs(
                     run_id=run.run_id,
                     marker=lease_marker(run.run_id, str(run.owner.get("shard", ""))),
                     host=host,
-                    pid=int(run.owner.get("pid", 0)),
+                    pid=int(run.owner.get("pid", 0)),  # pragma: no mutate (alive: has a pid)
                     expires_at=now + DEFAULT_DURATION,
                 )
     return alive

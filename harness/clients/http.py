@@ -124,7 +124,7 @@ class ApiClient(requests.Session):
         settings are applied over it exactly as requests would."""
         if not self.trust_env or proxies or verify not in (None, True):
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        host = url.split("/", 3)[2] if "://" in url else url
+        host = url.split("/", 3)[2] if "://" in url else url  # pragma: no mutate (same host)
         cached: Any = self._environment_settings.get(host)
         if cached is None:
             cached = dict(super().merge_environment_settings(url, {}, None, verify, None))

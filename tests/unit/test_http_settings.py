@@ -68,3 +68,7 @@ def test_the_client_mounts_its_retries_for_both_schemes() -> None:
         adapter = client.get_adapter(scheme + "x.example.test")
         assert adapter.max_retries.total == 4  # type: ignore[attr-defined]
         assert adapter._pool_maxsize == 16  # type: ignore[attr-defined]
+
+
+def test_only_trailing_slashes_are_trimmed_from_the_base_url() -> None:
+    assert ApiClient("http://127.0.0.1:9/X//", "run").base_url == "http://127.0.0.1:9/X"

@@ -285,3 +285,31 @@ def test_check_aws_messages_without_an_endpoint_and_for_a_declared_kinds_table()
     with pytest.raises(ConfigError) as error:
         check_aws(profile, aws, {"note": note})  # type: ignore[arg-type]
     assert str(error.value).startswith("AWS refused describe_table(notes): : ")
+
+
+def test_only_slashes_are_trimmed_from_the_url_parts(service: Loopback) -> None:
+    service.route("/X/Xh", 200, {"environment": "staging"})
+    assert check_service(profile_for(service.url + "/X", health_path="/Xh"))
+    assert [r.path for r in service.received] == ["/X/Xh"]
+
+
+def test_preflight_mounts_retries_for_both_schemes(
+    service: Loopback, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import requests
+
+    import harness.safety.preflight as preflight
+
+    made: list[requests.Session] = []
+
+    class Kept(requests.Session):
+        def __init__(self) -> None:
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(preflight.requests, "Session", Kept)
+    service.route("/health", 200, {"environment": "staging"})
+    check_service(profile_for(service.url))
+    [session] = made
+    for scheme in ("http://", "https://"):
+        assert session.get_adapter(scheme + "x.example").max_retries.total == 4  # type: ignore[attr-defined]

@@ -340,3 +340,12 @@ def test_the_refresh_runs_in_a_named_daemon_thread() -> None:
     finally:
         lease.release()
     assert not lease._thread.is_alive()
+
+
+def test_a_live_local_run_without_a_shard_holds_the_plain_lease(tmp_path: Path) -> None:
+    directory = run_dir(tmp_path, RUN)
+    directory.mkdir(parents=True)
+    owner = {"host": socket.gethostname(), "pid": os.getpid()}  # written before shards existed
+    (directory / OWNER_FILE).write_text(json.dumps(owner))
+    info = alive_runs(None, tmp_path, now=0.0)[RUN]
+    assert (info.run_id, info.marker, info.pid) == (RUN, f"{RUN}-lease", os.getpid())

@@ -350,3 +350,37 @@ def test_the_documented_defaults() -> None:
     defaults = {k: p.default for k, p in inspect.signature(check).parameters.items()}
     assert (defaults["settle"], defaults["interval"], defaults["scan_limit"]) == (3.0, 0.25, 10_000)
     assert defaults["remove"] is True
+
+
+def test_a_kept_recorded_resource_is_not_looked_up_at_all() -> None:
+    """Its derived items (found by key only: their marker names the run but does not start
+    with it) are left alone; an unkept resource's are removed through the gate."""
+    users, notes = DictKind("user"), DictKind("note")
+    child = notes.add("n", "note-for-" + OURS.name("u"))
+    users.add("u", OURS.name("u"))
+    users.derived_of["u"] = [child]
+    kept = recorded(users, "u", state="kept")
+    del users.store["u"]
+    assert run_check({"user": users, "note": notes}, recorded=[kept]).clean
+    assert "n" in notes.store
+    users.store["u"] = OURS.name("u")
+    unkept = recorded(users, "u")
+    del users.store["u"]
+    result = run_check({"user": users, "note": notes}, recorded=[unkept])
+    assert [f.ids["key"] for f in result.belonging] == ["n"] and notes.store == {}
+
+
+def test_a_table_without_a_count_reads_as_empty() -> None:
+    from harness.cleanup.residue import table_sizes
+    from harness.config import Profile
+    from harness.kinds.declared import DeclaredKind
+
+    class Aws:
+        class dynamodb_client:
+            @staticmethod
+            def describe_table(TableName: str) -> dict[str, Any]:
+                return {"Table": {}}
+
+    profile = Profile(name="sandbox")
+    note = DeclaredKind("note", profile, Aws(), table="notes", key=["id"], marker="m")  # type: ignore[arg-type]
+    assert table_sizes(note) == [("notes", 0)]

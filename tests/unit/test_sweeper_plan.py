@@ -196,3 +196,14 @@ def test_the_plan_lists_a_runs_items_in_sweep_order() -> None:
     users.add("u", dead.email("a"))
     sweep = plan({"lease": leases, "user": users}, older_than=60, alive={}, now=NOW.timestamp())
     assert [i.kind for i in sweep.to_delete[str(dead.run)].items] == ["user", "lease"]
+
+
+def test_render_headers_and_counts_exactly() -> None:
+    from harness.cleanup.sweeper import RunLeftovers, SweepPlan
+
+    dead = ns(30)
+    items = [item(dead, 1), Found("lease", {"key": 2}, "l", dead.name()), item(dead, 3)]
+    sweep = SweepPlan(to_delete={str(dead.run): RunLeftovers(dead.run, items)})
+    lines = render(sweep, dry_run=False).splitlines()
+    assert lines[0] == f"{'RUN':<28} {'AGE':>8}  DELETING"
+    assert lines[1].endswith("  1 lease, 2 stub")
