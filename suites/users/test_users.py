@@ -37,7 +37,10 @@ def test_password_change_takes_effect(api: ApiClient, user: TestUser) -> None:
 
 def test_email_cannot_be_changed(api: ApiClient, user: TestUser, namespace: Namespace) -> None:
     response = api.patch(f"/users/{user.uid}", json={"email": namespace.email()}, auth=user.auth)
-    assert response.status_code == 400
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "email"
+    # refused means unchanged: the stored email is still the user's own
+    assert api.get(f"/users/{user.uid}", auth=user.auth).json()["email"] == user.email
 
 
 def test_delete_self(api: ApiClient, user: TestUser) -> None:
@@ -49,10 +52,19 @@ def test_delete_self(api: ApiClient, user: TestUser) -> None:
 
 
 def test_duplicate_email_is_409(api: ApiClient, user: TestUser, fake: Faker) -> None:
+    before = api.get(f"/users/{user.uid}", auth=user.auth).json()
     response = api.post(
         "/users", json={"email": user.email, "name": fake.name(), "password": "another-pass-1"}
     )
     assert response.status_code == 409, response.text
+    assert response.json() == {"error": "Email already registered"}
+    # the first account is untouched: same record, its password still the one that logs in
+    assert api.get(f"/users/{user.uid}", auth=user.auth).json() == before
+    intruder = api.post("/login", json={"email": user.email, "password": "another-pass-1"})
+    assert intruder.status_code == 401
+    owner = api.post("/login", json={"email": user.email, "password": user.password})
+    assert owner.status_code == 200 and owner.json()["uid"] == user.uid
+    user.token = owner.json()["token"]  # a login replaces the previous token
 
 
 def test_wrong_password_is_401(api: ApiClient, user_factory: UserFactory) -> None:
@@ -87,7 +99,9 @@ def test_signup_validation_names_the_field(
     body = {k: (namespace.email() if v == "EMAIL" else v) for k, v in body.items()}
     response = api.post("/users", json=body)
     assert response.status_code == 400, response.text
-    assert field in response.json()["error"]
+    answer = response.json()
+    assert answer["field"] == field, answer
+    assert field in answer["error"]
 
 
 @pytest.mark.parametrize(
@@ -98,3 +112,4 @@ def test_signup_validation_names_the_field(
 def test_signup_rejects_bad_bodies(api: ApiClient, payload: bytes) -> None:
     response = api.post("/users", data=payload, headers={"Content-Type": "application/json"})
     assert response.status_code == 400, response.text
+    assert response.json()["field"] == "body", response.text

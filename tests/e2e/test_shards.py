@@ -102,9 +102,28 @@ def test_two_shards_of_one_run_never_collide(
     assert not list((tmp_path / "state" / "runs").glob(f"{run_id}*"))  # both cleaned up
 
 
-def test_one_shard_finishing_keeps_the_other_shards_journal(tmp_path: Path) -> None:
-    from harness.cleanup.journal import run_dir
+def test_settling_one_shard_removes_only_its_own_journal(tmp_path: Path) -> None:
+    """Two CI shards of one run on one machine: each has its own journal folder; settling one
+    (its recovery here — the same removal a clean finish does) leaves the other's journal,
+    which the run's residue check and recovery still read."""
+    from harness.cleanup.journal import Journal, replay_run, run_dir
+    from harness.cleanup.recovery import local_runs, recover, write_owner
+    from tests.unit.stubs import DictKind
 
-    shard1 = run_dir(tmp_path, "itest-20261127t100000-abcd", "s01")
-    shard2 = run_dir(tmp_path, "itest-20261127t100000-abcd", "s02")
-    assert shard1 != shard2 and shard1.parent == shard2.parent
+    run_id = "itest-20261127t100000-abcd"
+    kind = DictKind()
+    for shard in ("s01", "s02"):
+        write_owner(tmp_path, run_id, "sandbox", "http://u", shard)
+        marker = f"{run_id}-{shard}gw0-x"
+        kind.add(shard, marker)
+        journal = Journal(run_dir(tmp_path, run_id, shard) / "gw0.jsonl")
+        journal.append("intent", 1, kind="thing", ids={"key": shard, "marker": marker})
+        journal.close()
+    one, two = local_runs(tmp_path)
+    assert (one.run_id, two.run_id) == (run_id, run_id)
+    assert (one.directory.name, two.directory.name) == (f"{run_id}@s01", f"{run_id}@s02")
+    assert [r.ids["key"] for r in replay_run(tmp_path, run_id)] == ["s01", "s02"]
+    assert recover(one, {"thing": kind}).ok
+    assert not one.directory.exists() and two.directory.exists()
+    assert list(kind.store) == ["s02"]
+    assert [r.ids["key"] for r in replay_run(tmp_path, run_id)] == ["s02"]

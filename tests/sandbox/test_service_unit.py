@@ -335,7 +335,7 @@ def test_processor_drops_unprocessable_messages(service_env: dict[str, str]) -> 
     )
 
 
-def test_password_hash_roundtrip_and_constant_time_token_check() -> None:
+def test_password_hash_roundtrip_and_uid_parsing() -> None:
     stored = passwords.hash_password("s3cret-pass")
     assert passwords.verify_password("s3cret-pass", stored)
     assert not passwords.verify_password("s3cret-pasS", stored)
@@ -343,3 +343,31 @@ def test_password_hash_roundtrip_and_constant_time_token_check() -> None:
     assert auth.parse_uid("42") == 42
     assert auth.parse_uid(str(2**53)) is None
     assert auth.parse_uid("0") is None
+
+
+def test_token_and_password_checks_compare_in_constant_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both verdicts come from ``hmac.compare_digest`` (time independent of where the inputs
+    differ), not from ``==``: the spy answers the opposite of the truth, and the verdict
+    follows the spy."""
+    import hmac
+
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return not real(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    expires = time.time() + 60
+    assert not auth.token_valid(("tok-abc", int(expires)), "tok-abc")
+    assert auth.token_valid(("tok-abc", int(expires)), "tok-abd")
+    assert calls == [(b"tok-abc", b"tok-abc"), (b"tok-abc", b"tok-abd")]
+    assert not auth.token_valid(("tok-abc", 1), "tok-abc")  # expired: never compared
+    assert not auth.token_valid(None, "tok-abc")
+    assert len(calls) == 2
+    stored = passwords.hash_password("s3cret-pass")
+    assert not passwords.verify_password("s3cret-pass", stored)
+    assert len(calls) == 3 and len(calls[2][0]) == len(calls[2][1]) > 0

@@ -172,3 +172,331 @@ def test_adapter_settings_are_overridden_by_their_variables(profiles: Path) -> N
     assert profile.setting("tokens_table") == "env-tokens"
     assert profile.sources["tokens_table"] == "$HARNESS_TOKENS_TABLE"
     assert profile.sources["users_table"] == "file"
+
+
+# -- rules, one by one -------------------------------------------------------------------------
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "environments.toml"
+    path.write_text(text)
+    return path
+
+
+def test_durations_accept_numbers_decimals_and_space() -> None:
+    assert parse_duration(5) == 5.0 and isinstance(parse_duration(5), float)
+    assert parse_duration(2.5) == 2.5
+    assert parse_duration(" 1.5h ") == 5400
+    assert parse_duration("2 d") == 172800
+    with pytest.raises(ValueError) as error:
+        parse_duration("5w")
+    assert str(error.value) == "'5w' is not a duration (use e.g. 90s, 30m, 2h, 7d)"
+
+
+def test_profile_properties() -> None:
+    sandbox = Profile(name="sandbox")
+    assert sandbox.is_sandbox and not sandbox.is_protected and sandbox.needs_local_sandbox
+    assert not Profile(name="sandbox", base_url="http://x").needs_local_sandbox
+    assert Profile(name="sandbox", protected=True).is_protected
+    staging = Profile(name="staging", settings={"users_table": "u"})
+    assert not staging.is_sandbox and staging.is_protected and not staging.needs_local_sandbox
+    assert not Profile(name="staging", protected=False).is_protected
+    assert staging.expected_environment == "staging"
+    assert Profile(name="staging", environment="stg-eu").expected_environment == "stg-eu"
+    assert staging.setting("users_table") == "u" and staging.setting("nope") == ""
+    assert staging.users_table == "u"
+    with pytest.raises(AttributeError):
+        _ = staging.nope
+
+
+def test_every_source_is_recorded(tmp_path: Path) -> None:
+    path = write(tmp_path, STAGING + 'health_path = "/h"\n')
+    environ = {
+        "HARNESS_HEALTH_PATH": "",  # empty: not said
+        "HARNESS_ENVIRONMENT": " stg ",
+        "HARNESS_TOKENS_TABLE": " env-tokens ",
+        "HARNESS_NOTIFICATIONS_TABLE": "",
+    }
+    profile = load(
+        "staging",
+        path,
+        overrides={"base_url": "https://cli.example", "lease_table": None},
+        environ=environ,
+    )
+    assert profile.health_path == "/h" and profile.environment == "stg"
+    assert (
+        profile.tokens_table == "env-tokens" and profile.notifications_table == "stg-notifications"
+    )
+    assert profile.lease_table == ""
+    assert profile.sources == {
+        "name": "option",
+        "base_url": "option",
+        "test_data_ttl": "file",
+        "health_path": "file",
+        "environment": "$HARNESS_ENVIRONMENT",
+        "users_table": "file",
+        "tokens_table": "$HARNESS_TOKENS_TABLE",
+        "notifications_table": "file",
+    }
+    assert profile.config_dir == str(tmp_path.resolve())
+
+
+def test_profiles_file_option_over_environment_over_default(tmp_path: Path) -> None:
+    from harness.config import profiles_file
+
+    assert profiles_file("a.toml", {"HARNESS_CONFIG": "b.toml"}) == Path("a.toml")
+    assert profiles_file(None, {"HARNESS_CONFIG": "b.toml"}) == Path("b.toml")
+    assert profiles_file(None, {}) == Path("environments.toml")
+    other = tmp_path / "other.toml"
+    other.write_text(STAGING.replace("[staging]", "[elsewhere]"))
+    assert load(None, None, environ={"HARNESS_CONFIG": str(other), "HARNESS_ENV": "elsewhere"})
+    assert load("sandbox", None, environ={"HARNESS_CONFIG": str(other)}).name == "sandbox"
+
+
+def test_the_profile_name_option_wins_over_harness_env(profiles: Path) -> None:
+    assert load("sandbox", profiles, environ={"HARNESS_ENV": "staging"}).name == "sandbox"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        (False, False),
+        ("yes", True),
+        ("ON", True),
+        ("1", True),
+        (" no ", False),
+        ("off", False),
+        ("0", False),
+        ("false", False),
+        ("true", True),
+    ],
+)
+def test_protected_spellings(tmp_path: Path, value: object, expected: bool) -> None:
+    profile = load("staging", write(tmp_path, STAGING), overrides={"protected": value}, environ={})
+    assert profile.protected is expected
+
+
+def test_adapters_from_a_list_or_a_string(tmp_path: Path) -> None:
+    path = write(tmp_path, STAGING + 'adapters = ["a.kinds", "b"]\n')
+    assert load("staging", path, environ={}).adapters == ("a.kinds", "b")
+    environ = {"HARNESS_ADAPTERS": "x.kinds, y  z"}
+    assert load("staging", path, environ=environ).adapters == ("x.kinds", "y", "z")
+    for bad in ("adapters = [1]", 'adapters = {a = "b"}'):
+        with pytest.raises(ConfigError) as error:
+            load("staging", write(tmp_path, STAGING + bad + "\n"), environ={})
+        assert str(error.value) == (
+            f"{tmp_path / 'environments.toml'} [staging]: adapters must be a list of module names"
+        )
+
+
+def test_string_fields_are_stripped_and_typed(tmp_path: Path) -> None:
+    path = write(tmp_path, STAGING + 'aws_region = "  "\nevents_topic_arn = " arn "\n')
+    profile = load("staging", path, environ={})
+    assert profile.aws_region is None and profile.events_topic_arn == "arn"
+    with pytest.raises(ConfigError) as error:
+        load("staging", write(tmp_path, STAGING + "health_path = 5\n"), environ={})
+    assert str(error.value) == (
+        f"{tmp_path / 'environments.toml'} [staging]: health_path must be a string, not 5"
+    )
+    text = STAGING.replace('users_table = "stg-users"', "users_table = 5")
+    with pytest.raises(ConfigError) as error:
+        load("staging", write(tmp_path, text), environ={})
+    assert str(error.value) == (
+        f"{tmp_path / 'environments.toml'} [staging]: users_table must be a string, not 5"
+    )
+
+
+def test_identity_modes(tmp_path: Path) -> None:
+    path = write(tmp_path, STAGING)
+    with pytest.raises(ConfigError) as error:
+        load("staging", path, environ={"HARNESS_IDENTITY": "trust-me"})
+    assert str(error.value) == (
+        "$HARNESS_IDENTITY: identity must be one of health, aws-account, none, not 'trust-me'"
+    )
+    with pytest.raises(ConfigError) as error:
+        load("staging", path, environ={"HARNESS_IDENTITY": "none"})
+    assert 'is protected and has identity = "none"' in str(error.value)
+    unprotected = {"HARNESS_IDENTITY": "none", "HARNESS_PROTECTED": "no"}
+    assert load("staging", path, environ=unprotected).identity == "none"
+    with pytest.raises(ConfigError) as error:
+        load("staging", path, environ={"HARNESS_IDENTITY": "aws-account"})
+    assert str(error.value) == (
+        'profile [staging] has identity = "aws-account" but no aws_account_id: '
+        "set aws_account_id (or HARNESS_AWS_ACCOUNT_ID)"
+    )
+    with_account = {"HARNESS_IDENTITY": "aws-account", "HARNESS_AWS_ACCOUNT_ID": "42"}
+    assert load("staging", path, environ=with_account).aws_account_id == "42"
+
+
+def test_messages_name_the_file_and_the_fix(tmp_path: Path) -> None:
+    path = write(tmp_path, STAGING)
+    with pytest.raises(ConfigError) as error:
+        load("prod", tmp_path / "missing.toml", environ={})
+    assert str(error.value) == (
+        f"unknown environment profile 'prod' in {tmp_path / 'missing.toml'} (file not found); "
+        f"known profiles: none. Add a [prod] table to {tmp_path / 'missing.toml'} or pass --env "
+        f"with one of the known names."
+    )
+    with pytest.raises(ConfigError) as error:
+        load("staging", write(tmp_path, '[staging]\naws_access_key_id = "x"\n'), environ={})
+    assert str(error.value) == (
+        f"{path}: profile [staging] has unknown field(s) for credentials: credentials never go "
+        f"in this file; use AWS_PROFILE"
+    )
+    with pytest.raises(ConfigError) as error:
+        load(
+            "staging",
+            write(tmp_path, '[staging]\nbase_url = "https://x"\ncolour = 1\n'),
+            environ={},
+        )
+    message = str(error.value)
+    assert message.startswith(
+        f"{path}: profile [staging] has unknown field(s) colour; engine fields: base_url, "
+        "environment,"
+    )
+    assert message.endswith(
+        "; settings of its adapters: notifications_table, tokens_table, users_table"
+    )
+    with pytest.raises(ConfigError) as error:
+        load_profile("staging", write(tmp_path, "[staging]\ncolour = 1\n"), environ={}, declared={})
+    assert str(error.value).endswith(". Is an adapter missing from adapters = [...]? (now: [])")
+    with pytest.raises(ConfigError) as error:
+        load("staging", write(tmp_path, "[staging]\n"), environ={})
+    assert str(error.value) == (
+        f'profile [staging] has no base_url: add base_url = "https://…" under [staging] in '
+        f"{path}, or set HARNESS_BASE_URL"
+    )
+    with pytest.raises(ConfigError) as error:
+        load("staging", write(tmp_path, '[staging]\nbase_url = "https://x"\n'), environ={})
+    assert str(error.value) == (
+        "profile [staging] is missing users_table, tokens_table, notifications_table: set "
+        'users_table = "…" or HARNESS_USERS_TABLE; tokens_table = "…" or HARNESS_TOKENS_TABLE; '
+        f'notifications_table = "…" or HARNESS_NOTIFICATIONS_TABLE (in {path} under [staging])'
+    )
+    with pytest.raises(ConfigError) as error:
+        load("staging", path, environ={"HARNESS_BASE_URL": "api.example.com"})
+    assert str(error.value) == (
+        "base_url 'api.example.com' of profile [staging] is not an http(s) URL; set it like "
+        "https://api.staging.example.com"
+    )
+    with pytest.raises(ConfigError) as error:
+        load("staging", path, environ={"HARNESS_TEST_DATA_TTL": "soon"})
+    assert str(error.value) == (
+        "$HARNESS_TEST_DATA_TTL: test_data_ttl: 'soon' is not a duration "
+        "(use e.g. 90s, 30m, 2h, 7d)"
+    )
+    with pytest.raises(ConfigError) as error:
+        load("staging", path, environ={"HARNESS_PROTECTED": "maybe"})
+    assert str(error.value) == "$HARNESS_PROTECTED: protected must be true or false, not 'maybe'"
+
+
+def test_optional_settings_may_be_missing(tmp_path: Path) -> None:
+    from harness.kinds.base import Setting
+
+    declared = {"queue": Setting("queue", required=False), "table": Setting("table")}
+    path = write(tmp_path, '[staging]\nbase_url = "https://x"\ntable = "t"\n')
+    profile = load_profile("staging", path, environ={}, declared=declared)
+    assert profile.settings == {"table": "t"}
+
+
+KIND = '[staging.kinds.note]\ntable = "notes"\nkey = ["owner", "id"]\nmarker = "owner"\n'
+
+
+def test_declared_kinds_are_read_and_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, STAGING + KIND)
+    profile = load("staging", path, environ={})
+    assert profile.kinds == {"note": {"table": "notes", "key": ["owner", "id"], "marker": "owner"}}
+    single = STAGING + KIND.replace('["owner", "id"]', '"owner"')
+    assert load("staging", write(tmp_path, single), environ={}).kinds["note"]["key"] == "owner"
+    where = f"{path}: [staging.kinds."
+    bad = {
+        KIND.replace("note]", "Note]"): "Note]: a kind's name is lowercase letters, digits and _",
+        KIND + 'colour = "x"\n': "note] has unknown field(s) colour; known: index, key, marker, "
+        "sweep_order, table",
+        KIND.replace(
+            'table = "notes"', 'table = ""'
+        ): 'note] needs table = "the DynamoDB table name"',
+        KIND.replace(
+            '["owner", "id"]', "[]"
+        ): 'note] needs key = ["hash key"] or ["hash key", "range key"]',
+        KIND.replace('["owner", "id"]', '["a", "b", "c"]'): "note] needs key = [",
+        KIND.replace('["owner", "id"]', '["a", ""]'): "note] needs key = [",
+        KIND.replace('["owner", "id"]', "5"): "note] needs key = [",
+        KIND.replace(
+            'marker = "owner"', 'marker = ""'
+        ): 'note] needs marker = "the attribute whose value carries the run namespace"',
+    }
+    for kind_text, message in bad.items():
+        with pytest.raises(ConfigError) as error:
+            load("staging", write(tmp_path, STAGING + kind_text), environ={})
+        assert str(error.value).startswith(where + message), str(error.value)
+    with pytest.raises(ConfigError) as error:
+        load("staging", write(tmp_path, STAGING + "kinds = 5\n"), environ={})
+    assert str(error.value) == (
+        f"{path} [staging]: kinds must be tables like [staging.kinds.account]"
+    )
+
+
+def test_an_unknown_profile_in_an_existing_file_lists_the_known_ones(profiles: Path) -> None:
+    profiles.write_text(STAGING + STAGING.replace("[staging]", "[qa]"))
+    with pytest.raises(ConfigError) as error:
+        load("prod", profiles, environ={})
+    assert str(error.value).startswith(
+        f"unknown environment profile 'prod' in {profiles}; known profiles: qa, staging. "
+    )
+
+
+def test_the_adapters_the_profile_names_declare_its_settings(tmp_path: Path) -> None:
+    """Without ``declared`` the adapter modules are imported to learn their settings."""
+    text = STAGING + 'adapters = ["fixtures.kinds"]\n'
+    profile = load_profile("staging", write(tmp_path, text), environ={})
+    assert profile.adapters == ("fixtures.kinds",) and profile.users_table == "stg-users"
+    with pytest.raises(ConfigError, match="unknown field"):
+        load_profile("staging", write(tmp_path, STAGING), environ={})  # no adapter: unknown
+
+
+def test_the_process_environment_is_read_when_none_is_given(
+    profiles: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_BASE_URL", "https://from-process.example")
+    assert load("staging", profiles).base_url == "https://from-process.example"
+
+
+def test_option_sources_name_the_option_in_errors(profiles: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        load("staging", profiles, overrides={"protected": "perhaps"}, environ={})
+    assert (
+        str(error.value) == "option for protected: protected must be true or false, not 'perhaps'"
+    )
+
+
+def test_empty_strings_are_unset(tmp_path: Path) -> None:
+    profile = load("staging", write(tmp_path, STAGING + 'events_topic_arn = " "\n'), environ={})
+    assert profile.events_topic_arn == "" and profile.aws_profile is None
+
+
+def test_unknown_attributes_name_themselves() -> None:
+    with pytest.raises(AttributeError) as error:
+        _ = Profile(name="x").colour
+    assert error.value.args == ("colour",)
+
+
+def test_credentials_in_the_file_are_refused_by_any_spelling(tmp_path: Path) -> None:
+    for key in ("aws_secret_access_key", "aws_secret", "aws_access_key_id"):
+        with pytest.raises(ConfigError, match="credentials never go in this file"):
+            load("staging", write(tmp_path, f'[staging]\n{key} = "x"\n'), environ={})
+
+
+def test_several_unknown_fields_are_all_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) colour, size; engine"):
+        load("staging", write(tmp_path, STAGING + "colour = 1\nsize = 2\n"), environ={})
+    text = STAGING + KIND + 'colour = "x"\nsize = 1\n'
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) colour, size; known"):
+        load("staging", write(tmp_path, text), environ={})
+
+
+def test_a_declared_setting_is_required_unless_it_says_otherwise(tmp_path: Path) -> None:
+    path = write(tmp_path, '[staging]\nbase_url = "https://x"\n')
+    with pytest.raises(ConfigError, match="is missing plain"):
+        load_profile("staging", path, environ={}, declared={"plain": object()})

@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 import requests
 
@@ -21,3 +23,52 @@ def test_cached_environment_settings_match_what_requests_computes(
     )
     assert explicit["verify"] is False and explicit["stream"] is True
     assert explicit["cert"] == "c.pem"
+
+
+def test_environment_settings_are_computed_once_per_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    computed: list[str] = []
+    original = requests.Session.merge_environment_settings
+
+    def counting(self: requests.Session, url: str, *args: Any) -> Any:
+        computed.append(url)
+        return original(self, url, *args)
+
+    monkeypatch.setattr(requests.Session, "merge_environment_settings", counting)
+    client = ApiClient("https://api.example.test", "run")
+    for path in ("/a", "/b?x=1", "/c/d"):
+        got = client.merge_environment_settings(
+            f"https://api.example.test{path}", {}, None, None, None
+        )
+        assert got["stream"] is False and got["cert"] is None  # the session's own
+    assert computed == ["https://api.example.test/a"]
+    client.merge_environment_settings("https://other.example.test/a", {}, None, None, None)
+    assert len(computed) == 2
+    with_options = client.merge_environment_settings(
+        "https://api.example.test/e", {}, True, None, "c.pem"
+    )
+    assert with_options["stream"] is True and with_options["cert"] == "c.pem"
+    assert len(computed) == 2  # the request's own stream and cert go over the cached answer
+    client.merge_environment_settings(
+        "https://api.example.test/f", {"https": "p"}, None, None, None
+    )
+    client.merge_environment_settings("https://api.example.test/g", {}, None, False, None)
+    client.trust_env = False
+    client.merge_environment_settings("https://api.example.test/h", {}, None, None, None)
+    assert computed[2:] == [
+        "https://api.example.test/f",
+        "https://api.example.test/g",
+        "https://api.example.test/h",
+    ]  # explicit proxies, verify off, no environment: asked every time, never cached
+
+
+def test_the_client_mounts_its_retries_for_both_schemes() -> None:
+    client = ApiClient("https://api.example.test/", "run")
+    assert client.base_url == "https://api.example.test"
+    for scheme in ("http://", "https://"):
+        adapter = client.get_adapter(scheme + "x.example.test")
+        assert adapter.max_retries.total == 4  # type: ignore[attr-defined]
+        assert adapter._pool_maxsize == 16  # type: ignore[attr-defined]
+
+
+def test_only_trailing_slashes_are_trimmed_from_the_base_url() -> None:
+    assert ApiClient("http://127.0.0.1:9/X//", "run").base_url == "http://127.0.0.1:9/X"

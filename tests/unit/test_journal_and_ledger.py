@@ -121,3 +121,234 @@ def test_keep_leaves_resources_and_journals_it(tmp_path: Path) -> None:
     assert [r.ids["key"] for r in ledger.keep("t")] == ["a"]
     assert ledger.cleanup().deleted == []
     assert [r.state for r in replay(tmp_path / "gw0.jsonl")] == ["kept"]
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_the_journal_records_each_step_with_its_data(tmp_path: Path) -> None:
+    store = FakeStore()
+    ledger = make(tmp_path, store)
+    create(ledger, store, "a", scope="s")
+    ledger.cleanup()
+    entries = lines(tmp_path / "gw0.jsonl")
+    assert [(e["op"], e["seq"]) for e in entries] == [("intent", 1), ("created", 1), ("deleted", 1)]
+    assert entries[0]["kind"] == "thing" and entries[0]["ids"] == {"key": "a"}
+    assert entries[0]["scope"] == "s" and entries[1]["ids"] == {"made": True}
+    assert "error" not in entries[2]
+    assert all(isinstance(e["t"], float) for e in entries)
+    assert ledger.stats.created == 1 and ledger.stats.cleaned == 1
+
+
+def test_a_refusal_and_a_failure_are_journaled_with_their_reason(tmp_path: Path) -> None:
+    store = FakeStore()
+    ledger = make(tmp_path, store)
+    create(ledger, store, "mine")
+    create(ledger, store, "theirs")
+    store.foreign.add("theirs")
+    store.failures["mine"] = 99
+    result = ledger.cleanup()
+    by_seq = {e["seq"]: e for e in lines(tmp_path / "gw0.jsonl") if e["op"] == "failed"}
+    assert by_seq[2]["error"] == "theirs is not ours"
+    assert by_seq[1]["error"] == "ConnectionError: transient"
+    assert result.refused[0].error == "theirs is not ours"
+    assert result.refused[0].state == "failed" and result.failed[0].state == "failed"
+    assert ledger.stats.failed == 2 and ledger.stats.cleaned == 0
+    assert ledger.live() == []  # settled: a second cleanup does not retry them
+
+
+def test_retries_back_off_exponentially_and_stop_at_the_attempts(tmp_path: Path) -> None:
+    store = FakeStore()
+    slept: list[float] = []
+    ledger = Ledger(
+        Journal(tmp_path / "gw0.jsonl"), store.delete, attempts=3, backoff=0.5, sleep=slept.append
+    )
+    create(ledger, store, "broken")
+    store.failures["broken"] = 99
+    ledger.cleanup()
+    assert slept == [0.5, 1.0]  # no sleep after the last attempt
+    assert store.failures["broken"] == 96
+    default = Ledger(Journal(tmp_path / "d.jsonl"), store.delete, sleep=slept.append)
+    slept.clear()
+    create(default, store, "flaky")
+    store.failures["flaky"] = 3
+    assert [r.ids["key"] for r in default.cleanup().deleted] == ["flaky"]
+    assert slept == [0.2, 0.4, 0.8]
+
+
+def test_keep_settles_and_counts_and_live_filters_by_scope(tmp_path: Path) -> None:
+    store = FakeStore()
+    ledger = make(tmp_path, store)
+    a = create(ledger, store, "a", scope="s1")
+    b = create(ledger, store, "b", scope="s2")
+    assert ledger.live() == [a, b] and ledger.live("s2") == [b] and ledger.live("zz") == []
+    kept = ledger.keep("s1")
+    assert kept == [a] and ledger.kept == [a] and a.state == "kept"
+    assert ledger.stats.kept == 1 and ledger.live() == [b]
+    assert b.state == "created"
+
+
+def test_adopt_continues_the_sequence_after_the_highest_adopted(tmp_path: Path) -> None:
+    store = FakeStore()
+    ledger = make(tmp_path, store)
+    adopted = [Resource(seq=7, kind="thing", ids={"key": "x"}), Resource(3, "thing", {"key": "y"})]
+    ledger.adopt(adopted)
+    assert [r.seq for r in ledger.live()] == [3, 7]
+    assert create(ledger, store, "z").seq == 8
+    empty = make(tmp_path / "e", store)
+    empty.adopt([])
+    assert create(empty, store, "w").seq == 1
+
+
+def test_cleanup_result_merge_and_ok() -> None:
+    from harness.cleanup.ledger import CleanupResult
+
+    one = Resource(1, "thing", {})
+    left, right = CleanupResult(deleted=[one]), CleanupResult()
+    for name in ("deleted", "absent", "failed", "refused", "kept"):
+        getattr(right, name).append(Resource(2, name, {}))
+    left.merge(right)
+    assert [r.kind for r in left.deleted] == ["thing", "deleted"]
+    assert [r.kind for r in left.absent + left.failed + left.refused + left.kept] == [
+        "absent",
+        "failed",
+        "refused",
+        "kept",
+    ]
+    assert CleanupResult(absent=[one], kept=[one]).ok
+    assert not CleanupResult(failed=[one]).ok and not CleanupResult(refused=[one]).ok
+
+
+def test_replay_reads_every_state_and_the_worker_from_the_file_name(tmp_path: Path) -> None:
+    from harness.cleanup.journal import replay_run, run_dir
+
+    directory = run_dir(tmp_path, "itest-20261127t172503-k3f9")
+    journal = Journal(directory / "gw3.jsonl", fsync=True)
+    for seq, op in enumerate(("created", "deleted", "failed", "kept", "pending"), 1):
+        journal.append("intent", seq, kind="k", ids={"n": seq}, scope="sc")
+        if op != "pending":
+            journal.append(
+                op, seq, ids={"extra": op}, **({"error": "why"} if op == "failed" else {})
+            )
+    journal.append("created", 99, ids={"orphan": True})  # no intent: ignored
+    journal.append("bogus", 1)  # an unknown op changes nothing
+    journal.close()
+    found = replay(directory / "gw3.jsonl")
+    assert [(r.seq, r.state) for r in found] == [
+        (1, "created"),
+        (2, "deleted"),
+        (3, "failed"),
+        (4, "kept"),
+        (5, "pending"),
+    ]
+    assert found[0].ids == {"n": 1, "extra": "created"} and found[4].ids == {"n": 5}
+    assert found[2].error == "why" and found[0].error == ""
+    assert {r.worker for r in found} == {"gw3"} and {r.scope for r in found} == {"sc"}
+    shard = run_dir(tmp_path, "itest-20261127t172503-k3f9", "s01")
+    assert shard.name == "itest-20261127t172503-k3f9@s01"
+    Journal(shard / "gw0.jsonl").append("intent", 1, kind="k", ids={})
+    Journal(run_dir(tmp_path, "itest-20261127t172503-zzzz") / "gw0.jsonl").append(
+        "intent", 1, kind="other", ids={}
+    )
+    every = replay_run(tmp_path, "itest-20261127t172503-k3f9")
+    assert len(every) == 6 and {r.kind for r in every} == {"k"}
+    assert replay_run(tmp_path / "nothing", "itest-20261127t172503-k3f9") == []
+
+
+def test_describe_and_the_default_state_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.cleanup.journal import default_state_dir
+
+    assert Resource(1, "user", {"uid": 7, "email": "e"}).describe() == "user(email=e, uid=7)"
+    monkeypatch.delenv("HARNESS_STATE_DIR", raising=False)
+    assert default_state_dir() == Path(".harness")
+    monkeypatch.setenv("HARNESS_STATE_DIR", "/tmp/x")
+    assert default_state_dir() == Path("/tmp/x")
+    monkeypatch.setenv("HARNESS_STATE_DIR", "")
+    assert default_state_dir() == Path(".harness")
+
+
+def test_stats_count_every_event_and_the_default_scope_is_empty(tmp_path: Path) -> None:
+    store = FakeStore()
+    ledger = make(tmp_path, store)
+
+    def maker(key: str) -> Any:
+        def make_it() -> dict[str, Any]:
+            store.items.add(key)
+            return {}
+
+        return make_it
+
+    made = [ledger.create("thing", {"key": k}, maker(k)) for k in "abcd"]
+    assert {r.scope for r in made} == {""} and {r.kind for r in made} == {"thing"}
+    assert ledger.live("") == made and ledger.stats.created == 4
+    ledger.keep("")
+    assert ledger.stats.kept == 4
+    for key in "xy":
+        create(ledger, store, key)
+    ledger.cleanup()
+    assert ledger.stats.cleaned == 2
+
+
+def test_the_default_attempts_are_four(tmp_path: Path) -> None:
+    store = FakeStore()
+    ledger = Ledger(Journal(tmp_path / "gw0.jsonl"), store.delete, sleep=lambda _: None)
+    create(ledger, store, "x")
+    store.failures["x"] = 4
+    assert [r.ids["key"] for r in ledger.cleanup().failed] == ["x"]
+    assert store.failures["x"] == 0
+
+
+def test_no_attempt_at_all_is_a_failure_not_a_success(tmp_path: Path) -> None:
+    store = FakeStore()
+    ledger = Ledger(Journal(tmp_path / "gw0.jsonl"), store.delete, attempts=0)
+    create(ledger, store, "x")
+    result = ledger.cleanup()
+    assert [r.error for r in result.failed] == ["NoneType: None"] and "x" in store.items
+
+
+def test_replay_tolerates_minimal_and_torn_lines_anywhere(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "gw0.jsonl"
+    path.write_text(
+        json.dumps({"op": "intent", "seq": 1, "kind": "k"})
+        + "\n{torn\n"
+        + json.dumps({"op": "intent", "seq": 2, "kind": "k", "ids": {"a": 1}})
+        + "\n"
+    )
+    first, second = replay(path)
+    assert (first.ids, first.scope, first.state) == ({}, "", "pending")
+    assert second.ids == {"a": 1}
+
+
+def test_run_dir_and_journal_timestamps(tmp_path: Path) -> None:
+    from harness.cleanup.journal import run_dir
+
+    assert run_dir(tmp_path, "r") == tmp_path / "runs" / "r"
+    assert run_dir(tmp_path, "r", "s02") == tmp_path / "runs" / "r@s02"
+    journal = Journal(tmp_path / "j.jsonl")
+    journal.append("intent", 1)
+    journal.close()
+    [entry] = lines(tmp_path / "j.jsonl")
+    assert entry["t"] == round(entry["t"], 3)
+
+
+def test_fsync_is_asked_for_only_when_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    plain = Journal(tmp_path / "a.jsonl")
+    plain.append("intent", 1)
+    assert synced == []
+    durable = Journal(tmp_path / "b.jsonl", fsync=True)
+    durable.append("intent", 1)
+    durable.append("created", 1)
+    assert len(synced) == 2
+    plain.close()
+    durable.close()

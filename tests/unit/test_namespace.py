@@ -78,3 +78,96 @@ def test_worker_part() -> None:
             worker_part(None, shard=bad)
     with pytest.raises(ValueError):
         worker_part("GW-3!")
+
+
+def test_generate_stamps_utc_to_the_second_and_a_random_suffix() -> None:
+    from datetime import timezone
+
+    local = datetime(2026, 11, 27, 19, 25, 3, 987654, tzinfo=timezone(timedelta(hours=2)))
+    run = RunId.generate(local)
+    assert run.started == datetime(2026, 11, 27, 17, 25, 3, tzinfo=UTC)
+    assert str(run).startswith("itest-20261127t172503-")
+    assert len(run.suffix) == 4 and set(run.suffix) <= set("abcdefghijklmnopqrstuvwxyz0123456789")
+    assert len({RunId.generate(local).suffix for _ in range(20)}) > 1
+    fresh = RunId.generate()
+    assert fresh.started.tzinfo == UTC and fresh.started.microsecond == 0
+    assert 0 <= fresh.age_seconds() < 60
+
+
+def test_parse_names_the_expected_shape() -> None:
+    with pytest.raises(ValueError) as error:
+        RunId.parse("run-1")
+    assert (
+        str(error.value) == "'run-1' is not a run id (expected like 'itest-20261127t172503-k3f9')"
+    )
+    with pytest.raises(ValueError) as error:
+        Namespace.parse("itest-20261127t172503-k3f9")
+    assert str(error.value) == (
+        "'itest-20261127t172503-k3f9' is not a namespace (expected like 'itest-…-k3f9-gw1')"
+    )
+    assert str(Namespace.parse("itest-20261127t172503-k3f9-s02gw1")) == (
+        "itest-20261127t172503-k3f9-s02gw1"
+    )
+
+
+def test_names_and_emails_of_a_namespace() -> None:
+    namespace = Namespace.parse("itest-20261127t172503-k3f9-gw1")
+    assert namespace.name("q") == "itest-20261127t172503-k3f9-gw1-q"
+    assert namespace.email("u") == "itest-20261127t172503-k3f9-gw1-u@" + TEST_DOMAIN
+    generated = namespace.name()
+    assert generated.startswith("itest-20261127t172503-k3f9-gw1-") and len(generated) == 37
+    assert namespace.name() != namespace.name()
+    assert namespace.name("") != namespace.name("")  # an empty label is random too
+
+
+def test_parse_email_ignores_case_and_surrounding_space_and_bounds_the_label() -> None:
+    namespace = Namespace.parse("itest-20261127t172503-k3f9-gw1")
+    email = namespace.email("u")
+    assert parse_email(f"  {email.upper()} ") == namespace
+    assert parse_email(namespace.email("a" * 32)) == namespace
+    assert parse_email(namespace.email("a" * 33)) is None
+    assert parse_email(f"{namespace}-@{TEST_DOMAIN}") is None  # no label
+    assert parse_email(email + ".evil.com") is None
+    assert parse_email(email.replace(".", "x", 1)) is None  # the domain's dots are literal
+
+
+def test_find_namespace_in_text() -> None:
+    first = Namespace.parse("itest-20261127t172503-k3f9-gw1")
+    second = Namespace.parse("itest-20261128t000000-zzzz-main")
+    assert find_namespace(f"arn:queue:{first}-q and {second}") == first
+    assert find_namespace("itest-20261127t172503-k3f9") is None  # a run id has no worker
+    assert find_namespace("") is None
+
+
+def test_shard_and_worker_parts_are_fixed_width_and_named() -> None:
+    from harness.namespace import shard_part
+
+    assert shard_part(None) == "" and shard_part("") == ""
+    assert shard_part("1") == "s01" and shard_part("99") == "s99" and shard_part("07") == "s07"
+    for bad in ("0", "100", "-1", "x", "1.5"):
+        with pytest.raises(ValueError) as error:
+            shard_part(bad)
+        assert str(error.value) == f"HARNESS_SHARD must be a number from 1 to 99, not {bad!r}"
+    assert worker_part("GW1") == "gw1"
+    assert worker_part("a" * 24) == "a" * 24
+    with pytest.raises(ValueError) as error:
+        worker_part("a" * 25)
+    assert str(error.value) == f"worker part {'a' * 25!r} must be 1-24 lowercase letters or digits"
+    with pytest.raises(ValueError):
+        worker_part("a" * 22, shard="3")  # s03 + 22 = 25 characters
+
+
+def test_generate_stores_utc_whatever_the_machines_time_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        tokyo = datetime(2026, 11, 28, 2, 25, 3, tzinfo=UTC).astimezone()
+        run = RunId.generate(tokyo)
+        assert str(run).startswith("itest-20261128t022503-") and run.started.tzinfo == UTC
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -2,9 +2,10 @@ import json
 
 import pytest
 
-from harness.clients.http import Exchange
+from harness.clients.http import ApiClient
 from harness.safety.redact import MASK, Redactor
 from harness.waiting import EventuallyTimeout, eventually, wait_until
+from tests.unit.loopback import loopback
 
 
 def test_sensitive_keys_and_registered_values_are_masked() -> None:
@@ -39,19 +40,20 @@ def test_keys_that_end_like_a_secret_are_masked_and_learned() -> None:
 
 
 def test_transcript_lines_carry_no_secret() -> None:
-    redactor = Redactor()
-    redactor.add_secret("hunter2-hunter2")
-    exchange = Exchange(
-        "POST",
-        "/login",
-        200,
-        3.0,
-        redactor.data({"email": "a@b.test", "password": "hunter2-hunter2"}),
-        redactor.data({"token": "tok-123456"}),
-    )
-    rendered = exchange.render()
+    """Through the client's own recording over real HTTP: what the test passes is raw, what
+    the transcript shows is masked by the client (remove its redaction and this fails)."""
+    with loopback() as service:
+        service.route("/login", 200, {"token": "tok-123456"})
+        api = ApiClient(service.url, "itest-20261127t172503-k3f9")
+        api.redactor.add_secret("hunter2-hunter2")
+        body = json.dumps({"email": "a@b.test", "password": "hunter2-hunter2"})
+        api.request("POST", "/login", data=body)
+        api.close()
+    rendered = api.transcript.render()
     assert "hunter2" not in rendered and "tok-123456" not in rendered
     assert "POST /login -> 200" in rendered
+    assert rendered.count("redacted") == 2  # the password and the token, each under its key
+    assert b"hunter2-hunter2" in service.received[0].body  # the service got the real one
 
 
 def test_eventually_returns_once_the_condition_holds() -> None:

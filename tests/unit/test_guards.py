@@ -1,0 +1,204 @@
+"""The ownership gate (harness/safety/guards.py): what it lets through and what it refuses,
+on the single and the batched delete path, with the exact reasons it gives."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.cleanup.journal import Resource
+from harness.cleanup.ledger import OwnershipError
+from harness.kinds.base import Found
+from harness.namespace import TEST_DOMAIN
+from harness.safety.guards import Owner, check, guarded_batch_delete, guarded_deleter
+from tests.unit.stubs import DictKind, ns
+
+OURS = ns(5, "aaaa")
+OTHER = ns(5, "bbbb")  # another run started in the same second: only the suffix differs
+
+
+def resource(marker: str | None, kind: str = "thing", key: str = "k") -> Resource:
+    ids: dict[str, str] = {"key": key}
+    if marker is not None:
+        ids["marker"] = marker
+    return Resource(seq=1, kind=kind, ids=ids, state="created")
+
+
+# -- Owner ---------------------------------------------------------------------------------
+
+
+def test_owner_of_a_run_accepts_its_own_namespace_and_returns_it() -> None:
+    owner = Owner(run=OURS.run)
+    assert owner.marker(OURS.name("q"), "x") == OURS
+    assert owner.marker(OURS.email("u"), "x") == OURS
+    assert owner.email(OURS.email("u")) == OURS
+    # another worker of the same run is still this run
+    other_worker = ns(5, "aaaa", worker="gw7")
+    assert owner.marker(other_worker.name("q"), "x") == other_worker
+
+
+def test_owner_of_a_run_refuses_another_runs_namespace_naming_both() -> None:
+    owner = Owner(run=OURS.run)
+    message = f"refusing to delete the queue: it belongs to run {OTHER.run}, not {OURS.run}"
+    with pytest.raises(OwnershipError) as error:
+        owner.marker(OTHER.name("q"), "the queue")
+    assert str(error.value) == message
+    with pytest.raises(OwnershipError, match="belongs to run"):
+        owner.email(OTHER.email("u"))
+
+
+def test_any_run_owner_accepts_every_harness_namespace() -> None:
+    owner = Owner(run=None)
+    assert owner.marker(OTHER.name("q"), "x") == OTHER
+    assert owner.email(OURS.email()) == OURS
+
+
+@pytest.mark.parametrize("value", [None, "", "alice", "queue-without-namespace"])
+def test_a_marker_without_a_namespace_is_refused_by_every_owner(value: str | None) -> None:
+    for owner in (Owner(run=OURS.run), Owner(run=None)):
+        with pytest.raises(OwnershipError) as error:
+            owner.marker(value, "the item")
+        assert str(error.value) == "refusing to delete the item: it carries no harness namespace"
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        None,
+        "",
+        "alice@example.com",
+        f"{OURS.name('u')}@gmail.com",  # harness-shaped, real domain: someone's
+        f"{OURS.name('u')}@example.test",
+    ],
+)
+def test_an_email_not_made_by_the_harness_is_refused(email: str | None) -> None:
+    for owner in (Owner(run=OURS.run), Owner(run=None)):
+        with pytest.raises(OwnershipError) as error:
+            owner.email(email)
+        assert str(error.value) == (
+            f"refusing to delete the item of email {email!r}: it carries no harness namespace"
+        )
+        if email:
+            # an address is an email marker too: the namespace inside is not enough
+            with pytest.raises(OwnershipError, match="no harness namespace"):
+                owner.marker(email, "x")
+
+
+def test_a_marker_with_the_namespace_but_not_an_email_is_read_as_a_name() -> None:
+    assert Owner(run=OURS.run).marker(f"queue-{OURS.name('q')}-dlq", "x") == OURS
+    assert OURS.email().endswith("@" + TEST_DOMAIN)
+
+
+# -- check -----------------------------------------------------------------------------------
+
+
+def test_check_reads_the_kinds_marker_and_names_the_item() -> None:
+    kind = DictKind("user")
+    assert check(kind, {"key": "k", "marker": OURS.email()}, Owner(run=OURS.run)) == OURS
+    with pytest.raises(OwnershipError) as error:
+        check(kind, {"marker": "alice@example.com", "key": "k"}, Owner(run=OURS.run))
+    assert str(error.value) == (
+        "refusing to delete user(key=k, marker=alice@example.com): it carries no harness namespace"
+    )
+
+
+# -- the single delete path --------------------------------------------------------------------
+
+
+def test_guarded_deleter_deletes_own_items_and_returns_the_kinds_outcome() -> None:
+    kind = DictKind()
+    kind.add("k", OURS.name("a"))
+    delete = guarded_deleter({"thing": kind}, Owner(run=OURS.run))
+    assert delete(resource(OURS.name("a"))) == "deleted"
+    assert delete(resource(OURS.name("a"))) == "absent"
+    assert len(kind.deleted) == 2
+
+
+@pytest.mark.parametrize(
+    ("marker", "reason"),
+    [
+        (OTHER.name("a"), "belongs to run"),
+        ("alice@example.com", "no harness namespace"),
+        (None, "no harness namespace"),
+    ],
+)
+def test_guarded_deleter_refuses_before_the_kind_is_called(marker: str | None, reason: str) -> None:
+    kind = DictKind()
+    kind.add("k", marker or "x")
+    delete = guarded_deleter({"thing": kind}, Owner(run=OURS.run))
+    with pytest.raises(OwnershipError, match=reason):
+        delete(resource(marker))
+    assert kind.deleted == [] and "k" in kind.store
+
+
+def test_guarded_deleter_refuses_an_unknown_kind_naming_the_fix() -> None:
+    delete = guarded_deleter({"thing": DictKind()}, Owner(run=OURS.run))
+    with pytest.raises(OwnershipError) as error:
+        delete(resource(OURS.name("a"), kind="ghost"))
+    assert str(error.value) == (
+        "unknown resource kind 'ghost'; not deleting it (is its adapter "
+        "in the profile's adapters = [...]?)"
+    )
+
+
+# -- the batched delete path (the sweeper's) ---------------------------------------------------
+
+
+def test_batch_delete_groups_by_kind_and_reports_counts() -> None:
+    users, notes = DictKind("user"), DictKind("note")
+    items = [
+        users.add("u1", OURS.email("a")),
+        notes.add("n1", OTHER.name("x")),
+        users.add("u2", OTHER.email("b")),
+    ]
+    counts = guarded_batch_delete({"user": users, "note": notes}, Owner(run=None), items)
+    assert counts == {"user": 2, "note": 1}
+    assert [[i["key"] for i in batch] for batch in users.batches] == [["u1", "u2"]]
+    assert [[i["key"] for i in batch] for batch in notes.batches] == [["n1"]]
+
+
+def test_batch_delete_of_nothing_deletes_nothing() -> None:
+    kind = DictKind()
+    assert guarded_batch_delete({"thing": kind}, Owner(run=None), []) == {}
+    assert kind.batches == []
+
+
+@pytest.mark.parametrize(
+    ("marker", "reason"),
+    [(OTHER.name("b"), "belongs to run"), ("alice@example.com", "no harness namespace")],
+)
+def test_one_refusal_stops_the_whole_batch_for_a_run_owner(marker: str, reason: str) -> None:
+    kind = DictKind()
+    items = [kind.add("a", OURS.name("a")), kind.add("b", marker)]
+    with pytest.raises(OwnershipError, match=reason):
+        guarded_batch_delete({"thing": kind}, Owner(run=OURS.run), items)
+    assert kind.batches == [] and set(kind.store) == {"a", "b"}
+
+
+def test_batch_delete_refuses_an_unknown_kind() -> None:
+    kind = DictKind()
+    ghost = Found("ghost", {"key": "g", "marker": OURS.name("g")}, "ghost g", OURS.name("g"))
+    with pytest.raises(OwnershipError) as error:
+        guarded_batch_delete({"thing": kind}, Owner(run=None), [kind.add("a", OURS.name()), ghost])
+    assert str(error.value) == "unknown resource kind 'ghost'; not deleting it"
+    assert kind.batches == []
+
+
+def test_batch_delete_refuses_an_item_whose_found_marker_disagrees_with_its_ids() -> None:
+    """Found under a harness marker, but the ids (what is deleted) say something else."""
+    kind = DictKind()
+    ids = {"key": "a", "marker": OURS.name("a")}
+    lying = Found("thing", ids, "thing a", marker=OTHER.name("zz"))
+    with pytest.raises(OwnershipError) as error:
+        guarded_batch_delete({"thing": kind}, Owner(run=None), [lying])
+    assert str(error.value) == (
+        f"refusing to delete thing a: found with marker {OTHER.name('zz')!r}, "
+        f"but its ids say {OURS.name('a')!r}"
+    )
+    assert kind.batches == []
+
+
+def test_batch_delete_accepts_an_item_found_without_a_marker_when_its_ids_carry_one() -> None:
+    kind = DictKind()
+    kind.store["a"] = OURS.name("a")
+    item = Found("thing", {"key": "a", "marker": OURS.name("a")}, "thing a", marker="")
+    assert guarded_batch_delete({"thing": kind}, Owner(run=None), [item]) == {"thing": 1}
