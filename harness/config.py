@@ -73,6 +73,8 @@ class Profile:
     protected: bool | None = None
     #: How long leaked test data may live before the sweeper treats it as abandoned.
     test_data_ttl: float = 7200.0
+    #: The sweeper's read budget: items/s (``500``) or capacity units/s (``50cu``); "" = none.
+    sweep_max_rate: str = ""
     #: Python modules that define the adapter's kinds (``fixtures.kinds``).
     adapters: tuple[str, ...] = ()
     #: Kinds declared without code: name -> {table, key, marker, index?}.
@@ -137,6 +139,16 @@ def _coerce(field: str, value: Any, source: str) -> Any:
             return parse_duration(value)
         except ValueError as error:
             raise ConfigError(f"{source}: test_data_ttl: {error}") from None
+    if field == "sweep_max_rate":
+        from harness.kinds.dynamo import parse_rate
+
+        text = str(value).strip()
+        if text:
+            try:
+                parse_rate(text)
+            except ValueError as error:
+                raise ConfigError(f"{source}: sweep_max_rate: {error}") from None
+        return text
     if field == "adapters":
         if isinstance(value, str):
             value = [v for v in value.replace(",", " ").split() if v]

@@ -4,9 +4,11 @@ Owns looking in the environment for what the run may have left, at a cost that g
 what the run touched — not with the size of the environment:
 
 1. **By key**: every resource the run's journals recorded is looked up (``Kind.exists``),
-   with what derives from it (``Kind.derived``: a user's notifications, by ``Uid``) and what
-   the service wrote for it on its own (``Kind.related``: items of declared kinds whose
-   marker carries its namespaced name).
+   all of a kind's at once (``Kind.exists_many``: ``BatchGetItem``, 100 keys a call), with
+   what derives from it (``Kind.derived``: a user's notifications, by ``Uid``) and what the
+   service wrote for it on its own (``Kind.related``: items of declared kinds whose marker
+   carries its namespaced name — asked only of kinds that answer by key or index,
+   ``related_by_key``; the others are left to the bounded look below).
 2. **Namespace-wide**, for what a test created without the ledger: kinds whose ``find`` is
    cheap (a name-prefix listing) always; a kind that must scan its tables only while each
    holds at most ``scan_limit`` items (DescribeTable's count, one call; 0 = never), so a
@@ -22,6 +24,7 @@ by key, until ``settle`` passes (an asynchronous delete may be in flight).
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,27 +96,44 @@ def table_sizes(kind: Kind) -> list[tuple[str, int]]:
 def look_by_key(
     kinds: Mapping[str, Kind], recorded: Iterable[Resource]
 ) -> tuple[list[Found], list[Found]]:
-    """(recorded resources still present, items belonging to them)."""
+    """(recorded resources still present, items belonging to them): each kind's recorded
+    items in one ``exists_many`` (``BatchGetItem``, 100 keys a call), what derives from each
+    by key, and what related kinds hold for it where they can tell by key or index."""
     present: dict[Any, Found] = {}
     belonging: dict[Any, Found] = {}
-    related_kinds = [k for k in kinds.values() if type(k).related is not Kind.related]
+    related_kinds = [
+        k for k in kinds.values() if type(k).related is not Kind.related and k.related_by_key
+    ]
+    by_kind: dict[str, list[Resource]] = defaultdict(list)
     for resource in recorded:
-        kind = kinds.get(resource.kind)
-        if kind is None:
-            continue
-        found = kind.exists(resource.ids)
-        if found is not None:
+        if resource.kind in kinds:
+            by_kind[resource.kind].append(resource)
+    for name, resources in by_kind.items():
+        kind = kinds[name]
+        for found in kind.exists_many([r.ids for r in resources]):
             present[_key(found)] = found
-        for item in kind.derived(resource.ids):
-            belonging[_key(item)] = item
-        marker = kind.marker(resource.ids)
-        if marker:
-            for other in related_kinds:
-                for item in other.related(marker):
-                    belonging[_key(item)] = item
+        for resource in resources:
+            for item in kind.derived(resource.ids):
+                belonging[_key(item)] = item
+            marker = kind.marker(resource.ids)
+            if marker:
+                for other in related_kinds:
+                    for item in other.related(marker):
+                        belonging[_key(item)] = item
     for key in present:
         belonging.pop(key, None)
     return list(present.values()), list(belonging.values())
+
+
+def still_present(kinds: Mapping[str, Kind], items: list[Found]) -> list[Found]:
+    """Of ``items``, those still there: one ``exists_many`` per kind (the settle loop)."""
+    by_kind: dict[str, list[Found]] = defaultdict(list)
+    for item in items:
+        by_kind[item.kind].append(item)
+    there = set()
+    for name, found in by_kind.items():
+        there |= {_key(f) for f in kinds[name].exists_many([f.ids for f in found])}
+    return [f for f in items if _key(f) in there]
 
 
 def look_namespace_wide(
@@ -176,7 +196,7 @@ def check(
                 f"residue check: {reported} item(s) present, letting them settle ({settle:g}s)"
             )
         time.sleep(interval)
-        present = [f for f in present if kinds[f.kind].exists(f.ids) is not None]
+        present = still_present(kinds, present)
     belonging = [f for f in belonging if not is_kept(f)]
     result.kept = [f for f in present if is_kept(f)]
     result.leaked = [f for f in present if not is_kept(f)]

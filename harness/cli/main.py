@@ -26,6 +26,8 @@ from harness.run.local_sandbox import LocalSandbox, PendingSandbox, SandboxError
 if TYPE_CHECKING:
     from harness.kinds import Kind
 
+#: ``harness sweep --segments``: more parallel scans than this only contend for one client.
+MAX_SEGMENTS = 64
 SUITES = {
     "smoke": ["-m", "smoke"],
     "nightly": ["-m", "smoke or nightly"],
@@ -113,6 +115,23 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX,
         metavar="N",
         help=f"refuse to delete more than N items (default {DEFAULT_MAX})",
+    )
+    sweep.add_argument(
+        "--segments",
+        default="1",
+        metavar="N",
+        help="scan each table as N parallel segments (TotalSegments; default 1, at most 64)",
+    )
+    sweep.add_argument(
+        "--max-rate",
+        metavar="RATE",
+        help="read budget shared by all segments: items/s (500) or capacity units/s (50cu); "
+        "default: the profile's sweep_max_rate, else unlimited",
+    )
+    sweep.add_argument(
+        "--restart",
+        action="store_true",
+        help="ignore the checkpoint of a sweep stopped half-way and scan from the start",
     )
     recover_cmd = commands.add_parser(
         "recover",
@@ -260,9 +279,24 @@ def _sweep(options: argparse.Namespace) -> int:
     from harness.cleanup import sweeper
     from harness.cleanup.lease import alive_runs
     from harness.cleanup.sweeper import SweepRefused
+    from harness.kinds.dynamo import parse_rate
     from harness.kinds.lease import LeaseKind
 
+    try:
+        segments = int(options.segments)
+    except ValueError:
+        segments = 0
+    if not 1 <= segments <= MAX_SEGMENTS:
+        raise ConfigError(
+            f"--segments must be a whole number from 1 to {MAX_SEGMENTS}, not {options.segments!r}"
+        )
     profile, kinds = _target(options.env)
+    rate_text = options.max_rate or profile.sweep_max_rate
+    try:
+        max_rate = parse_rate(rate_text) if rate_text else None
+    except ValueError as error:
+        where = "--max-rate" if options.max_rate else f"sweep_max_rate of [{profile.name}]"
+        raise ConfigError(f"{where}: {error}") from None
     if profile.is_protected:
         raise SweepRefused(
             f"profile [{profile.name}] is protected: sweeping is refused. If it really is a "
@@ -276,7 +310,30 @@ def _sweep(options: argparse.Namespace) -> int:
     lease_kind = kinds.get("lease")
     assert lease_kind is None or isinstance(lease_kind, LeaseKind)
     alive = alive_runs(lease_kind, default_state_dir())
-    sweep = sweeper.plan(kinds, older_than=older_than, alive=alive)
+    control = sweeper.scan_control(
+        segments=segments,
+        max_rate=max_rate,
+        # A dry run reads and writes no checkpoint: only a sweep that deletes resumes.
+        state_dir=default_state_dir() if options.yes else None,
+        profile=profile.name,
+        restart=options.restart,
+        progress=lambda m: print(f"harness: {m}", file=sys.stderr, flush=True),
+    )
+    if control.checkpoint is not None and control.checkpoint.exists():
+        print(
+            f"harness: resuming the sweep stopped half-way (checkpoint in "
+            f"{control.checkpoint.directory}); --restart to scan from the start",
+            file=sys.stderr,
+        )
+    started = time.perf_counter()
+    sweep = sweeper.plan(kinds, older_than=older_than, alive=alive, scan=control)
+    scan_s = time.perf_counter() - started
+    if control.scanned:
+        print(
+            f"scanned {control.scanned} item(s) in {control.calls} call(s), {scan_s:.1f}s"
+            + (f", {segments} segments" if segments > 1 else "")
+            + (f", budget {max_rate[0]:g} {max_rate[1]}/s" if max_rate else "")
+        )
     if lease_kind is None:
         print(
             f"note: profile [{profile.name}] names no lease_table: runs on other machines are "
@@ -298,6 +355,8 @@ def _sweep(options: argparse.Namespace) -> int:
     total = sum(deleted.values())
     rate = total / seconds if seconds > 0 else 0.0
     print(f"deleted {total} item(s) in {seconds:.2f}s ({rate:.0f} items/s): {dict(deleted)}")
+    if control.checkpoint is not None:
+        control.checkpoint.clear()  # done: the next sweep scans from the start
     return 0
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 if TYPE_CHECKING:
     from harness.clients.aws import Aws
     from harness.config import Profile
+    from harness.kinds.dynamo import ScanControl
 
 Outcome = Literal["deleted", "absent"]
 
@@ -90,10 +91,12 @@ class Kind:
         carries something else (the conditional delete failed and the item is still there)."""
         raise NotImplementedError
 
-    def find(self, prefix: str) -> list[Found]:
+    def find(self, prefix: str, scan: ScanControl | None = None) -> list[Found]:
         """Every item whose marker starts with ``prefix`` (``itest-`` for the sweeper, a run
         id). This may read the whole store: the sweeper's job, never a normal run's, unless
-        ``find_is_cheap``."""
+        ``find_is_cheap``. ``scan`` (the sweeper's) says how to scan a big table: pass it on
+        to :func:`~harness.kinds.dynamo.scan_prefix` (segments, read budget, checkpoint,
+        progress); a kind whose ``find`` takes no ``scan`` is called without it."""
         raise NotImplementedError
 
     #: ``find`` costs O(what it finds), not O(the store) (an index, a name-prefix listing):
@@ -110,6 +113,17 @@ class Kind:
             if all(str(found.ids.get(k)) == str(v) for k, v in ids.items() if k in found.ids):
                 return found
         return None
+
+    def exists_many(self, ids: list[Mapping[str, Any]]) -> list[Found]:
+        """Of the recorded items ``ids``, those still there (the residue check asks for all
+        of a kind's at once). Table-backed kinds override this with ``BatchGetItem``, 100
+        keys a call (:func:`~harness.kinds.dynamo.batch_get`); the default asks ``exists``
+        for each."""
+        return [found for one in ids if (found := self.exists(one)) is not None]
+
+    #: ``related`` costs O(what it finds) (a key lookup or an index query, never a scan):
+    #: the residue check asks it for every recorded resource only then.
+    related_by_key: ClassVar[bool] = True
 
     def related(self, owner_marker: str) -> list[Found]:
         """Items of this kind that carry ``owner_marker`` (a recorded resource's namespaced

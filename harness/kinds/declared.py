@@ -26,17 +26,22 @@ from botocore.exceptions import ClientError
 
 from harness.cleanup.ledger import OwnershipError
 from harness.kinds.base import Found, Kind, Outcome
-from harness.kinds.dynamo import batch_delete, is_condition_failed, scan_prefix
+from harness.kinds.dynamo import batch_delete, batch_get, is_condition_failed, scan_prefix
 
 if TYPE_CHECKING:
     from harness.clients.aws import Aws
     from harness.config import Profile
+    from harness.kinds.dynamo import ScanControl
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     return value
+
+
+def _key_of(item: Mapping[str, Any], key: list[str]) -> tuple[str, ...]:
+    return tuple(str(_plain(item.get(k))) for k in key)
 
 
 class DeclaredKind(Kind):
@@ -62,6 +67,9 @@ class DeclaredKind(Kind):
         self.key = key
         self.marker_attribute = marker
         self.index = index
+        # ``related`` costs O(what it finds) (no scan) when the marker is the hash key or
+        # indexed; the residue check asks it for each recorded resource only then.
+        self.__dict__["related_by_key"] = marker == key[0] or bool(index)
 
     @classmethod
     def from_spec(
@@ -183,19 +191,29 @@ class DeclaredKind(Kind):
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return self.find(owner_marker)
 
-    @property
-    def related_by_key(self) -> bool:
-        """``related`` costs O(what it finds) (no scan)."""
-        return self.marker_attribute == self.key[0] or bool(self.index)
-
-    def find(self, prefix: str) -> list[Found]:
+    def find(self, prefix: str, scan: ScanControl | None = None) -> list[Found]:
         projection, names = self._projection()
         return [
             self._found(item)
             for item in scan_prefix(
-                self._table(), self.marker_attribute, prefix, projection, names=names
+                self._table(), self.marker_attribute, prefix, projection, names=names, scan=scan
             )
         ]
+
+    def exists_many(self, ids: list[Mapping[str, Any]]) -> list[Found]:
+        """Recorded items by key, ``BatchGetItem`` 100 a call; those recorded without their
+        full key (a lost create answer) by their marker."""
+        keyed = [key for one in ids if (key := self._full_key(one)) is not None]
+        found = [f for one in ids if self._full_key(one) is None if (f := self.exists(one))]
+        if keyed:
+            projection, names = self._projection()
+            items = batch_get(self._table(), keyed, projection, names)
+            by_key = {_key_of(item, self.key): item for item in items}
+            for key in keyed:
+                item = by_key.get(_key_of(key, self.key))
+                if item is not None:
+                    found.append(self._found(item))
+        return found
 
     def delete_many(self, ids: list[dict[str, Any]]) -> int:
         keys = [key for one in ids if (key := self._full_key(one)) is not None]

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from harness.cleanup.ledger import OwnershipError
 from harness.kinds.base import Found, Kind, Outcome
+from harness.kinds.dynamo import ScanControl
 
 SUFFIX = "-events"
 RETENTION_SECONDS = "3600"  # a leaked queue stops holding copies of events after an hour
@@ -106,7 +107,7 @@ class QueueKind(Kind):
                     raise
         return "deleted" if deleted else "absent"
 
-    def find(self, prefix: str) -> list[Found]:
+    def find(self, prefix: str, scan: ScanControl | None = None) -> list[Found]:
         names: set[str] = set()
         kwargs: dict[str, Any] = {"QueueNamePrefix": prefix, "MaxResults": 1000}
         while True:
