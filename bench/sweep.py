@@ -18,12 +18,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from bench._common import REPO, emit, note, sandbox
+from fixtures.kinds import MARKER
 from harness.cleanup.journal import Resource
 from harness.cleanup.sweeper import execute, plan
 from harness.clients.aws import Aws
 from harness.config import load_profile
 from harness.kinds import load_kinds
-from harness.kinds.token import MARKER
 from harness.namespace import Namespace, RunId
 from harness.safety.guards import Owner, guarded_deleter
 
@@ -63,7 +63,7 @@ def main() -> int:
         profile = load_profile("sandbox", REPO / "environments.toml", environ=box.exports)
         aws = Aws(profile)
         kinds = load_kinds(profile, aws)
-        tables = (profile.users_table, profile.tokens_table)
+        tables = (profile.setting("users_table"), profile.setting("tokens_table"))
 
         started = time.perf_counter()
         seed(aws, *tables, args.items)

@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.config import DEFAULT_SWEEP_MAX
 from harness.kinds import Found, Kind
@@ -104,10 +105,11 @@ def plan(
     now = time.time() if now is None else now
     result = SweepPlan()
     for kind in sorted(kinds.values(), key=lambda k: k.sweep_order):
+        find: Any = kind.find  # ``scan`` is an optional keyword of the contract
         found = (
-            kind.find(f"{PREFIX}-", scan=scan)
+            find(f"{PREFIX}-", scan=scan)
             if scan is not None and _takes_scan(kind)
-            else kind.find(f"{PREFIX}-")
+            else find(f"{PREFIX}-")
         )
         for item in found:
             namespace = find_namespace(item.marker)

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 if TYPE_CHECKING:
     from harness.clients.aws import Aws
     from harness.config import Profile
-    from harness.kinds.dynamo import ScanControl
 
 Outcome = Literal["deleted", "absent"]
 
@@ -91,12 +90,16 @@ class Kind:
         carries something else (the conditional delete failed and the item is still there)."""
         raise NotImplementedError
 
-    def find(self, prefix: str, scan: ScanControl | None = None) -> list[Found]:
+    def find(self, prefix: str) -> list[Found]:
         """Every item whose marker starts with ``prefix`` (``itest-`` for the sweeper, a run
         id). This may read the whole store: the sweeper's job, never a normal run's, unless
-        ``find_is_cheap``. ``scan`` (the sweeper's) says how to scan a big table: pass it on
-        to :func:`~harness.kinds.dynamo.scan_prefix` (segments, read budget, checkpoint,
-        progress); a kind whose ``find`` takes no ``scan`` is called without it."""
+        ``find_is_cheap``.
+
+        A kind that scans a table should take an optional keyword ``scan:
+        ScanControl | None = None`` too and pass it on to
+        :func:`~harness.kinds.dynamo.scan_prefix`: the sweeper then hands it its segments,
+        read budget, checkpoint and progress line. A ``find`` without it is called as
+        ``find(prefix)``."""
         raise NotImplementedError
 
     #: ``find`` costs O(what it finds), not O(the store) (an index, a name-prefix listing):

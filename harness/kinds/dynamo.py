@@ -74,10 +74,14 @@ def batch_get(
 class RateLimiter:
     """A read budget shared by every segment of a sweep: ``rate`` per second of ``unit``
     (``items`` — items the scans read, ``ScannedCount``; or ``cu`` — the read capacity units
-    DynamoDB reports with ``ReturnConsumedCapacity``). A token bucket that starts empty and
-    holds at most one ``burst`` second of budget: each page is paid for after it is read, and
-    the next request waits until the debt is repaid, so over a sweep the rate never exceeds
-    the budget by more than one page."""
+    DynamoDB reports with ``ReturnConsumedCapacity``).
+
+    Paced like a token bucket without a burst (a generic cell-rate schedule): each page is
+    paid for once read — its cost moves the budget's *paid-up time* on by ``cost / rate``,
+    counted from when the request started (so the request's own time is not lost, and an
+    idle pause earns nothing) — and the next request, in any segment, waits until the clock
+    reaches the paid-up time. A scan waits once more before it ends, so over a sweep the
+    items (or units) read never exceed ``rate`` times its duration."""
 
     def __init__(
         self,
@@ -86,7 +90,6 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        burst: float = 0.0,
     ) -> None:
         if rate <= 0:
             raise ValueError("a rate budget must be above 0")
@@ -96,31 +99,25 @@ class RateLimiter:
         self.unit = unit
         self._clock = clock
         self._sleep = sleep
-        self._burst = burst * rate
-        self._tokens = 0.0
-        self._last = clock()
+        self._paid_up = clock()
         self._lock = threading.Lock()
         self.spent = 0.0
 
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-
-    def wait(self) -> None:
-        """Block until the budget is not in debt."""
+    def wait(self) -> float:
+        """Block until the budget is paid up; returns the time (the request's start)."""
         while True:
+            now = self._clock()
             with self._lock:
-                self._refill()
-                debt = -self._tokens
-            if debt <= 0:
-                return
-            self._sleep(debt / self.rate)
+                delay = self._paid_up - now
+            if delay <= 1e-9:
+                return now
+            self._sleep(delay)
 
-    def spend(self, amount: float) -> None:
+    def spend(self, amount: float, started: float | None = None) -> None:
+        """Pay for a page that cost ``amount``, read by a request begun at ``started``."""
         with self._lock:
-            self._refill()
-            self._tokens -= amount
+            start = self._clock() if started is None else started
+            self._paid_up = max(self._paid_up, start) + amount / self.rate
             self.spent += amount
 
     def cost(self, page: dict[str, Any]) -> float:
@@ -135,10 +132,12 @@ class RateLimiter:
         return 0.5 * float(page.get("ScannedCount", len(page.get("Items", []))))
 
     def page_limit(self) -> int:
-        """Items per page so one page is at most a tenth of a second of budget (a smooth
-        rate, and the last unpaid page is a small share of a sweep)."""
+        """Items per page: about one second of budget. Each page is paid for once read, and
+        a scan repays its last page before it ends, so the pages' size does not bend the
+        rate; small pages only add requests (and, on an emulator that seeks from the start
+        for every page, quadratic work)."""
         per_item = 1.0 if self.unit == "items" else 0.5
-        return max(10, min(1000, int(self.rate / per_item / 10)))
+        return max(10, min(10_000, int(self.rate / per_item)))
 
 
 def parse_rate(text: str) -> tuple[float, str]:
@@ -147,7 +146,7 @@ def parse_rate(text: str) -> tuple[float, str]:
     raw = str(text).strip().lower().replace(" ", "")
     raw = raw.removesuffix("/s")
     unit = "items"
-    for suffix, name in (("items", "items"), ("item", "items"), ("cu", "cu"), ("rcu", "cu")):
+    for suffix, name in (("items", "items"), ("item", "items"), ("rcu", "cu"), ("cu", "cu")):
         if raw.endswith(suffix) and raw[: -len(suffix)]:
             raw, unit = raw[: -len(suffix)], name
             break
@@ -419,14 +418,13 @@ def _controlled_scan(
         if state.last_key is not None:
             kwargs["ExclusiveStartKey"] = state.last_key
         while True:
-            if scan.limiter is not None:
-                scan.limiter.wait()
+            started = scan.limiter.wait() if scan.limiter is not None else 0.0
             page = client.scan(**kwargs)
             items = page.get("Items", [])
             scanned = int(page.get("ScannedCount", len(items)))
             scan._count(scanned)
             if scan.limiter is not None:
-                scan.limiter.spend(scan.limiter.cost(page))
+                scan.limiter.spend(scan.limiter.cost(page), started)
             last_key = page.get("LastEvaluatedKey")
             if scan.checkpoint is not None:
                 scan.checkpoint.save(
@@ -442,6 +440,8 @@ def _controlled_scan(
                 scan.progress.add(scanned, len(items))
             found += items
             if last_key is None:
+                if scan.limiter is not None:
+                    scan.limiter.wait()  # the last page is paid for too: the budget holds
                 return found
             kwargs["ExclusiveStartKey"] = last_key
 

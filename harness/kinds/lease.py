@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from harness.cleanup.ledger import OwnershipError
 from harness.kinds.base import Found, Kind, Outcome
-from harness.kinds.dynamo import ScanControl, batch_delete, is_condition_failed, scan_prefix
+from harness.kinds.dynamo import batch_delete, is_condition_failed, scan_prefix
 from harness.namespace import find_namespace
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ class LeaseKind(Kind):
             )
         return found
 
-    def find(self, prefix: str, scan: ScanControl | None = None) -> list[Found]:
+    def find(self, prefix: str) -> list[Found]:
         return [
             Found(
                 self.name,

@@ -18,7 +18,6 @@ from botocore.exceptions import ClientError
 
 from harness.cleanup.ledger import OwnershipError
 from harness.kinds.base import Found, Kind, Outcome
-from harness.kinds.dynamo import ScanControl
 
 SUFFIX = "-events"
 RETENTION_SECONDS = "3600"  # a leaked queue stops holding copies of events after an hour
@@ -107,7 +106,7 @@ class QueueKind(Kind):
                     raise
         return "deleted" if deleted else "absent"
 
-    def find(self, prefix: str, scan: ScanControl | None = None) -> list[Found]:
+    def find(self, prefix: str) -> list[Found]:
         names: set[str] = set()
         kwargs: dict[str, Any] = {"QueueNamePrefix": prefix, "MaxResults": 1000}
         while True:
