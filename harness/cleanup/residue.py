@@ -11,8 +11,10 @@ what the run touched — not with the size of the environment:
    ``related_by_key``; the others are left to the bounded look below).
 2. **Namespace-wide**, for what a test created without the ledger: kinds whose ``find`` is
    cheap (a name-prefix listing) always; a kind that must scan its tables only while each
-   holds at most ``scan_limit`` items (DescribeTable's count, one call; 0 = never), so a
-   staging table of millions is never scanned by a post-deploy run.
+   holds at most ``scan_limit`` items (DescribeTable's count, one call; 0 = never). The
+   default, 1,000, bounds that look to a fixed cost (at most ~1,000 small items read per
+   table: a sandbox, a fresh dev stack), so a run's cost never grows with a staging
+   table — which is never scanned by a post-deploy run.
 
 Items that belong to a recorded resource (itself, derived, related) are cleaned with it and
 are not leaks; a recorded resource that is still there after its cleanup, or an item under the
@@ -33,7 +35,8 @@ from harness.cleanup.journal import Resource
 from harness.kinds.base import Found, Kind
 from harness.safety.guards import Owner, guarded_deleter
 
-DEFAULT_SCAN_LIMIT = 10_000
+#: Tables above this many items (DescribeTable's ItemCount) are never scanned by a run.
+DEFAULT_SCAN_LIMIT = 1_000
 
 
 @dataclass
