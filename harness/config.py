@@ -321,7 +321,7 @@ def _validate_declared_kind(profile: str, kind: str, spec: Mapping[str, Any], fi
     where = f"{file}: [{profile}.kinds.{kind}]"
     if not _NAME.match(kind):
         raise ConfigError(f"{where}: a kind's name is lowercase letters, digits and _")
-    known = {"table", "key", "marker", "index", "sweep_order"}
+    known = {"table", "key", "marker", "index", "sweep_order", "run_index", "run_attribute"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ConfigError(
@@ -340,4 +340,10 @@ def _validate_declared_kind(profile: str, kind: str, spec: Mapping[str, Any], fi
     if not isinstance(spec.get("marker"), str) or not spec["marker"]:
         raise ConfigError(
             f'{where} needs marker = "the attribute whose value carries the run namespace"'
+        )
+    run_fields = [spec.get(f) for f in ("run_index", "run_attribute")]
+    if any(run_fields) and not all(isinstance(f, str) and f for f in run_fields):
+        raise ConfigError(
+            f'{where}: run_index = "<sparse GSI>" and run_attribute = "<its hash key, '
+            f'holding the run id>" go together'
         )

@@ -197,10 +197,20 @@ def _add_report_commands(commands: argparse._SubParsersAction) -> None:
     residue.add_argument(
         "--alert", action="append", default=[], metavar="TARGET", help="webhook=URL on a leak"
     )
+    residue.add_argument(
+        "--scan-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="scan a table for unrecorded leftovers only while it holds at most N items "
+        "(default 1000; 0: never). What this machine's journals of the run recorded is "
+        "always looked up by key.",
+    )
 
 
 def _residue(options: argparse.Namespace) -> int:
-    from harness.cleanup.residue import check
+    from harness.cleanup.journal import replay_run
+    from harness.cleanup.residue import DEFAULT_SCAN_LIMIT, check
     from harness.clients.aws import Aws
     from harness.namespace import RunId
     from harness.reporting import alerts
@@ -211,11 +221,16 @@ def _residue(options: argparse.Namespace) -> int:
         targets = [alerts.parse_target(t) for t in options.alert]
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    scan_limit = DEFAULT_SCAN_LIMIT if options.scan_limit is None else options.scan_limit
+    if scan_limit < 0:
+        raise ConfigError(f"--scan-limit must be 0 or more, not {scan_limit}")
     profile, kinds = _target(options.env)
     result = check(
         kinds,
         f"{run_id}-",
         Owner(run=run_id),
+        recorded=replay_run(default_state_dir(), str(run_id)),
+        scan_limit=scan_limit,
         settle=options.settle,
         remove=not profile.is_protected,
         progress=lambda m: print(f"harness: {m}", flush=True),
