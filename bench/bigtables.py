@@ -105,7 +105,10 @@ class Side:
         self.queue = box_env["HARNESS_PROCESSOR_QUEUE_URL"]
 
     def drain(self) -> None:
-        wait_for_quiescence(self.aws.sqs, self.queue, timeout=300)
+        try:
+            wait_for_quiescence(self.aws.sqs, self.queue, timeout=300)
+        except Exception as error:  # a figure is still worth having; say why it may be off
+            note(f"the processor's queue did not drain: {type(error).__name__}: {error}")
 
     def signed_up(self, namespace: Namespace, n: int) -> tuple[requests.Session, dict[str, Any]]:
         api = requests.Session()
@@ -120,10 +123,11 @@ class Side:
         assert login.status_code == 200, login.text
         return api, {"uid": uid, "email": email, "token": login.json()["token"]}
 
-    def delete_latency_and_residue(self, users: int) -> tuple[float, float]:
-        """(median ms of DELETE /users/{uid}, median s of the run's residue check)."""
+    def delete_latency_and_residue(self, users: int) -> tuple[float, float, int]:
+        """(median ms of DELETE /users/{uid}, median s of the run's residue check, deletes
+        that did not answer 204)."""
         namespace = Namespace(RunId.generate(), "gw0")
-        latencies, recorded = [], []
+        latencies, recorded, failed = [], [], 0
         for n in range(users):
             api, user = self.signed_up(namespace, n)
             self.drain()  # the welcome notification is written: the delete removes it too
@@ -131,7 +135,9 @@ class Side:
             started = time.perf_counter()
             gone = api.delete(f"{self.base}/users/{user['uid']}", headers=headers)
             latencies.append(time.perf_counter() - started)
-            assert gone.status_code == 204, gone.text
+            if gone.status_code != 204:
+                failed += 1
+                note(f"DELETE /users/{user['uid']} answered {gone.status_code}: {gone.text}")
             ids = {"uid": user["uid"], "email": user["email"]}
             recorded.append(Resource(seq=n, kind="user", ids=ids, state="deleted"))
         self.drain()
@@ -150,7 +156,7 @@ class Side:
             leaked += len(result.leaked)
         if leaked:
             note(f"residue check found {leaked} leaked item(s) (see the moto transaction issue)")
-        return median(latencies) * 1000, median(seconds)
+        return median(latencies) * 1000, median(seconds), failed
 
     def smoke(self, runs: int, work: Path) -> tuple[float, int]:
         env = harness_environ(
@@ -264,12 +270,14 @@ def main() -> int:
         kinds = load_kinds(profile, aws)
         assert isinstance(kinds["user"], UserKind)
         side = Side(box.exports, aws, kinds)
-        empty_delete_ms, empty_residue_s = side.delete_latency_and_residue(args.users)
+        empty_delete_ms, empty_residue_s, empty_delete_fail = side.delete_latency_and_residue(
+            args.users
+        )
         empty_smoke_s, empty_fail = side.smoke(args.smoke_runs, work)
         note(f"empty: delete {empty_delete_ms:.1f}ms, residue {empty_residue_s:.3f}s")
         seed_s = seed_foreign(aws, args.items)
         note(f"seeded {args.items} foreign items in each of 3 tables in {seed_s:.0f}s")
-        big_delete_ms, big_residue_s = side.delete_latency_and_residue(args.users)
+        big_delete_ms, big_residue_s, big_delete_fail = side.delete_latency_and_residue(args.users)
         big_smoke_s, big_fail = side.smoke(args.smoke_runs, work)
         note(f"big: delete {big_delete_ms:.1f}ms, residue {big_residue_s:.3f}s")
         emit("bigtables_items_per_table", args.items)
@@ -284,6 +292,7 @@ def main() -> int:
         emit("delete_user_empty_ms", empty_delete_ms, ".1f")
         emit("delete_user_big_ms", big_delete_ms, ".1f")
         emit("delete_user_big_vs_empty", big_delete_ms / empty_delete_ms, ".2f")
+        emit("delete_user_failed_empty_big", f"{empty_delete_fail}/{big_delete_fail}")
         sweep_figures(aws, kinds, args.leftovers)
         segments_speedup(box.exports, args.segment_items, args.delay)
     return 0
