@@ -80,8 +80,9 @@ def kept_matcher(kept: Iterable[Mapping[str, Any]]) -> Callable[[Found], bool]:
     return is_kept
 
 
-def table_sizes(kind: Kind) -> list[tuple[str, int]]:
-    """(table, approximate item count) of every table the kind reads, one DescribeTable each."""
+def table_sizes(kind: Kind, cache: dict[str, int] | None = None) -> list[tuple[str, int]]:
+    """(table, approximate item count) of every table the kind reads, one DescribeTable each
+    (once per table and ``cache``)."""
     from harness.kinds.declared import DeclaredKind
 
     names = (
@@ -89,11 +90,12 @@ def table_sizes(kind: Kind) -> list[tuple[str, int]]:
         if isinstance(kind, DeclaredKind)
         else [kind.profile.setting(s.name) for s in type(kind).settings if s.table]
     )
-    sizes = []
+    cache = {} if cache is None else cache
     for name in dict.fromkeys(n for n in names if n):
-        table = kind.aws.dynamodb_client.describe_table(TableName=name)["Table"]
-        sizes.append((name, int(table.get("ItemCount", 0))))
-    return sizes
+        if name not in cache:
+            table = kind.aws.dynamodb_client.describe_table(TableName=name)["Table"]
+            cache[name] = int(table.get("ItemCount", 0))
+    return [(name, cache[name]) for name in dict.fromkeys(n for n in names if n)]
 
 
 def look_by_key(
@@ -140,17 +142,22 @@ def still_present(kinds: Mapping[str, Kind], items: list[Found]) -> list[Found]:
 
 
 def look_namespace_wide(
-    kinds: Mapping[str, Kind], prefix: str, scan_limit: int, result: ResidueResult
+    kinds: Mapping[str, Kind],
+    prefix: str,
+    scan_limit: int,
+    result: ResidueResult,
+    sizes: Mapping[str, int] | None = None,
 ) -> list[Found]:
     found: list[Found] = []
+    described: dict[str, int] = dict(sizes or {})
     for kind in sorted(kinds.values(), key=lambda k: k.sweep_order):
         if not kind.find_is_cheap:
             if scan_limit <= 0:
                 continue
-            sizes = table_sizes(kind)
-            big = [(name, n) for name, n in sizes if n > scan_limit]
-            if big or not sizes:
-                result.skipped_tables.extend(big)
+            tables = table_sizes(kind, described)
+            big = [(name, n) for name, n in tables if n > scan_limit]
+            if big or not tables:
+                result.skipped_tables.extend(b for b in big if b not in result.skipped_tables)
                 continue
         found.extend(kind.find(prefix))
     return found
@@ -168,16 +175,18 @@ def check(
     remove: bool = True,
     scan_limit: int = DEFAULT_SCAN_LIMIT,
     progress: Callable[[str], None] = lambda _: None,
+    sizes: Mapping[str, int] | None = None,
 ) -> ResidueResult:
     """Find leftovers of ``run_prefix``, let them settle, then clean what remains (unless
     ``remove`` is off: a protected target is never written to). Items kept on purpose
-    (``--keep-on-failure``) are listed apart and left for the sweeper."""
+    (``--keep-on-failure``) are listed apart and left for the sweeper. ``sizes``: tables'
+    item counts already known (preflight described them), so the size rule costs no call."""
     result = ResidueResult()
     recorded = [r for r in recorded if r.state != "kept"]
     present, belonging = look_by_key(kinds, recorded)
     own = {_key(f) for f in present} | {_key(f) for f in belonging}
     recorded_markers = [m for r in recorded if (m := _marker(kinds, r))]
-    for item in look_namespace_wide(kinds, run_prefix, scan_limit, result):
+    for item in look_namespace_wide(kinds, run_prefix, scan_limit, result, sizes):
         if _key(item) in own:
             continue
         if item.marker and any(item.marker.startswith(m) for m in recorded_markers):

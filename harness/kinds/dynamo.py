@@ -132,12 +132,13 @@ class RateLimiter:
         return 0.5 * float(page.get("ScannedCount", len(page.get("Items", []))))
 
     def page_limit(self) -> int:
-        """Items per page: about one second of budget. Each page is paid for once read, and
-        a scan repays its last page before it ends, so the pages' size does not bend the
-        rate; small pages only add requests (and, on an emulator that seeks from the start
-        for every page, quadratic work)."""
+        """Items per page: about five seconds of budget, at most 10,000 (DynamoDB ends a
+        page at 1 MB read anyway). Each page is paid for once read and a scan repays its
+        last page before it ends, so the pages' size does not bend the rate over a sweep;
+        small pages only add requests — and on an emulator that seeks from the table's
+        start for every page, work that grows with the square of the table."""
         per_item = 1.0 if self.unit == "items" else 0.5
-        return max(10, min(10_000, int(self.rate / per_item)))
+        return max(10, min(10_000, int(5 * self.rate / per_item)))
 
 
 def parse_rate(text: str) -> tuple[float, str]:

@@ -136,6 +136,9 @@ def test_a_smoke_run_against_big_tables_issues_no_scan(
     # The residue check looked the run's items up by key, all of a kind in one call.
     assert counts["dynamodb:BatchGetItem"] >= 1, counts
     assert counts["dynamodb:GetItem"] <= 10, counts
+    # One DescribeTable per table (users, tokens, notifications, leases), at preflight: the
+    # residue check's size rule reuses those counts.
+    assert counts["dynamodb:DescribeTable"] <= 4, counts
     assert "left to the sweeper" in output
 
 
@@ -167,7 +170,8 @@ def test_preflight_makes_one_describe_per_table(
     aws.session.events.register(
         "before-call", lambda model=None, **_: calls.update([model.name]) if model else None
     )
-    preflight.check_aws(profile, aws, kinds)
+    sizes = preflight.check_aws(profile, aws, kinds)
+    assert sizes[profile.setting("users_table")] >= FOREIGN
     tables = {
         profile.setting(name) for name in ("users_table", "tokens_table", "notifications_table")
     }
