@@ -63,7 +63,8 @@ def notes(sandbox_environ: dict[str, str]) -> tuple[DeclaredKind, Counter[str], 
             batch.put_item(Item={"NoteId": f"real-{i}", "Owner": f"colleague-{i}"})
     kind = DeclaredKind.from_spec("note", {**SPEC, "table": table}, profile, aws)
     calls: Counter[str] = Counter()
-    aws.session.events.register(
+    # On the client the kind's table uses (a client copies the session's hooks when built).
+    aws.dynamodb_client.meta.events.register(
         "before-call", lambda model=None, **_: calls.update([model.name]) if model else None
     )
     return kind, calls, ours
