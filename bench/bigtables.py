@@ -5,7 +5,8 @@ of the service's tables (users, their tokens, their notifications: what a stagin
 environment holds), with BatchWriteItem from parallel threads. Each side measures:
 
 - the residue check of a run (``harness.cleanup.residue.check``) over ``--users`` users the
-  run signed up, logged in and deleted through the API, with the scan limit at its default,
+  run signed up, logged in and deleted through the API, with the scan limit at its default
+  and the table sizes preflight read at the run's start (as ``harness run`` passes them),
   after the service's consumer drained (as the run's controller does), median of 3;
 - the whole ``harness run --suite smoke`` against that sandbox (median of ``--smoke-runs``);
 - ``DELETE /users/{uid}`` latency of the reference service, median over ``--users`` users.
@@ -57,6 +58,7 @@ from harness.kinds import Kind, load_kinds
 from harness.kinds.declared import DeclaredKind
 from harness.kinds.dynamo import ScanControl
 from harness.namespace import Namespace, RunId
+from harness.safety import preflight
 from harness.safety.guards import Owner
 from tests.faultproxy import FaultPlan, FaultProxy
 
@@ -103,6 +105,12 @@ class Side:
         self.kinds = kinds
         self.base = box_env["HARNESS_BASE_URL"]
         self.queue = box_env["HARNESS_PROCESSOR_QUEUE_URL"]
+        self.sizes: dict[str, int] = {}
+
+    def preflight(self) -> None:
+        """What a run does at start-up: one DescribeTable per table; the residue check's
+        size rule reuses the item counts, as ``harness run`` passes them on."""
+        self.sizes = preflight.check_aws(self.aws.profile, self.aws, self.kinds)
 
     def drain(self) -> None:
         try:
@@ -127,6 +135,7 @@ class Side:
         """(median ms of DELETE /users/{uid}, median s of the run's residue check, deletes
         that did not answer 204)."""
         namespace = Namespace(RunId.generate(), "gw0")
+        self.preflight()
         latencies, recorded, failed = [], [], 0
         for n in range(users):
             api, user = self.signed_up(namespace, n)
@@ -151,6 +160,7 @@ class Side:
                 Owner(run=namespace.run),
                 recorded=recorded,
                 settle=3.0,
+                sizes=self.sizes,
             )
             seconds.append(time.perf_counter() - started)
             leaked += len(result.leaked)

@@ -72,8 +72,9 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
         ],
     ),
 ]
-#: The cost model (docs/cost-model.md): its ``{figure}`` placeholders are filled with this
-#: run's figures (those of the table, when ``--only`` kept them from the last full run).
+#: The cost model (docs/cost-model.md): its ``{figure_name}`` placeholders (a name with an
+#: underscore; ``{uid}`` stays as written) are filled with this run's figures (those of the
+#: table, when ``--only`` kept them from the last full run).
 COST_MODEL = REPO / "docs" / "cost-model.md"
 ROW = re.compile(r"^\| `([a-z0-9_]+)` \| (.*?) \| .*? \| .*? \| (`bench/[a-z_]+\.py`) \|$")
 
@@ -149,7 +150,7 @@ def render(
         values = {name: value for name, value, _ in figures}
         template = COST_MODEL.read_text(encoding="utf-8").rstrip()
         lines += [
-            re.sub(r"\{([a-z0-9_]+)\}", lambda m: values.get(m[1], "n/a"), template),
+            re.sub(r"\{([a-z0-9]+_[a-z0-9_]+)\}", lambda m: values.get(m[1], "n/a"), template),
             "",
         ]
     notes = REPO / "docs" / "performance-notes.md"
