@@ -25,7 +25,8 @@ from harness.cli.main import UNUSED_PLUGINS
 from harness.run.local_sandbox import LocalSandbox
 
 REPO = Path(__file__).resolve().parents[1]
-PLUGINS = ["-p", "harness.pytest_plugin.plugin", "-p", "fixtures.core", "-p", "fixtures.users"]
+#: The harness plugin comes from its entry point; the reference adapter's fixtures by name.
+PLUGINS = ["-p", "fixtures.users"]
 #: Plugins the suites do not use, off in measured runs exactly as `harness run` and the
 #: project's pytest.ini switch them off (faker's own plugin; hypothesis is dev-only).
 NO_DEV_PLUGINS = list(UNUSED_PLUGINS)
@@ -63,6 +64,12 @@ def harness_environ(exports: dict[str, str], state_dir: Path, **extra: str) -> d
     environ = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
     environ.update(exports)
     environ["HARNESS_STATE_DIR"] = str(state_dir)
+    # The repository's profiles (the reference adapter's kinds) and its fixtures package,
+    # from whatever folder a measured run starts in.
+    environ["HARNESS_CONFIG"] = str(REPO / "environments.toml")
+    environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+    )
     environ.update(extra)
     return environ
 

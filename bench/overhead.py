@@ -109,19 +109,32 @@ def main() -> int:
     harnessed = write_suite(
         work / "harnessed", {"test_harnessed.py": HARNESS_TEST.format(n=args.scenarios)}
     )
+    # The same two suites with one scenario: the client CPU each side spends at two sizes
+    # gives the harness's extra CPU per test (the slope) and per run (the intercept).
+    plain_one = write_suite(
+        work / "plain-one", {"conftest.py": PLAIN_CONFTEST, "test_plain.py": PLAIN_TEST.format(n=1)}
+    )
+    harnessed_one = write_suite(
+        work / "harnessed-one", {"test_harnessed.py": HARNESS_TEST.format(n=1)}
+    )
     pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
     pytest += NO_DEV_PLUGINS  # the same for both sides
     with sandbox("overhead") as box:
         env = harness_environ(box.exports, work / "state")
-        plain_cmd = [*pytest, "test_plain.py"]
+        plain_cmd = [*pytest, "-p", "no:env_harness", "test_plain.py"]
         harness_cmd = [*pytest, *PLUGINS, "test_harnessed.py"]
         require_ok(run(plain_cmd, env, plain), "plain warm-up")  # first-use imports, caches
         require_ok(run(harness_cmd, env, harnessed), "harness warm-up")
         walls: dict[str, list[float]] = {"plain": [], "harness": []}
-        cpus: dict[str, list[float]] = {"plain": [], "harness": []}
+        cpus: dict[str, list[float]] = {"plain": [], "harness": [], "plain1": [], "harness1": []}
         ratios: list[float] = []
         sqs = Aws(load_profile("sandbox", environ=env)).sqs
-        commands = {"plain": (plain_cmd, plain), "harness": (harness_cmd, harnessed)}
+        commands = {
+            "plain": (plain_cmd, plain),
+            "harness": (harness_cmd, harnessed),
+            "plain1": (plain_cmd, plain_one),
+            "harness1": (harness_cmd, harnessed_one),
+        }
 
         def measure(side: str) -> None:
             # The sandbox's processor finishes the previous run's asynchronous work
@@ -130,7 +143,7 @@ def main() -> int:
             time.sleep(PAUSE)
             command, directory = commands[side]
             timed = require_ok(run(command, env, directory), side)
-            walls[side].append(timed.seconds)
+            walls.setdefault(side, []).append(timed.seconds)
             cpus[side].append(timed.cpu_seconds)
 
         for round_no in range(args.rounds):
@@ -138,6 +151,8 @@ def main() -> int:
             # (the machine, the sandbox) favours neither side
             order = ("plain", "harness") if round_no % 2 == 0 else ("harness", "plain")
             for side in order:
+                measure(side)
+            for side in ("plain1", "harness1") if round_no % 2 == 0 else ("harness1", "plain1"):
                 measure(side)
             ratios.append(walls["harness"][-1] / walls["plain"][-1])
             note(
@@ -166,6 +181,12 @@ def main() -> int:
     # spends beyond plain pytest's (fixtures, journal, transcript, preflight, lease, residue
     # check, imports), which is all it can add when the environment is not on this machine
     emit("overhead_client_cpu_share", (harness_cpu - plain_cpu) / median(walls["plain"]), ".3f")
+    # extra(n) = fixed + n * per_test, from the medians at n = scenarios and n = 1
+    extra_n = harness_cpu - plain_cpu
+    extra_1 = median(cpus["harness1"]) - median(cpus["plain1"])
+    per_test = (extra_n - extra_1) / max(args.scenarios - 1, 1)
+    emit("client_cpu_ms_per_test", per_test * 1000, ".2f")
+    emit("client_cpu_fixed_seconds", extra_1 - per_test, ".3f")
     return 0
 
 

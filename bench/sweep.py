@@ -63,7 +63,7 @@ def main() -> int:
         profile = load_profile("sandbox", REPO / "environments.toml", environ=box.exports)
         aws = Aws(profile)
         kinds = load_kinds(profile, aws)
-        tables = (profile.users_table, profile.tokens_table)
+        tables = (profile.setting("users_table"), profile.setting("tokens_table"))
 
         started = time.perf_counter()
         seed(aws, *tables, args.items)

@@ -115,6 +115,8 @@ class Profile:
     sensitive_keys: tuple[str, ...] = ()
     #: How long leaked test data may live before the sweeper treats it as abandoned.
     test_data_ttl: float = 7200.0
+    #: The sweeper's read budget: items/s (``500``) or capacity units/s (``50cu``); "" = none.
+    sweep_max_rate: str = ""
     #: Python modules that define the adapter's kinds (``fixtures.kinds``).
     adapters: tuple[str, ...] = ()
     #: Kinds declared without code: name -> {table, key, marker, index?}.
@@ -200,6 +202,16 @@ def _coerce(field: str, value: Any, source: str) -> Any:
             return parse_duration(value)
         except ValueError as error:
             raise ConfigError(f"{source}: test_data_ttl: {error}") from None
+    if field == "sweep_max_rate":
+        from harness.kinds.dynamo import parse_rate
+
+        text = str(value).strip()
+        if text:
+            try:
+                parse_rate(text)
+            except ValueError as error:
+                raise ConfigError(f"{source}: sweep_max_rate: {error}") from None
+        return text
     if field == "adapters":
         if isinstance(value, str):
             value = [v for v in value.replace(",", " ").split() if v]
@@ -532,7 +544,7 @@ def _validate_declared_kind(profile: str, kind: str, spec: Mapping[str, Any], fi
     where = f"{file}: [{profile}.kinds.{kind}]"
     if not _NAME.match(kind):
         raise ConfigError(f"{where}: a kind's name is lowercase letters, digits and _")
-    known = {"table", "key", "marker", "index", "sweep_order"}
+    known = {"table", "key", "marker", "index", "sweep_order", "run_index", "run_attribute"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ConfigError(
@@ -551,4 +563,10 @@ def _validate_declared_kind(profile: str, kind: str, spec: Mapping[str, Any], fi
     if not isinstance(spec.get("marker"), str) or not spec["marker"]:
         raise ConfigError(
             f'{where} needs marker = "the attribute whose value carries the run namespace"'
+        )
+    run_fields = [spec.get(f) for f in ("run_index", "run_attribute")]
+    if any(run_fields) and not all(isinstance(f, str) and f for f in run_fields):
+        raise ConfigError(
+            f'{where}: run_index = "<sparse GSI>" and run_attribute = "<its hash key, '
+            f'holding the run id>" go together'
         )

@@ -4,13 +4,17 @@ Owns looking in the environment for what the run may have left, at a cost that g
 what the run touched — not with the size of the environment:
 
 1. **By key**: every resource the run's journals recorded is looked up (``Kind.exists``),
-   with what derives from it (``Kind.derived``: a user's notifications, by ``Uid``) and what
-   the service wrote for it on its own (``Kind.related``: items of declared kinds whose
-   marker carries its namespaced name).
+   all of a kind's at once (``Kind.exists_many``: ``BatchGetItem``, 100 keys a call), with
+   what derives from it (``Kind.derived``: a user's notifications, by ``Uid``) and what the
+   service wrote for it on its own (``Kind.related``: items of declared kinds whose marker
+   carries its namespaced name — asked only of kinds that answer by key or index,
+   ``related_by_key``; the others are left to the bounded look below).
 2. **Namespace-wide**, for what a test created without the ledger: kinds whose ``find`` is
    cheap (a name-prefix listing) always; a kind that must scan its tables only while each
-   holds at most ``scan_limit`` items (DescribeTable's count, one call; 0 = never), so a
-   staging table of millions is never scanned by a post-deploy run.
+   holds at most ``scan_limit`` items (DescribeTable's count, one call; 0 = never). The
+   default, 1,000, bounds that look to a fixed cost (at most ~1,000 small items read per
+   table: a sandbox, a fresh dev stack), so a run's cost never grows with a staging
+   table — which is never scanned by a post-deploy run.
 
 Items that belong to a recorded resource (itself, derived, related) are cleaned with it and
 are not leaks; a recorded resource that is still there after its cleanup, or an item under the
@@ -22,6 +26,7 @@ by key, until ``settle`` passes (an asynchronous delete may be in flight).
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +35,8 @@ from harness.cleanup.journal import Resource
 from harness.kinds.base import Found, Kind
 from harness.safety.guards import Owner, guarded_deleter
 
-DEFAULT_SCAN_LIMIT = 10_000
+#: Tables above this many items (DescribeTable's ItemCount) are never scanned by a run.
+DEFAULT_SCAN_LIMIT = 1_000
 
 
 @dataclass
@@ -74,8 +80,9 @@ def kept_matcher(kept: Iterable[Mapping[str, Any]]) -> Callable[[Found], bool]:
     return is_kept
 
 
-def table_sizes(kind: Kind) -> list[tuple[str, int]]:
-    """(table, approximate item count) of every table the kind reads, one DescribeTable each."""
+def table_sizes(kind: Kind, cache: dict[str, int] | None = None) -> list[tuple[str, int]]:
+    """(table, approximate item count) of every table the kind reads, one DescribeTable each
+    (once per table and ``cache``)."""
     from harness.kinds.declared import DeclaredKind
 
     names = (
@@ -83,51 +90,74 @@ def table_sizes(kind: Kind) -> list[tuple[str, int]]:
         if isinstance(kind, DeclaredKind)
         else [kind.profile.setting(s.name) for s in type(kind).settings if s.table]
     )
-    sizes = []
+    cache = {} if cache is None else cache
     for name in dict.fromkeys(n for n in names if n):
-        table = kind.aws.dynamodb_client.describe_table(TableName=name)["Table"]
-        sizes.append((name, int(table.get("ItemCount", 0))))
-    return sizes
+        if name not in cache:
+            table = kind.aws.dynamodb_client.describe_table(TableName=name)["Table"]
+            cache[name] = int(table.get("ItemCount", 0))
+    return [(name, cache[name]) for name in dict.fromkeys(n for n in names if n)]
 
 
 def look_by_key(
     kinds: Mapping[str, Kind], recorded: Iterable[Resource]
 ) -> tuple[list[Found], list[Found]]:
-    """(recorded resources still present, items belonging to them)."""
+    """(recorded resources still present, items belonging to them): each kind's recorded
+    items in one ``exists_many`` (``BatchGetItem``, 100 keys a call), what derives from each
+    by key, and what related kinds hold for it where they can tell by key or index."""
     present: dict[Any, Found] = {}
     belonging: dict[Any, Found] = {}
-    related_kinds = [k for k in kinds.values() if type(k).related is not Kind.related]
+    related_kinds = [
+        k for k in kinds.values() if type(k).related is not Kind.related and k.related_by_key
+    ]
+    by_kind: dict[str, list[Resource]] = defaultdict(list)
     for resource in recorded:
-        kind = kinds.get(resource.kind)
-        if kind is None:
-            continue
-        found = kind.exists(resource.ids)
-        if found is not None:
+        if resource.kind in kinds:
+            by_kind[resource.kind].append(resource)
+    for name, resources in by_kind.items():
+        kind = kinds[name]
+        for found in kind.exists_many([r.ids for r in resources]):
             present[_key(found)] = found
-        for item in kind.derived(resource.ids):
-            belonging[_key(item)] = item
-        marker = kind.marker(resource.ids)
-        if marker:
-            for other in related_kinds:
-                for item in other.related(marker):
-                    belonging[_key(item)] = item
+        for resource in resources:
+            for item in kind.derived(resource.ids):
+                belonging[_key(item)] = item
+            marker = kind.marker(resource.ids)
+            if marker:
+                for other in related_kinds:
+                    for item in other.related(marker):
+                        belonging[_key(item)] = item
     for key in present:
         belonging.pop(key, None)
     return list(present.values()), list(belonging.values())
 
 
+def still_present(kinds: Mapping[str, Kind], items: list[Found]) -> list[Found]:
+    """Of ``items``, those still there: one ``exists_many`` per kind (the settle loop)."""
+    by_kind: dict[str, list[Found]] = defaultdict(list)
+    for item in items:
+        by_kind[item.kind].append(item)
+    there = set()
+    for name, found in by_kind.items():
+        there |= {_key(f) for f in kinds[name].exists_many([f.ids for f in found])}
+    return [f for f in items if _key(f) in there]
+
+
 def look_namespace_wide(
-    kinds: Mapping[str, Kind], prefix: str, scan_limit: int, result: ResidueResult
+    kinds: Mapping[str, Kind],
+    prefix: str,
+    scan_limit: int,
+    result: ResidueResult,
+    sizes: Mapping[str, int] | None = None,
 ) -> list[Found]:
     found: list[Found] = []
+    described: dict[str, int] = dict(sizes or {})
     for kind in sorted(kinds.values(), key=lambda k: k.sweep_order):
         if not kind.find_is_cheap:
             if scan_limit <= 0:
                 continue
-            sizes = table_sizes(kind)
-            big = [(name, n) for name, n in sizes if n > scan_limit]
-            if big or not sizes:
-                result.skipped_tables.extend(big)
+            tables = table_sizes(kind, described)
+            big = [(name, n) for name, n in tables if n > scan_limit]
+            if big or not tables:
+                result.skipped_tables.extend(b for b in big if b not in result.skipped_tables)
                 continue
         found.extend(kind.find(prefix))
     return found
@@ -145,16 +175,18 @@ def check(
     remove: bool = True,
     scan_limit: int = DEFAULT_SCAN_LIMIT,
     progress: Callable[[str], None] = lambda _: None,
+    sizes: Mapping[str, int] | None = None,
 ) -> ResidueResult:
     """Find leftovers of ``run_prefix``, let them settle, then clean what remains (unless
     ``remove`` is off: a protected target is never written to). Items kept on purpose
-    (``--keep-on-failure``) are listed apart and left for the sweeper."""
+    (``--keep-on-failure``) are listed apart and left for the sweeper. ``sizes``: tables'
+    item counts already known (preflight described them), so the size rule costs no call."""
     result = ResidueResult()
     recorded = [r for r in recorded if r.state != "kept"]
     present, belonging = look_by_key(kinds, recorded)
     own = {_key(f) for f in present} | {_key(f) for f in belonging}
     recorded_markers = [m for r in recorded if (m := _marker(kinds, r))]
-    for item in look_namespace_wide(kinds, run_prefix, scan_limit, result):
+    for item in look_namespace_wide(kinds, run_prefix, scan_limit, result, sizes):
         if _key(item) in own:
             continue
         if item.marker and any(item.marker.startswith(m) for m in recorded_markers):
@@ -178,7 +210,7 @@ def check(
                 f"residue check: {reported} item(s) present, letting them settle ({settle:g}s)"
             )
         time.sleep(interval)
-        present = [f for f in present if kinds[f.kind].exists(f.ids) is not None]
+        present = still_present(kinds, present)
     belonging = [f for f in belonging if not is_kept(f)]
     result.kept = [f for f in present if is_kept(f)]
     result.leaked = [f for f in present if not is_kept(f)]

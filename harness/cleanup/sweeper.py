@@ -5,17 +5,26 @@ run its namespace names, minus runs that are still alive (their lease is fresh) 
 younger than the age limit — and its execution through the guarded batch delete. It never
 sweeps a protected target, never deletes more than the cap without being told, and by
 default only shows what it would do.
+
+On big tables the scans are the cost: :class:`~harness.kinds.dynamo.ScanControl` runs them as
+parallel segments, reading only key and marker attributes, within a read budget, with a
+progress line, and from a checkpoint when a sweep was stopped half-way (see
+:func:`scan_control`).
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from harness.config import DEFAULT_SWEEP_MAX
 from harness.kinds import Found, Kind
+from harness.kinds.dynamo import Checkpoint, Progress, RateLimiter, ScanControl
 from harness.kinds.lease import LeaseInfo
 from harness.namespace import PREFIX, RunId, find_namespace
 from harness.safety.guards import Owner, OwnershipError, check, guarded_batch_delete
@@ -55,18 +64,58 @@ class SweepPlan:
         return sum(len(run.items) for run in self.to_delete.values())
 
 
+def scan_control(
+    *,
+    segments: int = 1,
+    max_rate: tuple[float, str] | None = None,
+    state_dir: Path | None = None,
+    profile: str = "",
+    restart: bool = False,
+    progress: Callable[[str], None] | None = None,
+    page_size: int | None = None,
+) -> ScanControl:
+    """The sweep's scans: ``segments`` in parallel, within ``max_rate`` ((rate, "items"|"cu")
+    per second, shared by all segments), resumable from a checkpoint under ``state_dir``
+    (keyed by ``profile``, table and segment; ``restart`` drops it first), a progress line
+    through ``progress`` for long sweeps."""
+    checkpoint = Checkpoint(state_dir, profile) if state_dir is not None else None
+    if checkpoint is not None and restart:
+        checkpoint.clear()
+    return ScanControl(
+        segments=segments,
+        limiter=RateLimiter(*max_rate) if max_rate else None,
+        checkpoint=checkpoint,
+        progress=Progress(progress) if progress is not None else None,
+        page_size=page_size,
+    )
+
+
+def _takes_scan(kind: Kind) -> bool:
+    try:
+        return "scan" in inspect.signature(kind.find).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def plan(
     kinds: Mapping[str, Kind],
     *,
     older_than: float,
     alive: Mapping[str, LeaseInfo],
     now: float | None = None,
+    scan: ScanControl | None = None,
 ) -> SweepPlan:
     now = time.time() if now is None else now
     result = SweepPlan()
     anyone = Owner(run=None)
     for kind in sorted(kinds.values(), key=lambda k: k.sweep_order):
-        for item in kind.find(f"{PREFIX}-"):
+        find: Any = kind.find  # ``scan`` is an optional keyword of the contract
+        found = (
+            find(f"{PREFIX}-", scan=scan)
+            if scan is not None and _takes_scan(kind)
+            else find(f"{PREFIX}-")
+        )
+        for item in found:
             namespace = find_namespace(item.marker)
             if namespace is None:
                 result.unparsable.append(item)

@@ -34,6 +34,8 @@ from harness.run.local_sandbox import (
 if TYPE_CHECKING:
     from harness.kinds import Kind
 
+#: ``harness sweep --segments``: more parallel scans than this only contend for one client.
+MAX_SEGMENTS = 64
 SUITES = {
     "smoke": ["-m", "smoke"],
     "nightly": ["-m", "smoke or nightly"],
@@ -170,6 +172,23 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"refuse to delete more than N items (default {DEFAULT_MAX})",
     )
+    sweep.add_argument(
+        "--segments",
+        default="1",
+        metavar="N",
+        help="scan each table as N parallel segments (TotalSegments; default 1, at most 64)",
+    )
+    sweep.add_argument(
+        "--max-rate",
+        metavar="RATE",
+        help="read budget shared by all segments: items/s (500) or capacity units/s (50cu); "
+        "default: the profile's sweep_max_rate, else unlimited",
+    )
+    sweep.add_argument(
+        "--restart",
+        action="store_true",
+        help="ignore the checkpoint of a sweep stopped half-way and scan from the start",
+    )
     recover_cmd = commands.add_parser(
         "recover",
         help="finish the cleanup of runs that died on this machine",
@@ -263,21 +282,22 @@ def _add_report_commands(commands: argparse._SubParsersAction) -> None:
     )
     _allow_override(residue)
     residue.add_argument(
-        "--scan-limit",
-        type=int,
-        default=10_000,
-        metavar="N",
-        help="scan a table for the run's namespace only while it holds at most N items "
-        "(default 10000; 0: never). What this machine's journals recorded is checked by key.",
+        "--alert", action="append", default=[], metavar="TARGET", help="webhook=URL on a leak"
     )
     residue.add_argument(
-        "--alert", action="append", default=[], metavar="TARGET", help="webhook=URL on a leak"
+        "--scan-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="scan a table for unrecorded leftovers only while it holds at most N items "
+        "(default 1000; 0: never). What this machine's journals of the run recorded is "
+        "always looked up by key.",
     )
 
 
 def _residue(options: argparse.Namespace) -> int:
     from harness.cleanup.journal import replay_run
-    from harness.cleanup.residue import check
+    from harness.cleanup.residue import DEFAULT_SCAN_LIMIT, check
     from harness.clients.aws import Aws
     from harness.namespace import RunId
     from harness.reporting import alerts
@@ -288,15 +308,18 @@ def _residue(options: argparse.Namespace) -> int:
         targets = [alerts.parse_target(t) for t in options.alert]
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    scan_limit = DEFAULT_SCAN_LIMIT if options.scan_limit is None else options.scan_limit
+    if scan_limit < 0:
+        raise ConfigError(f"--scan-limit must be 0 or more, not {scan_limit}")
     profile, kinds = _target(options.env, options.allow_env_override)
     result = check(
         kinds,
         f"{run_id}-",
         Owner(run=run_id),
         recorded=replay_run(default_state_dir(), str(run_id)),
+        scan_limit=scan_limit,
         settle=options.settle,
         remove=not profile.is_protected,
-        scan_limit=options.scan_limit,
         progress=lambda m: print(f"harness: {m}", flush=True),
     )
     for item in result.leaked:
@@ -383,9 +406,24 @@ def _sweep(options: argparse.Namespace) -> int:
     from harness.cleanup import sweeper
     from harness.cleanup.lease import alive_runs
     from harness.cleanup.sweeper import SweepRefused
+    from harness.kinds.dynamo import parse_rate
     from harness.kinds.lease import LeaseKind
 
+    try:
+        segments = int(options.segments)
+    except ValueError:
+        segments = 0
+    if not 1 <= segments <= MAX_SEGMENTS:
+        raise ConfigError(
+            f"--segments must be a whole number from 1 to {MAX_SEGMENTS}, not {options.segments!r}"
+        )
     profile, kinds = _target(options.env, options.allow_env_override)
+    rate_text = options.max_rate or profile.sweep_max_rate
+    try:
+        max_rate = parse_rate(rate_text) if rate_text else None
+    except ValueError as error:
+        where = "--max-rate" if options.max_rate else f"sweep_max_rate of [{profile.name}]"
+        raise ConfigError(f"{where}: {error}") from None
     if profile.is_protected:
         raise SweepRefused(
             f"profile [{profile.name}] is protected: sweeping is refused. If it really is a "
@@ -395,7 +433,30 @@ def _sweep(options: argparse.Namespace) -> int:
     lease_kind = kinds.get("lease")
     assert lease_kind is None or isinstance(lease_kind, LeaseKind)
     alive = alive_runs(lease_kind, default_state_dir())
-    sweep = sweeper.plan(kinds, older_than=older_than, alive=alive)
+    control = sweeper.scan_control(
+        segments=segments,
+        max_rate=max_rate,
+        # A dry run reads and writes no checkpoint: only a sweep that deletes resumes.
+        state_dir=default_state_dir() if options.yes else None,
+        profile=profile.name,
+        restart=options.restart,
+        progress=lambda m: print(f"harness: {m}", file=sys.stderr, flush=True),
+    )
+    if control.checkpoint is not None and control.checkpoint.exists():
+        print(
+            f"harness: resuming the sweep stopped half-way (checkpoint in "
+            f"{control.checkpoint.directory}); --restart to scan from the start",
+            file=sys.stderr,
+        )
+    started = time.perf_counter()
+    sweep = sweeper.plan(kinds, older_than=older_than, alive=alive, scan=control)
+    scan_s = time.perf_counter() - started
+    if control.scanned:
+        print(
+            f"scanned {control.scanned} item(s) in {control.calls} call(s), {scan_s:.1f}s"
+            + (f", {segments} segments" if segments > 1 else "")
+            + (f", budget {max_rate[0]:g} {max_rate[1]}/s" if max_rate else "")
+        )
     if lease_kind is None:
         print(
             f"note: profile [{profile.name}] names no lease_table: runs on other machines are "
@@ -417,6 +478,8 @@ def _sweep(options: argparse.Namespace) -> int:
     total = sum(deleted.values())
     rate = total / seconds if seconds > 0 else 0.0
     print(f"deleted {total} item(s) in {seconds:.2f}s ({rate:.0f} items/s): {dict(deleted)}")
+    if control.checkpoint is not None:
+        control.checkpoint.clear()  # done: the next sweep scans from the start
     return 0
 
 

@@ -93,7 +93,13 @@ class Kind:
     def find(self, prefix: str) -> list[Found]:
         """Every item whose marker starts with ``prefix`` (``itest-`` for the sweeper, a run
         id). This may read the whole store: the sweeper's job, never a normal run's, unless
-        ``find_is_cheap``."""
+        ``find_is_cheap``.
+
+        A kind that scans a table should take an optional keyword ``scan:
+        ScanControl | None = None`` too and pass it on to
+        :func:`~harness.kinds.dynamo.scan_prefix`: the sweeper then hands it its segments,
+        read budget, checkpoint and progress line. A ``find`` without it is called as
+        ``find(prefix)``."""
         raise NotImplementedError
 
     #: ``find`` costs O(what it finds), not O(the store) (an index, a name-prefix listing):
@@ -110,6 +116,17 @@ class Kind:
             if all(str(found.ids.get(k)) == str(v) for k, v in ids.items() if k in found.ids):
                 return found
         return None
+
+    def exists_many(self, ids: list[Mapping[str, Any]]) -> list[Found]:
+        """Of the recorded items ``ids``, those still there (the residue check asks for all
+        of a kind's at once). Table-backed kinds override this with ``BatchGetItem``, 100
+        keys a call (:func:`~harness.kinds.dynamo.batch_get`); the default asks ``exists``
+        for each."""
+        return [found for one in ids if (found := self.exists(one)) is not None]
+
+    #: ``related`` costs O(what it finds) (a key lookup or an index query, never a scan):
+    #: the residue check asks it for every recorded resource only then.
+    related_by_key: ClassVar[bool] = True
 
     def related(self, owner_marker: str) -> list[Found]:
         """Items of this kind that carry ``owner_marker`` (a recorded resource's namespaced

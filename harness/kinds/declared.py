@@ -6,7 +6,12 @@ table = "notes"
 key = ["owner", "note_id"]      # hash key, then range key if the table has one
 marker = "owner"                # the attribute whose value carries the run namespace
 index = "by-owner"              # optional: a GSI whose hash key is the marker attribute
+run_index = "by-run"            # optional: a sparse GSI whose hash key, run_attribute,
+run_attribute = "HarnessRun"    #   holds the run id, on items tests made only
 ```
+
+With ``run_index``, the residue check finds everything a run left in the table, recorded or
+not, with one ``Query`` of that index (O(what it finds)), whatever the table's size.
 
 Owns finding (a paginated, projected scan for the sweeper; by key, by the marker when it is
 the hash key, or through the declared index otherwise), deleting (a conditional delete: only
@@ -26,17 +31,35 @@ from botocore.exceptions import ClientError
 
 from harness.cleanup.ledger import OwnershipError
 from harness.kinds.base import Found, Kind, Outcome
-from harness.kinds.dynamo import batch_delete, is_condition_failed, scan_prefix
+from harness.kinds.dynamo import batch_delete, batch_get, is_condition_failed, scan_prefix
+from harness.namespace import RunId
 
 if TYPE_CHECKING:
     from harness.clients.aws import Aws
     from harness.config import Profile
+    from harness.kinds.dynamo import ScanControl
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     return value
+
+
+def _key_of(item: Mapping[str, Any], key: list[str]) -> tuple[str, ...]:
+    return tuple(str(_plain(item.get(k))) for k in key)
+
+
+def _run_of(prefix: str) -> str | None:
+    """The run id a prefix names (``itest-20261127t172503-k3f9-`` or a namespace), or None
+    for the sweeper's ``itest-``."""
+    parts = prefix.split("-")
+    if len(parts) < 3:
+        return None
+    try:
+        return str(RunId.parse("-".join(parts[:3])))
+    except ValueError:
+        return None
 
 
 class DeclaredKind(Kind):
@@ -53,6 +76,8 @@ class DeclaredKind(Kind):
         marker: str,
         index: str = "",
         sweep_order: int = 50,
+        run_index: str = "",
+        run_attribute: str = "",
     ) -> None:
         super().__init__(profile, aws)
         # A declared kind's name and order are data, not a class: set per instance.
@@ -62,6 +87,14 @@ class DeclaredKind(Kind):
         self.key = key
         self.marker_attribute = marker
         self.index = index
+        # ``related`` costs O(what it finds) (no scan) when the marker is the hash key or
+        # indexed; the residue check asks it for each recorded resource only then.
+        self.__dict__["related_by_key"] = marker == key[0] or bool(index)
+        self.run_index = run_index
+        self.run_attribute = run_attribute
+        # A run's items come from the sparse run index, never a scan: the residue check
+        # may look namespace-wide in every run.
+        self.__dict__["find_is_cheap"] = bool(run_index and run_attribute)
 
     @classmethod
     def from_spec(
@@ -77,6 +110,8 @@ class DeclaredKind(Kind):
             marker=str(spec["marker"]),
             index=str(spec.get("index", "")),
             sweep_order=int(spec.get("sweep_order", 50)),
+            run_index=str(spec.get("run_index", "")),
+            run_attribute=str(spec.get("run_attribute", "")),
         )
 
     def _table(self) -> Any:
@@ -184,19 +219,51 @@ class DeclaredKind(Kind):
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return self.find(owner_marker)
 
-    @property
-    def related_by_key(self) -> bool:
-        """``related`` costs O(what it finds) (no scan)."""
-        return self.marker_attribute == self.key[0] or bool(self.index)
-
-    def find(self, prefix: str) -> list[Found]:
+    def find(self, prefix: str, scan: ScanControl | None = None) -> list[Found]:
+        """Items whose marker starts with ``prefix``: a run's (``itest-…-k3f9-``) through the
+        sparse run index when one is declared, anything else by a projected scan."""
         projection, names = self._projection()
+        run = _run_of(prefix)
+        if self.find_is_cheap and run is not None:
+            return [f for f in self._query_run(run) if f.marker.startswith(prefix)]
         return [
             self._found(item)
             for item in scan_prefix(
-                self._table(), self.marker_attribute, prefix, projection, names=names
+                self._table(), self.marker_attribute, prefix, projection, names=names, scan=scan
             )
         ]
+
+    def _query_run(self, run: str) -> list[Found]:
+        projection, names = self._projection()
+        kwargs: dict[str, Any] = {
+            "IndexName": self.run_index,
+            "KeyConditionExpression": "#r = :r",
+            "ExpressionAttributeNames": {**names, "#r": self.run_attribute},
+            "ExpressionAttributeValues": {":r": run},
+            "ProjectionExpression": projection,
+        }
+        found = []
+        while True:
+            page = self._table().query(**kwargs)
+            found += [self._found(i) for i in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def exists_many(self, ids: list[Mapping[str, Any]]) -> list[Found]:
+        """Recorded items by key, ``BatchGetItem`` 100 a call; those recorded without their
+        full key (a lost create answer) by their marker."""
+        keyed = [key for one in ids if (key := self._full_key(one)) is not None]
+        found = [f for one in ids if self._full_key(one) is None if (f := self.exists(one))]
+        if keyed:
+            projection, names = self._projection()
+            items = batch_get(self._table(), keyed, projection, names)
+            by_key = {_key_of(item, self.key): item for item in items}
+            for key in keyed:
+                item = by_key.get(_key_of(key, self.key))
+                if item is not None:
+                    found.append(self._found(item))
+        return found
 
     def delete_many(self, ids: list[dict[str, Any]]) -> int:
         keys = [key for one in ids if (key := self._full_key(one)) is not None]

@@ -104,6 +104,9 @@ class RunState:
     lease: Lease | None = None
     session: HarnessSession | None = None
     residue: ResidueResult | None = None
+    #: Item count of each table, from preflight's DescribeTable (DynamoDB refreshes it about
+    #: every six hours): the residue check's size rule needs no second look.
+    table_sizes: dict[str, int] = field(default_factory=dict)
     worker_stats: list[dict[str, Any]] = field(default_factory=list)
     #: Ctrl-C or SIGTERM ended the tests (exit 130).
     interrupted: bool = False
@@ -166,7 +169,7 @@ def start_controller(
         identity = preflight.check_service(profile, warn=progress)
         aws = Aws(profile)
         kinds = load_kinds(profile, aws)
-        preflight.check_aws(profile, aws, kinds)
+        table_sizes = preflight.check_aws(profile, aws, kinds)
     except (ConfigError, SandboxError, ValueError) as error:
         if sandbox is not None:
             sandbox.stop()
@@ -193,6 +196,7 @@ def start_controller(
         shard=shard,
         aws=aws,
         sandbox=sandbox,
+        table_sizes=table_sizes,
     )
     state.report.identity = identity
     state.report.target = target
@@ -340,6 +344,7 @@ def finish_run(state: RunState, options: FinishOptions, progress: Progress) -> b
             remove=not state.profile.is_protected,
             scan_limit=options.scan_limit,
             progress=progress,
+            sizes=state.table_sizes,
         )
     except Exception as error:  # the environment went away: report, do not crash
         progress(f"residue check could not run: {type(error).__name__}: {error}")

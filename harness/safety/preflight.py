@@ -118,17 +118,22 @@ def check_identity(profile: Profile, aws: Aws) -> None:
         )
 
 
-def check_aws(profile: Profile, aws: Aws, kinds: Mapping[str, Kind]) -> None:
+def check_aws(profile: Profile, aws: Aws, kinds: Mapping[str, Kind]) -> dict[str, int]:
     """Credentials resolve, the endpoint answers, and every table the kinds need exists
-    (one DescribeTable each: never a read of their items)."""
+    (one DescribeTable each: never a read of their items). Returns each table's item count
+    as DescribeTable reports it (the residue check's size rule reuses it)."""
     check_identity(profile, aws)
     client = aws.dynamodb_client
     tables = settings_tables(kinds)
     if profile.lease_table:
         tables.append(("lease_table", profile.lease_table, None))
+    sizes: dict[str, int] = {}
     for field, name, _setting in tables:
+        if name in sizes:
+            continue
         try:
-            client.describe_table(TableName=name)
+            described = client.describe_table(TableName=name)["Table"]
+            sizes[name] = int(described.get("ItemCount", 0))
         except NoCredentialsError:
             raise ConfigError(
                 "no AWS credentials found: set AWS_PROFILE (or AWS_ACCESS_KEY_ID/"
@@ -155,3 +160,4 @@ def check_aws(profile: Profile, aws: Aws, kinds: Mapping[str, Kind]) -> None:
                     f"table {name!r} ({field}) does not exist in {aws.endpoint_url or 'AWS'}: {fix}"
                 ) from None
             raise ConfigError(f"AWS refused describe_table({name}): {code}: {error}") from None
+    return sizes

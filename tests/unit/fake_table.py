@@ -25,6 +25,7 @@ def _condition_failed() -> ClientError:
 
 class FakeTable:
     def __init__(self, key: list[str], items: list[dict[str, Any]] | None = None, page: int = 2):
+        self.name = "fake"  # the sweeper keys its checkpoints by table name
         self.key = key
         self.items: list[dict[str, Any]] = [dict(i) for i in items or []]
         self.page = page

@@ -413,7 +413,7 @@ def test_declared_kinds_are_read_and_checked(tmp_path: Path) -> None:
     bad = {
         KIND.replace("note]", "Note]"): "Note]: a kind's name is lowercase letters, digits and _",
         KIND + 'colour = "x"\n': "note] has unknown field(s) colour; known: index, key, marker, "
-        "sweep_order, table",
+        "run_attribute, run_index, sweep_order, table",
         KIND.replace(
             'table = "notes"', 'table = ""'
         ): 'note] needs table = "the DynamoDB table name"',

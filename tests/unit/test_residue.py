@@ -179,7 +179,7 @@ def test_a_scanning_kind_is_looked_at_only_while_its_tables_are_small(
 ) -> None:
     import harness.cleanup.residue as residue
 
-    monkeypatch.setattr(residue, "table_sizes", lambda kind: kind.sizes)
+    monkeypatch.setattr(residue, "table_sizes", lambda kind, cache=None: kind.sizes)
     small, big, unknown = Scanned([("t", 10)]), Scanned([("t", 10), ("huge", 11)]), Scanned([])
     for kind in (small, big, unknown):
         kind.add("leak", OURS.name("x"))
@@ -294,7 +294,7 @@ def test_scanning_kinds_before_cheap_ones_do_not_stop_the_look(
 ) -> None:
     import harness.cleanup.residue as residue
 
-    monkeypatch.setattr(residue, "table_sizes", lambda kind: kind.sizes)
+    monkeypatch.setattr(residue, "table_sizes", lambda kind, cache=None: kind.sizes)
     big = Scanned([("huge", 99)])
     big.__dict__["sweep_order"] = 1
     cheap = DictKind("cheap", sweep_order=2)
@@ -348,7 +348,7 @@ def test_the_documented_defaults() -> None:
     import inspect
 
     defaults = {k: p.default for k, p in inspect.signature(check).parameters.items()}
-    assert (defaults["settle"], defaults["interval"], defaults["scan_limit"]) == (3.0, 0.25, 10_000)
+    assert (defaults["settle"], defaults["interval"], defaults["scan_limit"]) == (3.0, 0.25, 1_000)
     assert defaults["remove"] is True
 
 
