@@ -43,8 +43,8 @@ test: lint typecheck
 		$(BIN)/python -m harness.sandbox.kafka.jars; \
 	else echo "make test: no java/mvn here: the Kafka tests will skip (install Java 17 and Maven)"; fi
 	$(BYTECODE)
-	$(BIN)/pytest -c tests/pytest.ini tests $(ARGS)
 	$(BIN)/python tests/mutate.py --smoke
+	$(BIN)/pytest -c tests/pytest.ini tests -n 2 $(ARGS)
 
 # Mutation testing of the safety layers (docs/testing.md): a score per module, survivors with
 # file:line; fails under 0.90. The smoke (in `make test`) mutates the ownership gate alone.

@@ -157,7 +157,7 @@ def _clean_belonging(
     if not recovered:
         return
     delete = guarded_deleter(kinds, owner, cascade=False)
-    _, belonging = look_by_key(kinds, recovered)
+    _, belonging = look_by_key(kinds, recovered, related_by_scan=True)
     for item in belonging:
         resource = Resource(seq=0, kind=item.kind, ids=dict(item.ids), state="created")
         try:

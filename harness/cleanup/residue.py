@@ -99,15 +99,18 @@ def table_sizes(kind: Kind, cache: dict[str, int] | None = None) -> list[tuple[s
 
 
 def look_by_key(
-    kinds: Mapping[str, Kind], recorded: Iterable[Resource]
+    kinds: Mapping[str, Kind], recorded: Iterable[Resource], *, related_by_scan: bool = False
 ) -> tuple[list[Found], list[Found]]:
     """(recorded resources still present, items belonging to them): each kind's recorded
     items in one ``exists_many`` (``BatchGetItem``, 100 keys a call), what derives from each
-    by key, and what related kinds hold for it where they can tell by key or index."""
+    by key, and what related kinds hold for it where they can tell by key or index — or, with
+    ``related_by_scan`` (crash recovery: rare, and nothing else will look), by their scan."""
     present: dict[Any, Found] = {}
     belonging: dict[Any, Found] = {}
     related_kinds = [
-        k for k in kinds.values() if type(k).related is not Kind.related and k.related_by_key
+        k
+        for k in kinds.values()
+        if type(k).related is not Kind.related and (related_by_scan or k.related_by_key)
     ]
     by_kind: dict[str, list[Resource]] = defaultdict(list)
     for resource in recorded:

@@ -11,6 +11,7 @@ import secrets
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,25 +73,35 @@ FOREIGN = 60
 SCAN_LIMIT = 50
 
 
-def seed_foreign(aws: Aws, count: int) -> None:
-    """``count`` items nobody's test wrote, in each of the service's tables."""
+def seed_foreign(aws: Aws, count: int) -> list[int]:
+    """``count`` items nobody's test wrote, in each of the service's tables; their uids."""
     profile = aws.profile
     users = aws.table(profile.setting("users_table"))
     tokens = aws.table(profile.setting("tokens_table"))
     notes = aws.table(profile.setting("notifications_table"))
+    uids = [secrets.randbits(52) for _ in range(count)]
     with users.batch_writer() as u, tokens.batch_writer() as t, notes.batch_writer() as n:
-        for i in range(count):
-            uid = secrets.randbits(52)
+        for i, uid in enumerate(uids):
             email = f"staff{i}-{secrets.token_hex(4)}@corp.example.com"
             u.put_item(Item={"Uid": uid, "Email": email, "Name": "Staff", "PasswordHash": "x"})
             t.put_item(Item={"Uid": uid, "Token": "t", "TimeToLive": 4102444800})
             n.put_item(Item={"Uid": uid, "NotificationId": "n1", "Email": email, "Kind": "welcome"})
+    return uids
 
 
 @pytest.fixture(scope="module")
-def big_tables(aws: Aws) -> Aws:
-    seed_foreign(aws, FOREIGN)
-    return aws
+def big_tables(aws: Aws) -> Iterator[Aws]:
+    uids = seed_foreign(aws, FOREIGN)
+    yield aws
+    profile = aws.profile  # the shared sandbox goes back to how other tests expect it
+    users = aws.table(profile.setting("users_table"))
+    tokens = aws.table(profile.setting("tokens_table"))
+    notes = aws.table(profile.setting("notifications_table"))
+    with users.batch_writer() as u, tokens.batch_writer() as t, notes.batch_writer() as n:
+        for uid in uids:
+            u.delete_item(Key={"Uid": uid})
+            t.delete_item(Key={"Uid": uid})
+            n.delete_item(Key={"Uid": uid, "NotificationId": "n1"})
 
 
 def counted(

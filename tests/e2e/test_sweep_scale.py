@@ -9,6 +9,7 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,18 +37,24 @@ def kinds(sandbox_environ: dict[str, str]) -> dict[str, Kind]:
 
 
 @pytest.fixture(scope="module")
-def dead_run(aws: Aws) -> str:
-    """A users table of thousands of foreign users and the leftovers of a run dead 5 h."""
+def dead_run(aws: Aws) -> Iterator[str]:
+    """A users table of thousands of foreign users and the leftovers of a run dead 5 h.
+    Both are removed afterwards: the session's sandbox is shared with other tests, whose
+    residue checks look namespace-wide only while the tables are small."""
     namespace = Namespace(RunId.generate(datetime.now(UTC) - timedelta(hours=5)), "gw0")
     users = aws.table(aws.profile.setting("users_table"))
+    uids = [secrets.randbits(52) for _ in range(FOREIGN + LEFTOVERS)]
     with users.batch_writer() as batch:
         for i in range(FOREIGN):
             email = f"colleague{i}-{secrets.token_hex(3)}@corp.example.com"
-            batch.put_item(Item={"Uid": secrets.randbits(52), "Email": email, "Name": "C"})
+            batch.put_item(Item={"Uid": uids[i], "Email": email, "Name": "C"})
         for i in range(LEFTOVERS):
             email = namespace.email(f"left{i}")
-            batch.put_item(Item={"Uid": secrets.randbits(52), "Email": email, "Name": "L"})
-    return str(namespace.run)
+            batch.put_item(Item={"Uid": uids[FOREIGN + i], "Email": email, "Name": "L"})
+    yield str(namespace.run)
+    with users.batch_writer() as batch:
+        for uid in uids:
+            batch.delete_item(Key={"Uid": uid})
 
 
 def planned(kinds: dict[str, Kind], run: str, scan: ScanControl | None = None) -> set[Any]:
