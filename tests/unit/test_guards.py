@@ -101,6 +101,84 @@ def test_check_reads_the_kinds_marker_and_names_the_item() -> None:
     )
 
 
+# -- what the service wrote for a resource goes with it (the cascade) ---------------------------
+
+
+def accounts_and_notes() -> tuple[DictKind, DictKind, str]:
+    accounts, notes = DictKind("account"), DictKind("note")
+    name = OURS.name("acct")
+    accounts.add("k", name)
+    return accounts, notes, name
+
+
+def test_what_the_service_wrote_for_a_resource_is_deleted_with_it_through_the_gate() -> None:
+    accounts, notes, name = accounts_and_notes()
+    welcome = notes.add("welcome", name)
+    notes.related_of[name] = [welcome]
+    heard: list[Found] = []
+    kinds = {"account": accounts, "note": notes}
+    delete = guarded_deleter(kinds, Owner(run=OURS.run), on_related=heard.append)
+    assert delete(resource(name, kind="account")) == "deleted"
+    assert accounts.store == {} and notes.store == {}
+    assert notes.deleted == [{"key": "welcome", "marker": name}] and heard == [welcome]
+
+
+def test_without_the_cascade_only_the_resource_is_deleted() -> None:
+    accounts, notes, name = accounts_and_notes()
+    notes.related_of[name] = [notes.add("welcome", name)]
+    delete = guarded_deleter(
+        {"account": accounts, "note": notes}, Owner(run=OURS.run), cascade=False
+    )
+    assert delete(resource(name, kind="account")) == "deleted"
+    assert accounts.store == {} and "welcome" in notes.store and notes.deleted == []
+
+
+def test_a_related_item_of_another_run_is_refused_by_the_gate() -> None:
+    accounts, notes, name = accounts_and_notes()
+    notes.related_of[name] = [notes.add("theirs", OTHER.name("acct"))]
+    delete = guarded_deleter({"account": accounts, "note": notes}, Owner(run=OURS.run))
+    with pytest.raises(OwnershipError, match="belongs to run"):
+        delete(resource(name, kind="account"))
+    assert "theirs" in notes.store and notes.deleted == []
+
+
+def test_a_gone_resource_whose_writes_were_still_there_counts_as_deleted() -> None:
+    accounts, notes, name = accounts_and_notes()
+    accounts.store.clear()  # the account was already gone; its welcome note was not
+    notes.related_of[name] = [notes.add("welcome", name)]
+    heard: list[Found] = []
+    kinds = {"account": accounts, "note": notes}
+    delete = guarded_deleter(kinds, Owner(run=OURS.run), on_related=heard.append)
+    assert delete(resource(name, kind="account")) == "deleted"
+    assert notes.store == {} and len(heard) == 1
+
+
+def test_related_items_already_gone_are_not_counted() -> None:
+    accounts, notes, name = accounts_and_notes()
+    ghost = Found("note", {"key": "gone", "marker": name}, "note gone", name)
+    notes.related_of[name] = [ghost]
+    accounts.store.clear()
+    heard: list[Found] = []
+    kinds = {"account": accounts, "note": notes}
+    delete = guarded_deleter(kinds, Owner(run=OURS.run), on_related=heard.append)
+    assert delete(resource(name, kind="account")) == "absent"
+    assert heard == [] and notes.deleted == [{"key": "gone", "marker": name}]
+
+
+def test_a_kind_that_does_not_answer_related_is_not_asked() -> None:
+    from harness.kinds.base import Kind
+
+    class Plain(DictKind):
+        related = Kind.related  # the base class's: answers nothing, never asked
+
+    accounts, _, name = accounts_and_notes()
+    plain = Plain("plain")
+    plain.related_of[name] = [plain.add("x", name)]
+    delete = guarded_deleter({"account": accounts, "plain": plain}, Owner(run=OURS.run))
+    assert delete(resource(name, kind="account")) == "deleted"
+    assert "x" in plain.store
+
+
 # -- the single delete path --------------------------------------------------------------------
 
 
