@@ -157,9 +157,12 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def serve(host: str, port: int, parent_pid: int) -> int:
     _die_with_parent(parent_pid)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # A plain flag, not a threading.Event: a signal handler that takes the Event's lock while
+    # the main thread holds it (inside wait()) deadlocks when a second signal arrives (the
+    # parent-death SIGTERM and the parent's own SIGTERM): the emulator then never exited.
+    stop: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
     try:
         server = WSGIServer((host, port), moto_app())
     except OSError as exc:
@@ -170,9 +173,10 @@ def serve(host: str, port: int, parent_pid: int) -> int:
     )
     thread.start()
     print(f"{READY_PREFIX}{server.server_address[1]}", flush=True)
-    while not stop.wait(0.5):
+    while not stop:
         if parent_pid and os.getppid() != parent_pid:
             break
+        time.sleep(0.1)
     server.shutdown()
     server.server_close()
     # Nothing to flush or save (moto's state is meant to die with it); skipping the

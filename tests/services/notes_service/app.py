@@ -325,9 +325,11 @@ def start_emulator() -> tuple[Any, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # A plain flag: a handler taking an Event's lock while the main thread is inside wait()
+    # deadlocks when a second signal arrives.
+    stop: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
 
     if args.with_emulator:  # never send real credentials to our own emulator
         os.environ.pop("AWS_SESSION_TOKEN", None)
@@ -358,8 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SERVICE_URL=http://127.0.0.1:{port}", flush=True)
         print(f"AWS_ENDPOINT_URL={endpoint}", flush=True)
         print("READY", flush=True)
-        while not stop.wait(0.5):
-            pass
+        while not stop:
+            time.sleep(0.2)
         return 0
     except Exception as exc:
         print(f"notes service failed to start: {exc}", file=sys.stderr)
