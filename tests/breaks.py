@@ -55,7 +55,7 @@ BREAKS = [
     Break(
         "recovery path: deletes without the run's gate",
         "harness/cleanup/recovery.py",
-        "ledger = Ledger(journal, guarded_deleter(kinds, owner))",
+        "ledger = Ledger(journal, guarded_deleter(kinds, owner, cascade=False))",
         "ledger = Ledger(journal, lambda r: kinds[r.kind].delete(r.ids))",
         (
             U + "test_recovery_and_lease.py::"
@@ -65,8 +65,8 @@ BREAKS = [
     Break(
         "residue path: removes leaks without the gate",
         "harness/cleanup/residue.py",
-        "    delete = guarded_deleter(kinds, owner)\n",
-        "    delete = lambda r: kinds[r.kind].delete(r.ids)  # noqa: E731\n",
+        "    delete = guarded_deleter(kinds, owner, cascade=False)",
+        "    delete = lambda r: kinds[r.kind].delete(r.ids)  # noqa: E731",
         (U + "test_residue.py::test_the_residue_removal_goes_through_the_gate",),
     ),
     Break(
@@ -135,9 +135,9 @@ BREAKS = [
     Break(
         "redaction: a short secret in a request body no longer masked by its key",
         "harness/safety/redact.py",
-        "                k: (MASK if isinstance(k, str) and _is_sensitive_key(k) "
+        "                k: (MASK if isinstance(k, str) and self.is_sensitive(k) "
         "else self.data(v))",
-        "                k: (MASK if isinstance(v, str) and len(v) >= 8 and _is_sensitive_key(k)"
+        "                k: (MASK if isinstance(v, str) and len(v) >= 8 and self.is_sensitive(k)"
         " else self.data(v))",
         (
             U + "test_http_recording.py::"
@@ -147,7 +147,7 @@ BREAKS = [
     Break(
         "redaction: the client stops learning secrets it is handed (unregistered secrets)",
         "harness/clients/http.py",
-        "        self.redactor.learn(response_data)\n",
+        "        redactor.learn(response_data)\n",
         "",
         (
             U + "test_http_recording.py::"
@@ -164,8 +164,9 @@ BREAKS = [
     Break(
         "precedence: $HARNESS_ENV beats the --env option",
         "harness/config.py",
-        'name = name or environ.get(f"{ENV_PREFIX}ENV") or DEFAULT_PROFILE',
-        'name = environ.get(f"{ENV_PREFIX}ENV") or name or DEFAULT_PROFILE',
+        "    if name:\n        name_source = \"option\"\n    elif environ.get",
+        "    if name and not environ.get(f\"{ENV_PREFIX}ENV\"):\n"
+        "        name_source = \"option\"\n    elif environ.get",
         (
             U + "test_run_start.py::"
             "test_option_beats_environment_beats_file_through_the_real_command_line",
