@@ -164,9 +164,9 @@ BREAKS = [
     Break(
         "precedence: $HARNESS_ENV beats the --env option",
         "harness/config.py",
-        "    if name:\n        name_source = \"option\"\n    elif environ.get",
-        "    if name and not environ.get(f\"{ENV_PREFIX}ENV\"):\n"
-        "        name_source = \"option\"\n    elif environ.get",
+        '    if name:\n        name_source = "option"\n    elif environ.get',
+        '    if name and not environ.get(f"{ENV_PREFIX}ENV"):\n'
+        '        name_source = "option"\n    elif environ.get',
         (
             U + "test_run_start.py::"
             "test_option_beats_environment_beats_file_through_the_real_command_line",
