@@ -245,9 +245,11 @@ def _add_report_commands(commands: argparse._SubParsersAction) -> None:
         "doctor",
         help="check an environment is ready for a run: one OK/FAIL row per check, with fixes",
         description=(
-            "Check configuration, reachability, identity (GET /health), AWS credentials, every "
-            "table, TTL on the token table, the events topic and the processor queue. Reads "
-            "only. The sandbox profile without HARNESS_BASE_URL starts a local sandbox for the "
+            "Check configuration (the adapters' kinds load), reachability, identity (as the "
+            "profile's `identity` says), AWS credentials, every table the kinds declare, TTL "
+            "where a setting asks for it, the lease table, and the events topic and processor "
+            "queue (or, on Kafka, the topic and the service's consumer group). Reads only. "
+            "The sandbox profile without HARNESS_BASE_URL starts a local sandbox for the "
             "check (--no-start: say how to point at a running one instead). Exit 1 on a FAIL, 7 "
             "when the service is unreachable or not the profile's, 8 when the profile cannot "
             "be used."

@@ -179,12 +179,7 @@ def event_stream(harness_session: HarnessSession) -> Iterator[EventStream]:
         profile.events_topic_arn,
         profile.processor_queue_url,
     )
-    stream = EventStream(
-        transport,
-        contracts,
-        keep=str(harness_session.namespace),
-        protected=profile.name if profile.is_protected else "",
-    ).start()
+    stream = _start_stream(harness_session, transport, contracts)
     try:
         yield stream
     finally:
@@ -192,6 +187,20 @@ def event_stream(harness_session: HarnessSession) -> Iterator[EventStream]:
         # once its queue is deleted, and a run should not pay that second at every finish.
         stream.close(timeout=0.05)
         harness_session.ledger.cleanup(STREAM_SCOPE)
+
+
+def _start_stream(
+    harness_session: HarnessSession, transport: Any, contracts: Contracts
+) -> EventStream:
+    """This worker's background poller on ``transport``: keeps only what carries its
+    namespace, refuses to publish on a protected profile."""
+    profile = harness_session.profile
+    return EventStream(
+        transport,
+        contracts,
+        keep=str(harness_session.namespace),
+        protected=profile.name if profile.is_protected else "",
+    ).start()
 
 
 def _kafka_stream(harness_session: HarnessSession, contracts: Contracts) -> Iterator[EventStream]:
@@ -209,12 +218,7 @@ def _kafka_stream(harness_session: HarnessSession, contracts: Contracts) -> Iter
         )
     except KafkaUnavailable as error:
         pytest.fail(str(error), pytrace=False)
-    stream = EventStream(
-        transport,
-        contracts,
-        keep=str(harness_session.namespace),
-        protected=profile.name if profile.is_protected else "",
-    ).start()
+    stream = _start_stream(harness_session, transport, contracts)
     try:
         yield stream
     finally:
