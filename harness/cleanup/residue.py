@@ -120,9 +120,9 @@ def look_by_key(
         kind = kinds[name]
         for found in kind.exists_many([r.ids for r in resources]):
             present[_key(found)] = found
+        for item in kind.derived_many([r.ids for r in resources]):
+            belonging[_key(item)] = item
         for resource in resources:
-            for item in kind.derived(resource.ids):
-                belonging[_key(item)] = item
             marker = kind.marker(resource.ids)
             if marker:
                 for other in related_kinds:

@@ -104,7 +104,12 @@ class Aws:
         return self.session.client("sts", **self._kwargs())
 
     def table(self, name: str) -> Any:
-        return self.dynamodb.Table(name)
+        """The table's resource, built once: building one costs ~1 ms of CPU (boto3 makes
+        its class anew each time), which a per-test or per-item lookup would pay each call."""
+        tables: dict[str, Any] = self.__dict__.setdefault("_tables", {})
+        if name not in tables:
+            tables[name] = self.dynamodb.Table(name)
+        return tables[name]
 
     def sibling(self) -> Aws:
         """Clients of its own on this same boto3 session, for another thread.

@@ -141,6 +141,13 @@ class Kind:
         Their own kind deletes them through the gate like anything else."""
         return []
 
+    def derived_many(self, ids: list[Mapping[str, Any]]) -> list[Found]:
+        """``derived`` for all of a kind's recorded resources at once: the residue check asks
+        this. The default asks ``derived`` for each — one lookup (a ``Query``, ~1 ms of
+        client CPU) per resource; a kind that knows the derived items' full keys overrides
+        it with ``BatchGetItem``, 100 keys a call (docs/performance.md, the cost model)."""
+        return [item for one in ids for item in self.derived(one)]
+
     def delete_many(self, ids: list[dict[str, Any]]) -> int:
         """Delete many items whose markers the engine has checked; how many were deleted.
         Kinds backed by a table override this with batched writes."""
