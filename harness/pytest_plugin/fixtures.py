@@ -6,6 +6,8 @@ everything created through it is cleaned after the test), ``fake`` (seeded Faker
 events fixtures ``event_stream`` / ``events`` (a per-worker subscription to the profile's
 topic, and one test's assertions on it). Thin glue: no environment logic lives here, and no
 kind of any particular service — those are an adapter's (the reference one is ``fixtures/``).
+
+PYTEST_DONT_REWRITE: engine code, no test assertions (see :mod:`harness.pytest_plugin`).
 """
 
 from __future__ import annotations

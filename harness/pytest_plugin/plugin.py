@@ -8,11 +8,14 @@ redacted HTTP transcript to failures, clean up whatever a worker left (also afte
 then — once, in the controller, after the last worker — finish the run and turn a leak into
 a failed run, and print the summary. Test-facing objects are handed out by
 :mod:`harness.pytest_plugin.fixtures`.
+
+PYTEST_DONT_REWRITE: engine code, no test assertions (see :mod:`harness.pytest_plugin`).
 """
 
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import signal
 import sys
@@ -42,7 +45,8 @@ from harness.safety.protect import ProtectedTargetError
 #: Bad configuration (kept for callers of the old name; see harness.run.outcome).
 EXIT_CONFIG = outcome.CONFIG
 #: Reports, summaries and alerts live in their own plugin; the generic fixtures (api, ledger,
-#: namespace, fake, env, events …) in theirs. Both are loaded with this one.
+#: namespace, fake, env, events …) in theirs. Both are loaded with this one (and imported at
+#: the end of this module, so pytest's rewriter never re-parses them: see rewriting.py).
 pytest_plugins = ["harness.reporting.plugin", "harness.pytest_plugin.fixtures"]
 MARKERS = (
     "smoke: fast post-deploy checks (the CI smoke stage)",
@@ -538,3 +542,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     report_path = config.getoption("harness_report")
     if report_path:
         tr.write_line(f"report: {report_path}")
+
+
+# Imported before pytest registers them (by ``pytest_plugins`` above, which marks them for
+# assertion rewriting): here, past the engine's unmarking, they load as plain modules.
+for _name in pytest_plugins:
+    importlib.import_module(_name)
