@@ -157,7 +157,7 @@ class ApiClient(requests.Session):
         self.redactor = redactor or Redactor()
         self.transcript = Transcript()
         self.latencies: list[tuple[str, str, float]] = []
-        self._environment_settings: dict[str, dict[str, Any]] = {}
+        self._environment_settings: dict[tuple[str, Any], dict[str, Any]] = {}
         self._lock = threading.Lock()
         adapter = HTTPAdapter(max_retries=retry or default_retry(), pool_maxsize=16)
         self.mount("http://", adapter)
@@ -175,15 +175,16 @@ class ApiClient(requests.Session):
     ) -> Any:
         """requests scans the whole process environment for proxy variables on every request
         (~0.3 ms each, the largest client-side cost after the socket); the environment does
-        not change during a run, so its answer is kept per host and the request's own
-        settings are applied over it exactly as requests would."""
+        not change during a run, so its answer is kept per host (and ``verify``: None and True
+        differ when the session's own ``verify`` is set) and the request's own stream and
+        cert are applied over it exactly as requests would."""
         if not self.trust_env or proxies or verify not in (None, True):
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
         host = url.split("/", 3)[2] if "://" in url else url  # pragma: no mutate (same host)
-        cached: Any = self._environment_settings.get(host)
+        cached: Any = self._environment_settings.get((host, verify))
         if cached is None:
             cached = dict(super().merge_environment_settings(url, {}, None, verify, None))
-            self._environment_settings[host] = cached
+            self._environment_settings[host, verify] = cached
         merged = dict(cached)
         merged["proxies"] = dict(cached["proxies"])
         if stream is not None:
