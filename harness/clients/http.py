@@ -33,8 +33,23 @@ from harness.safety.redact import Redactor
 USER_AGENT = "env-harness/0.1"
 DEFAULT_TIMEOUT = (3.05, 15.0)
 _MAX_BODY = 2000
-#: ``requests.Session.request``'s positional parameters after the URL, in order.
-_POSITIONAL = ("params", "data", "headers", "cookies", "files", "auth", "timeout")
+#: ``requests.Session.request``'s parameters after the URL, in order (all may be positional).
+_POSITIONAL = (
+    "params",
+    "data",
+    "headers",
+    "cookies",
+    "files",
+    "auth",
+    "timeout",
+    "allow_redirects",
+    "proxies",
+    "hooks",
+    "stream",
+    "verify",
+    "cert",
+    "json",
+)
 #: Headers every request or response carries; the transcript shows only the others.
 _ROUTINE_HEADERS = frozenset(
     {
@@ -125,7 +140,7 @@ def _decode(body: Any) -> Any:
     if isinstance(body, Mapping):
         return dict(body)
     if isinstance(body, list | tuple):
-        if all(isinstance(p, tuple) and len(p) == 2 for p in body):
+        if body and all(isinstance(p, tuple) and len(p) == 2 for p in body):
             return {str(k): v for k, v in body}  # data=[("k", "v"), ...]
         return list(body)
     if isinstance(body, int | float | bool):
@@ -200,7 +215,8 @@ class ApiClient(requests.Session):
         """Every request leaves through here (``request``, a prepared ``send``, each
         redirect): the protected target's rule is checked last, right before the socket."""
         if self.guard is not None:
-            self.guard.check(request.method or "GET", self._relative(request.url or ""))
+            # a request with no method is no known read: refused like any write
+            self.guard.check(request.method or "", self._relative(request.url or ""))
         return super().send(request, **kwargs)
 
     def request(  # type: ignore[override]
@@ -255,7 +271,7 @@ class ApiClient(requests.Session):
         started: float,
         request_body: Any,
         response_body: Any,
-        error: str = "",
+        error: str,
         request_headers: Mapping[str, str] | None = None,
         response_headers: Mapping[str, str] | None = None,
         refused: bool = False,
