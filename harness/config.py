@@ -241,7 +241,7 @@ def _coerce(field: str, value: Any, source: str) -> Any:
             f"{source}: events_bus must be one of {', '.join(EVENT_BUSES)}, not {value!r}"
         )
     if field == "events_bus":
-        return text.lower() or "sns"
+        return text.lower()  # one of EVENT_BUSES: "" was refused above
     if field == "identity" and text not in IDENTITY_MODES:
         raise ConfigError(
             f"{source}: identity must be one of {', '.join(IDENTITY_MODES)}, not {value!r}"
@@ -311,7 +311,9 @@ def load_profile(
     ``declared`` maps each adapter setting name to its :class:`~harness.kinds.base.Setting`;
     when None, the adapters the profile names are imported to learn them."""
     environ = os.environ if environ is None else environ
-    started_sandbox = set(environ.get(STARTED_SANDBOX_VARIABLE, "").split())
+    started_sandbox = (
+        environ[STARTED_SANDBOX_VARIABLE].split() if STARTED_SANDBOX_VARIABLE in environ else []
+    )
     file = profiles_file(path, environ)
     profiles = read_profiles(file)
     if name:
@@ -408,7 +410,9 @@ def load_profile(
 
 
 def _is_loopback(url: str | None) -> bool:
+    # pragma: no mutate start (equivalent: "" and "XXXX" both have no hostname: not loopback)
     host = urlparse(url or "").hostname or ""
+    # pragma: no mutate end
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
@@ -421,7 +425,10 @@ def refuse_env_overrides(
     override (``--allow-env-override`` or ``HARNESS_ALLOW_ENV_OVERRIDE=1``). The sandbox
     profile takes a sandbox's own exports (loopback URLs) as they are."""
     environ = os.environ if environ is None else environ
-    if allow or str(environ.get(ALLOW_OVERRIDE_VARIABLE, "")).strip().lower() in _TRUE:
+    if allow or (
+        ALLOW_OVERRIDE_VARIABLE in environ
+        and environ[ALLOW_OVERRIDE_VARIABLE].strip().lower() in _TRUE
+    ):
         return
     if profile.sources.get("name") not in ("option", f"${ENV_PREFIX}ENV"):
         return

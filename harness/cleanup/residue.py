@@ -61,21 +61,21 @@ def _key(found: Found) -> tuple[str, tuple[tuple[str, str], ...]]:
 
 def kept_matcher(kept: Iterable[Mapping[str, Any]]) -> Callable[[Found], bool]:
     """Matches found items that belong to resources kept for debugging (--keep-on-failure):
-    the resource itself (same ids) or anything whose marker carries a kept resource's
-    marker (its token, its notifications, its notes)."""
+    the resource itself (the same ``uid`` or ``email``) or anything whose marker carries a
+    kept resource's marker (its token, its notifications, its notes)."""
     markers: set[str] = set()
     values: set[tuple[str, str]] = set()
     for ids in kept:
         for k, v in ids.items():
             if k == "_marker":
                 markers.add(str(v))
-            elif isinstance(v, str | int) and k not in ("namespace", "expires_at"):
+            elif k in ("uid", "email") and isinstance(v, str | int):  # what identifies one
                 values.add((k, str(v)))
 
     def is_kept(found: Found) -> bool:
         if found.marker and any(found.marker.startswith(m) for m in markers if m):
             return True
-        return any((k, str(v)) in values for k, v in found.ids.items() if k in ("uid", "email"))
+        return any((k, str(v)) in values for k, v in found.ids.items())
 
     return is_kept
 

@@ -33,8 +33,23 @@ from harness.safety.redact import Redactor
 USER_AGENT = "env-harness/0.1"
 DEFAULT_TIMEOUT = (3.05, 15.0)
 _MAX_BODY = 2000
-#: ``requests.Session.request``'s positional parameters after the URL, in order.
-_POSITIONAL = ("params", "data", "headers", "cookies", "files", "auth", "timeout")
+#: ``requests.Session.request``'s parameters after the URL, in order (all may be positional).
+_POSITIONAL = (
+    "params",
+    "data",
+    "headers",
+    "cookies",
+    "files",
+    "auth",
+    "timeout",
+    "allow_redirects",
+    "proxies",
+    "hooks",
+    "stream",
+    "verify",
+    "cert",
+    "json",
+)
 #: Headers every request or response carries; the transcript shows only the others.
 _ROUTINE_HEADERS = frozenset(
     {
@@ -125,7 +140,7 @@ def _decode(body: Any) -> Any:
     if isinstance(body, Mapping):
         return dict(body)
     if isinstance(body, list | tuple):
-        if all(isinstance(p, tuple) and len(p) == 2 for p in body):
+        if body and all(isinstance(p, tuple) and len(p) == 2 for p in body):
             return {str(k): v for k, v in body}  # data=[("k", "v"), ...]
         return list(body)
     if isinstance(body, int | float | bool):
@@ -157,7 +172,7 @@ class ApiClient(requests.Session):
         self.redactor = redactor or Redactor()
         self.transcript = Transcript()
         self.latencies: list[tuple[str, str, float]] = []
-        self._environment_settings: dict[str, dict[str, Any]] = {}
+        self._environment_settings: dict[tuple[str, Any], dict[str, Any]] = {}
         self._lock = threading.Lock()
         adapter = HTTPAdapter(max_retries=retry or default_retry(), pool_maxsize=16)
         self.mount("http://", adapter)
@@ -175,15 +190,16 @@ class ApiClient(requests.Session):
     ) -> Any:
         """requests scans the whole process environment for proxy variables on every request
         (~0.3 ms each, the largest client-side cost after the socket); the environment does
-        not change during a run, so its answer is kept per host and the request's own
-        settings are applied over it exactly as requests would."""
+        not change during a run, so its answer is kept per host (and ``verify``: None and True
+        differ when the session's own ``verify`` is set) and the request's own stream and
+        cert are applied over it exactly as requests would."""
         if not self.trust_env or proxies or verify not in (None, True):
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
         host = url.split("/", 3)[2] if "://" in url else url  # pragma: no mutate (same host)
-        cached: Any = self._environment_settings.get(host)
+        cached: Any = self._environment_settings.get((host, verify))
         if cached is None:
             cached = dict(super().merge_environment_settings(url, {}, None, verify, None))
-            self._environment_settings[host] = cached
+            self._environment_settings[host, verify] = cached
         merged = dict(cached)
         merged["proxies"] = dict(cached["proxies"])
         if stream is not None:
@@ -199,7 +215,8 @@ class ApiClient(requests.Session):
         """Every request leaves through here (``request``, a prepared ``send``, each
         redirect): the protected target's rule is checked last, right before the socket."""
         if self.guard is not None:
-            self.guard.check(request.method or "GET", self._relative(request.url or ""))
+            # a request with no method is no known read: refused like any write
+            self.guard.check(request.method or "", self._relative(request.url or ""))
         return super().send(request, **kwargs)
 
     def request(  # type: ignore[override]
@@ -254,7 +271,7 @@ class ApiClient(requests.Session):
         started: float,
         request_body: Any,
         response_body: Any,
-        error: str = "",
+        error: str,
         request_headers: Mapping[str, str] | None = None,
         response_headers: Mapping[str, str] | None = None,
         refused: bool = False,

@@ -123,41 +123,44 @@ def check_aws(profile: Profile, aws: Aws, kinds: Mapping[str, Kind]) -> dict[str
     (one DescribeTable each: never a read of their items). Returns each table's item count
     as DescribeTable reports it (the residue check's size rule reuses it)."""
     check_identity(profile, aws)
-    client = aws.dynamodb_client
     tables = settings_tables(kinds)
     if profile.lease_table:
         tables.append(("lease_table", profile.lease_table, None))
     sizes: dict[str, int] = {}
     for field, name, _setting in tables:
-        if name in sizes:
-            continue
-        try:
-            described = client.describe_table(TableName=name)["Table"]
-            sizes[name] = int(described.get("ItemCount", 0))
-        except NoCredentialsError:
-            raise ConfigError(
-                "no AWS credentials found: set AWS_PROFILE (or AWS_ACCESS_KEY_ID/"
-                "AWS_SECRET_ACCESS_KEY) for the account of this environment"
-            ) from None
-        except NoRegionError:
-            raise ConfigError(
-                f"no AWS region: set aws_region in profile [{profile.name}] or AWS_REGION"
-            ) from None
-        except EndpointConnectionError:
-            raise TargetError(
-                f"cannot reach the AWS endpoint {aws.endpoint_url or '(default)'}: check "
-                f"aws_endpoint_url of profile [{profile.name}] or HARNESS_AWS_ENDPOINT_URL"
-            ) from None
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code == "ResourceNotFoundException":
-                fix = (
-                    f"fix table under [{profile.name}.{field.replace(' ', 's.')}]"
-                    if field.startswith("kind ")
-                    else f"fix {field} in profile [{profile.name}] or HARNESS_{field.upper()}"
-                )
-                raise ConfigError(
-                    f"table {name!r} ({field}) does not exist in {aws.endpoint_url or 'AWS'}: {fix}"
-                ) from None
-            raise ConfigError(f"AWS refused describe_table({name}): {code}: {error}") from None
+        if name not in sizes:  # the lease table may be a kind's table too
+            sizes[name] = _item_count(profile, aws, field, name)
     return sizes
+
+
+def _item_count(profile: Profile, aws: Aws, field: str, name: str) -> int:
+    """DescribeTable's item count of table ``name`` (``field``: what needs it, for the fix)."""
+    try:
+        described = aws.dynamodb_client.describe_table(TableName=name)["Table"]
+        return int(described.get("ItemCount", 0))
+    except NoCredentialsError:
+        raise ConfigError(
+            "no AWS credentials found: set AWS_PROFILE (or AWS_ACCESS_KEY_ID/"
+            "AWS_SECRET_ACCESS_KEY) for the account of this environment"
+        ) from None
+    except NoRegionError:
+        raise ConfigError(
+            f"no AWS region: set aws_region in profile [{profile.name}] or AWS_REGION"
+        ) from None
+    except EndpointConnectionError:
+        raise TargetError(
+            f"cannot reach the AWS endpoint {aws.endpoint_url or '(default)'}: check "
+            f"aws_endpoint_url of profile [{profile.name}] or HARNESS_AWS_ENDPOINT_URL"
+        ) from None
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code == "ResourceNotFoundException":
+            fix = (
+                f"fix table under [{profile.name}.{field.replace(' ', 's.')}]"
+                if field.startswith("kind ")
+                else f"fix {field} in profile [{profile.name}] or HARNESS_{field.upper()}"
+            )
+            raise ConfigError(
+                f"table {name!r} ({field}) does not exist in {aws.endpoint_url or 'AWS'}: {fix}"
+            ) from None
+        raise ConfigError(f"AWS refused describe_table({name}): {code}: {error}") from None

@@ -11,7 +11,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, unquote_plus
 
 MASK = "«redacted»"
 _MIN_LEARNED = 8
@@ -66,7 +66,8 @@ class Redactor:
         extra = [_normalise(k) for k in sensitive_keys if _normalise(k)]
         self._words = tuple(dict.fromkeys([*SENSITIVE_WORDS, *extra]))
         self._key_cache: dict[str, bool] = {}
-        words = "|".join(_word_pattern(w) for w in sorted(self._words, key=len, reverse=True))
+        # The order of the words is free: a key runs to the end of its name whichever matched.
+        words = "|".join(_word_pattern(w) for w in self._words)
         key = rf"(?<![\w-])[\w-]*?(?:{words})[\w-]*"
         self._any_word = re.compile(words, re.IGNORECASE)
         # 'password': 'x' / "token":"x" / secret = "x" (also JSON escaped inside a string)
@@ -145,11 +146,11 @@ class Redactor:
                         self._learn_value(cookie)
 
     def _pairs(self, text: str) -> list[tuple[str, str]]:
-        query = text.split("?", 1)[1] if "?" in text else text
-        query = query.split("#", 1)[0]
+        query = text.partition("?")[2] if "?" in text else text
+        query = query.partition("#")[0]
         if not _FORM.match(query):
             return []
-        return parse_qsl(query, keep_blank_values=True)
+        return parse_qsl(query)  # blank values are not secrets: no need to keep them
 
     def _by_value(self, value: str) -> str:
         secrets = self._secrets
@@ -199,41 +200,30 @@ class Redactor:
             return value
         return self._by_key(self._by_value(value))
 
+    def _fields(self, query: str) -> str:
+        """``a=1&token=x`` -> ``a=1&token=«redacted»``: the whole value of each sensitive
+        field (its name read decoded) masked; every other field left as it was sent."""
+        fields = query.split("&")
+        for i, field in enumerate(fields):
+            name, eq, _ = field.partition("=")
+            if eq and self.is_sensitive(unquote_plus(name)):
+                fields[i] = f"{name}={MASK}"
+        return "&".join(fields)
+
     def url(self, value: str) -> str:
-        """A URL or path whose query string's sensitive parameters are masked."""
-        if "?" not in value:
-            return self.text(value)
-        parts = urlsplit(value)
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        if not any(self.is_sensitive(k) for k, _ in pairs):
-            return self.text(value)
-        query = "&".join(
-            f"{quote(k, safe='')}={MASK if self.is_sensitive(k) else quote(v, safe='')}"
-            for k, v in pairs
-        )
-        head = value.split("?", 1)[0]
-        return self.text(f"{head}?{query}" + (f"#{parts.fragment}" if parts.fragment else ""))
+        """A URL or path whose query string's sensitive parameters are masked (a fragment
+        is read as part of the last field: the value it follows is masked with it)."""
+        head, mark, query = value.partition("?")
+        return self.text(head + mark + self._fields(query))
 
     def form(self, value: str) -> str:
         """An urlencoded form body with its sensitive fields masked; other text as ``text``."""
-        if not _FORM.match(value):
-            return self.text(value)
-        pairs = parse_qsl(value, keep_blank_values=True)
-        if not any(self.is_sensitive(k) for k, _ in pairs):
-            return self.text(value)
-        return self.text(
-            "&".join(
-                f"{quote(k, safe='')}={MASK if self.is_sensitive(k) else quote(v, safe='')}"
-                for k, v in pairs
-            )
-        )
+        return self.text(self._fields(value) if _FORM.match(value) else value)
 
     def data(self, value: Any) -> Any:
         """A deep copy of JSON-like data with sensitive keys and secret values masked."""
         if isinstance(value, str):
-            return self.form(value) if "=" in value else self.text(value)
-        if isinstance(value, int | float | bool) or value is None:
-            return value
+            return self.form(value)
         if isinstance(value, dict | Mapping):
             return {
                 k: (MASK if isinstance(k, str) and self.is_sensitive(k) else self.data(v))

@@ -5,6 +5,7 @@ included."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 
@@ -199,6 +200,14 @@ def test_a_post_is_never_retried_but_a_get_is(service: Loopback, api: ApiClient)
         ("plain", "plain"),
         ({"a": 1}, {"a": 1}),
         (7, 7),
+        ([("a", "1"), ("b", 2)], {"a": "1", "b": 2}),  # data=[(k, v), ...]: form pairs
+        ([(1, "x")], {"1": "x"}),
+        ([], []),
+        ((1, 2), [1, 2]),
+        (["ab"], ["ab"]),  # two characters are not a pair
+        ([("a", "b", "c")], [("a", "b", "c")]),
+        ([("a", "1"), "b"], [("a", "1"), "b"]),
+        (io.BytesIO(b"secret"), "<BytesIO body>"),  # a file is not read twice
     ],
 )
 def test_decode(body: object, decoded: object) -> None:
@@ -213,6 +222,13 @@ def test_exchange_render_skips_empty_bodies_and_truncates_long_ones() -> None:
     lines = long.render().splitlines()
     assert lines[1] == "  request:  " + "x" * 2000
     assert lines[2] == '  response: {"a": 2, "b": 1}'
+    headers = Exchange(
+        "GET", "/a", 200, 1, request_headers={"X-A": "é"}, response_headers={"b": "2"}
+    )
+    assert headers.render().splitlines()[1:] == [
+        '  request headers: {"X-A": "é"}',
+        '  response headers: {"b": "2"}',
+    ]
     failed = Exchange("GET", "/a", None, 0, error="boom")
     assert failed.render() == "GET /a -> ERROR boom (0 ms)"
     assert Transcript([Exchange("GET", "/a", 200, 1), Exchange("GET", "/b", 200, 1)]).render() == (

@@ -72,3 +72,47 @@ def test_the_client_mounts_its_retries_for_both_schemes() -> None:
 
 def test_only_trailing_slashes_are_trimmed_from_the_base_url() -> None:
     assert ApiClient("http://127.0.0.1:9/X//", "run").base_url == "http://127.0.0.1:9/X"
+
+
+@pytest.mark.parametrize("session_verify", [False, "/etc/ssl/own-ca.pem"])
+def test_a_request_that_asks_for_verification_gets_it_whatever_was_cached(
+    monkeypatch: pytest.MonkeyPatch, session_verify: bool | str
+) -> None:
+    """requests reads ``verify=None`` as "the session's", ``verify=True`` as "verify": the
+    cached answer for one must not be given to the other."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    client, plain = ApiClient("https://api.example.test", "run"), requests.Session()
+    client.verify = plain.verify = session_verify
+    url = "https://api.example.test/health"
+    for verify in (None, True, None, True):
+        got = client.merge_environment_settings(url, {}, None, verify, None)
+        assert got == plain.merge_environment_settings(url, {}, None, verify, None), verify
+    assert client.merge_environment_settings(url, {}, None, True, None)["verify"] is True
+
+
+def test_a_requests_own_proxies_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.test:3128")
+    client = ApiClient("https://api.example.test", "run")
+    own = {"https": "http://own-proxy.example.test:8080"}
+    got = client.merge_environment_settings("https://api.example.test/a", own, None, None, None)
+    assert got["proxies"] == own
+    got = client.merge_environment_settings("https://api.example.test/a", {}, None, None, None)
+    assert got["proxies"]["https"] == "http://proxy.example.test:3128"  # the environment's
+
+
+def test_verify_none_and_true_are_each_computed_once_per_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    computed: list[Any] = []
+    original = requests.Session.merge_environment_settings
+
+    def counting(self: requests.Session, url: str, *args: Any) -> Any:
+        computed.append(args[2])  # verify
+        return original(self, url, *args)
+
+    monkeypatch.setattr(requests.Session, "merge_environment_settings", counting)
+    client = ApiClient("https://api.example.test", "run")
+    for verify in (None, True, None, True):
+        client.merge_environment_settings("https://api.example.test/a", {}, None, verify, None)
+    assert computed == [None, True]

@@ -315,3 +315,117 @@ def test_preflight_mounts_retries_for_both_schemes(
     [session] = made
     for scheme in ("http://", "https://"):
         assert session.get_adapter(scheme + "x.example").max_retries.total == 4  # type: ignore[attr-defined]
+
+
+# -- a body in a few words, for the one-line messages -------------------------------------------
+
+
+def answer(body: str, content_type: str | None = None) -> Any:
+    import requests
+
+    response = requests.Response()
+    response._content = body.encode()
+    response.encoding = "utf-8"
+    response.status_code = 200
+    if content_type is not None:
+        response.headers["Content-Type"] = content_type
+    return response
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "shown"),
+    [
+        # a login page: its title names it (tags in any case, the title's spaces trimmed)
+        (
+            "\n <!DOCTYPE html><HTML><HEAD><TITLE lang=en>  Sign in  </TITLE></HEAD>",
+            "text/html; charset=utf-8",
+            "an HTML page ('Sign in')",
+        ),
+        ("<html><head><title>Gateway</title>", None, "an HTML page ('Gateway')"),
+        # said to be HTML by its media type alone (any case), even when it does not look it
+        ("Service Unavailable", "Text/HTML;charset=utf-8", "an HTML page"),
+        ("Service Unavailable", "text/html", "an HTML page"),
+        # the media type decides, not its parameters
+        ("plain words", "text/plain;profile=html", "'plain words'"),
+        ("plain words", None, "'plain words'"),
+        ("", None, "an empty body"),
+        ("  \n ", "application/json", "an empty body"),
+    ],
+)
+def test_a_body_is_described_in_a_few_words(
+    body: str, content_type: str | None, shown: str
+) -> None:
+    from harness.safety.preflight import describe_body
+
+    assert describe_body(answer(body, content_type)) == shown
+
+
+def test_a_body_is_cut_after_80_characters_and_its_whitespace_folded() -> None:
+    from harness.safety.preflight import describe_body
+
+    assert describe_body(answer("a  b\n" + "x" * 76)) == repr("a b " + "x" * 76)  # 80: whole
+    assert describe_body(answer("y" * 81)) == repr("y" * 80 + "…")
+
+
+def test_an_html_login_page_is_named_by_its_title_in_the_message(service: Loopback) -> None:
+    service.route("/health", 200, b"<html><head><title>Sign in - SSO</title></head><body>")
+    with pytest.raises(ConfigError) as error:
+        check_service(profile_for(service.url))
+    assert str(error.value) == (
+        f"{service.url}/health answered 200 with an HTML page ('Sign in - SSO'), not JSON with "
+        f"an 'environment' field: is base_url pointing at the service's API root?"
+    )
+
+
+def test_an_empty_answer_is_named_as_such(service: Loopback) -> None:
+    service.route("/health", 502, b"")
+    with pytest.raises(ConfigError) as error:
+        check_service(profile_for(service.url), session=__import__("requests").Session())
+    assert str(error.value).startswith(f"{service.url}/health answered 502 with an empty body,")
+
+
+# -- check_aws: what it describes, and what it returns ------------------------------------------
+
+
+class Counting(Dynamo):
+    """DescribeTable answers with each table's item count (absent: DynamoDB omits it)."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        super().__init__()
+        self.counts = counts
+
+    def describe_table(self, TableName: str) -> dict[str, Any]:
+        super().describe_table(TableName)
+        count = self.counts.get(TableName)
+        return {"Table": {"TableName": TableName} | ({} if count is None else {"ItemCount": count})}
+
+
+def declared(name: str, table: str, profile: Profile, aws: FakeAws) -> Any:
+    from harness.kinds.declared import DeclaredKind
+
+    return DeclaredKind(name, profile, aws, table=table, key=["id"], marker="owner")  # type: ignore[arg-type]
+
+
+def test_check_aws_returns_each_tables_item_count_describing_each_table_once() -> None:
+    aws = FakeAws()
+    aws.dynamodb_client = Counting({"notes": 7, "memos": 3})
+    profile = profile_for("http://x", lease_table="notes")  # the lease table is a kind's too
+    kinds = {
+        "note": declared("note", "notes", profile, aws),
+        "draft": declared("draft", "notes", profile, aws),
+        "memo": declared("memo", "memos", profile, aws),
+        "tag": declared("tag", "tags", profile, aws),  # DescribeTable gives no count
+    }
+    assert check_aws(profile, aws, kinds) == {"notes": 7, "memos": 3, "tags": 0}  # type: ignore[arg-type]
+    assert aws.dynamodb_client.described == ["notes", "memos", "tags"]  # described, never read
+
+
+def test_check_aws_describes_the_lease_table_after_the_kinds_tables() -> None:
+    aws = FakeAws()
+    aws.dynamodb_client = Counting({"leases": 2})
+    profile = profile_for("http://x", lease_table="leases")
+    assert check_aws(profile, aws, {"note": declared("note", "notes", profile, aws)}) == {  # type: ignore[arg-type]
+        "notes": 0,
+        "leases": 2,
+    }
+    assert aws.dynamodb_client.described == ["notes", "leases"]
