@@ -116,8 +116,57 @@ class Exchange:
 
 
 @dataclass
+class Recorded:
+    """One exchange as it went, redacted only when shown: most tests pass and their
+    exchanges are never read, so masking them eagerly was the larger part of the client's
+    cost per request. What it holds cannot change after the request (the decoded bodies
+    are the recorder's own objects, the headers those sent and received); its secrets were
+    learned when it was recorded, and showing it later masks every secret learned since."""
+
+    redactor: Redactor
+    method: str
+    path: str
+    status: int | None
+    latency_ms: float
+    request_data: Any
+    response_data: Any
+    error: str
+    request_headers: Mapping[str, str] | None
+    response_headers: Mapping[str, str] | None
+
+    def __repr__(self) -> str:  # never the raw values, e.g. in a traceback's locals
+        return f"Recorded({self.method} {self.path} -> {self.status})"
+
+    def shown(self) -> Exchange:
+        redactor = self.redactor
+        return Exchange(
+            method=self.method,
+            path=self.path,
+            status=self.status,
+            latency_ms=self.latency_ms,
+            request_body=redactor.data(
+                _decode(self.request_data)
+                if isinstance(self.request_data, bytes)
+                else self.request_data
+            ),
+            response_body=redactor.data(self.response_data),
+            error=redactor.text(self.error),
+            request_headers=redactor.headers(_shown_headers(self.request_headers)),
+            response_headers=redactor.headers(_shown_headers(self.response_headers)),
+        )
+
+
+@dataclass
 class Transcript:
-    exchanges: list[Exchange] = field(default_factory=list)
+    """The current test's exchanges: ``exchanges`` shows them redacted (each once)."""
+
+    entries: list[Exchange | Recorded] = field(default_factory=list)
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        shown = [e.shown() if isinstance(e, Recorded) else e for e in self.entries]
+        self.entries[: len(shown)] = shown
+        return shown
 
     def render(self) -> str:
         return "\n".join(e.render() for e in self.exchanges) or "(no HTTP requests)"
@@ -250,6 +299,9 @@ class ApiClient(requests.Session):
             self._record(method, path, None, started, request_body, None, str(error), headers)
             raise
         sent = response.request.headers if response.request is not None else headers
+        # a json= body is shown as it went on the wire: the caller's object may change later
+        wire = response.request.body if response.request is not None else None
+        sent_body = wire if kwargs.get("json") is not None and isinstance(wire, bytes) else None
         self._record(
             method,
             path,
@@ -260,6 +312,7 @@ class ApiClient(requests.Session):
             "",
             sent,
             response.headers,
+            sent_body=sent_body,
         )
         return response
 
@@ -275,6 +328,7 @@ class ApiClient(requests.Session):
         request_headers: Mapping[str, str] | None = None,
         response_headers: Mapping[str, str] | None = None,
         refused: bool = False,
+        sent_body: bytes | None = None,
     ) -> None:
         latency = (time.perf_counter() - started) * 1000
         redactor = self.redactor
@@ -285,18 +339,19 @@ class ApiClient(requests.Session):
         redactor.learn_headers(request_headers or {})
         redactor.learn_headers(response_headers or {})
         shown_path = redactor.url(path)
-        exchange = Exchange(
-            method=method.upper(),
-            path=shown_path,
-            status=status,
-            latency_ms=latency,
-            request_body=redactor.data(request_data),
-            response_body=redactor.data(response_data),
-            error=redactor.text(error),
-            request_headers=redactor.headers(_shown_headers(request_headers)),
-            response_headers=redactor.headers(_shown_headers(response_headers)),
+        exchange = Recorded(
+            redactor,
+            method.upper(),
+            shown_path,
+            status,
+            latency,
+            request_data if sent_body is None else sent_body,
+            response_data,
+            error,
+            request_headers,
+            response_headers,
         )
         with self._lock:
-            self.transcript.exchanges.append(exchange)
+            self.transcript.entries.append(exchange)
             if not refused:  # nothing was sent: no latency to speak of
                 self.latencies.append((method.upper(), shown_path, latency))

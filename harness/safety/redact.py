@@ -135,7 +135,13 @@ class Redactor:
 
     def learn_headers(self, headers: Mapping[str, str]) -> None:
         """Register the values of sensitive headers, and each value inside a cookie."""
-        for k, v in headers.items():
+        # requests' CaseInsensitiveDict walks its pairs several times faster by lower_items()
+        # (no per-key lookup); the names' case does not matter here
+        # pragma: no mutate start (equivalent: the same pairs either way, only slower)
+        lower_items = getattr(headers, "lower_items", None)
+        pairs = lower_items() if callable(lower_items) else headers.items()
+        # pragma: no mutate end
+        for k, v in pairs:
             if not isinstance(v, str) or not self.is_sensitive(k):
                 continue
             self._learn_value(v)

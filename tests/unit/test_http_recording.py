@@ -255,3 +255,25 @@ def test_positional_arguments_reach_the_request(service: Loopback) -> None:
     api.request("GET", "/search", {"q": "1"})
     assert [r.path for r in service.received] == ["/search?q=1"]
     api.close()
+
+
+def test_exchanges_are_shown_as_sent_and_with_every_secret_learned_since(
+    service: Loopback, api: ApiClient
+) -> None:
+    """Shown when read, not when recorded: a json= body the test changes afterwards is shown
+    as it went on the wire, a secret the redactor learns later is masked in it too, and the
+    unshown record never prints its raw values."""
+    service.route("/notes", 201, {"id": 1})
+    note = {"text": "launch code 7kq2x9"}
+    tags = ["a"]
+    body = {"note": note, "tags": tags}
+    api.post("/notes", json=body)
+    note["text"] = "changed"
+    tags.append("b")
+    [pending] = api.transcript.entries
+    assert "7kq2x9" not in repr(pending) and "launch" not in repr(pending)
+    api.redactor.add_secret("7kq2x9")
+    [exchange] = api.transcript.exchanges
+    assert exchange.request_body == {"note": {"text": f"launch code {MASK}"}, "tags": ["a"]}
+    assert api.transcript.entries == [exchange]  # shown once, kept shown
+    assert api.transcript.exchanges[0] is exchange
