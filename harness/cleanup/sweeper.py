@@ -158,8 +158,8 @@ def execute(
 
 def render(sweep: SweepPlan, *, dry_run: bool) -> str:
     lines = []
-    header = "would delete" if dry_run else "deleting"  # pragma: no mutate (shown upper()ed)
-    lines.append(f"{'RUN':<28} {'AGE':>8}  {header.upper()}")
+    header = "WOULD DELETE" if dry_run else "DELETING"
+    lines.append(f"{'RUN':<28} {'AGE':>8}  {header}")
     for run_id, run in sorted(sweep.to_delete.items()):
         counts = ", ".join(f"{n} {k}" for k, n in sorted(run.counts().items()))
         lines.append(f"{run_id:<28} {_age(run.age):>8}  {counts}")

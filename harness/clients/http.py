@@ -244,7 +244,9 @@ class ApiClient(requests.Session):
         cert are applied over it exactly as requests would."""
         if not self.trust_env or proxies or verify not in (None, True):
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        host = url.split("/", 3)[2] if "://" in url else url  # pragma: no mutate (same host)
+        # pragma: no mutate start (equivalent: any key per host; only the cache's hits differ)
+        host = url.split("/", 3)[2] if "://" in url else url
+        # pragma: no mutate end
         cached: Any = self._environment_settings.get((host, verify))
         if cached is None:
             cached = dict(super().merge_environment_settings(url, {}, None, verify, None))
@@ -299,9 +301,10 @@ class ApiClient(requests.Session):
             self._record(method, path, None, started, request_body, None, str(error), headers)
             raise
         sent = response.request.headers if response.request is not None else headers
-        # a json= body is shown as it went on the wire: the caller's object may change later
+        # a json= (or bytes) body is shown as it went on the wire: the caller's object may
+        # change after the request, the bytes sent cannot
         wire = response.request.body if response.request is not None else None
-        sent_body = wire if kwargs.get("json") is not None and isinstance(wire, bytes) else None
+        sent_body = wire if isinstance(wire, bytes) else None
         self._record(
             method,
             path,

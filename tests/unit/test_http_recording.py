@@ -277,3 +277,13 @@ def test_exchanges_are_shown_as_sent_and_with_every_secret_learned_since(
     assert exchange.request_body == {"note": {"text": f"launch code {MASK}"}, "tags": ["a"]}
     assert api.transcript.entries == [exchange]  # shown once, kept shown
     assert api.transcript.exchanges[0] is exchange
+
+
+def test_a_body_is_decoded_once_when_shown(service: Loopback, api: ApiClient) -> None:
+    """A text body that is a JSON string is shown as that string, not decoded a second time
+    (``"123"`` stays text), and a form dict as the fields it sent."""
+    api.post("/a", data='"123"')
+    api.post("/b", data={"n": "1"})
+    text, form = api.transcript.exchanges
+    assert text.request_body == "123"
+    assert form.request_body == {"n": "1"}
