@@ -438,13 +438,19 @@ def test_the_wheel_installs_the_harness_and_nothing_else(
 ) -> None:
     probe = textwrap.dedent(
         """
-        import importlib.resources, importlib.util, json
+        import importlib.metadata, importlib.resources, importlib.util, json
         import harness, harness.sandbox
         assets = importlib.resources.files("harness.sandbox") / "service"
         contracts = assets / "chalicelib" / "contracts"
         print(json.dumps({
             "missing": [m for m in ("fixtures", "suites", "sandbox")
                         if importlib.util.find_spec(m) is None],
+            "not_installed": [m for m in ("chalice", "moto")
+                              if importlib.util.find_spec(m) is None],
+            "sandbox_extra": sorted(
+                r.split("~")[0] for r in importlib.metadata.requires("env-harness") or []
+                if r.endswith('extra == "sandbox"')
+            ),
             "harness": harness.__file__,
             "app": (assets / "app.py").is_file(),
             "contracts": sorted(p.name for p in contracts.iterdir()),
@@ -453,6 +459,9 @@ def test_the_wheel_installs_the_harness_and_nothing_else(
     )
     found = json.loads(installed.run(["python", "-c", probe], cwd=tmp_path).stdout)
     assert found["missing"] == ["fixtures", "suites", "sandbox"]
+    # the embedded sandbox's emulator and framework are the `sandbox` extra, not the core
+    assert found["not_installed"] == ["chalice", "moto"]
+    assert {"chalice", "moto[server]"} <= set(found["sandbox_extra"]), found["sandbox_extra"]
     assert Path(found["harness"]).is_relative_to(installed.venv)  # not editable
     assert found["app"] and found["contracts"] == ["user.created", "user.deleted"]
 
