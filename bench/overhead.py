@@ -82,6 +82,34 @@ def test_scenario(plain_user, n):
 
 PAUSE = 0.5
 
+#: Loaded by both sides (``-p _loopclock``): the process's own CPU spent inside pytest's test
+#: loop (setup, call and teardown of every test), appended to $LOOPCLOCK_FILE. The
+#: loop's CPU excludes interpreter start-up, imports, preflight and the residue check, whose
+#: run-to-run noise (±0.3 s) would otherwise swamp a per-test figure of a fraction of a ms.
+LOOPCLOCK = """
+import os
+import time
+
+import pytest
+
+_started = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session):
+    _started.append(time.process_time())
+    try:
+        return (yield)
+    finally:
+        _started.append(time.process_time())
+
+
+def pytest_unconfigure(config):
+    if len(_started) == 2 and os.environ.get("LOOPCLOCK_FILE"):
+        with open(os.environ["LOOPCLOCK_FILE"], "a", encoding="utf-8") as out:
+            out.write(f"{_started[1] - _started[0]:.6f}\\n")
+"""
+
 HARNESS_TEST = """
 import pytest
 
@@ -104,29 +132,42 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="env-harness-overhead-"))
     plain = write_suite(
         work / "plain",
-        {"conftest.py": PLAIN_CONFTEST, "test_plain.py": PLAIN_TEST.format(n=args.scenarios)},
+        {
+            "conftest.py": PLAIN_CONFTEST,
+            "test_plain.py": PLAIN_TEST.format(n=args.scenarios),
+            "_loopclock.py": LOOPCLOCK,
+        },
     )
     harnessed = write_suite(
-        work / "harnessed", {"test_harnessed.py": HARNESS_TEST.format(n=args.scenarios)}
+        work / "harnessed",
+        {"test_harnessed.py": HARNESS_TEST.format(n=args.scenarios), "_loopclock.py": LOOPCLOCK},
     )
     # The same two suites with one scenario: the client CPU each side spends at two sizes
     # gives the harness's extra CPU per test (the slope) and per run (the intercept).
     plain_one = write_suite(
-        work / "plain-one", {"conftest.py": PLAIN_CONFTEST, "test_plain.py": PLAIN_TEST.format(n=1)}
+        work / "plain-one",
+        {
+            "conftest.py": PLAIN_CONFTEST,
+            "test_plain.py": PLAIN_TEST.format(n=1),
+            "_loopclock.py": LOOPCLOCK,
+        },
     )
     harnessed_one = write_suite(
-        work / "harnessed-one", {"test_harnessed.py": HARNESS_TEST.format(n=1)}
+        work / "harnessed-one",
+        {"test_harnessed.py": HARNESS_TEST.format(n=1), "_loopclock.py": LOOPCLOCK},
     )
     pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
     pytest += NO_DEV_PLUGINS  # the same for both sides
     with sandbox("overhead") as box:
         env = harness_environ(box.exports, work / "state")
-        plain_cmd = [*pytest, "-p", "no:env_harness", "test_plain.py"]
-        harness_cmd = [*pytest, *PLUGINS, "test_harnessed.py"]
+        plain_cmd = [*pytest, "-p", "_loopclock", "-p", "no:env_harness", "test_plain.py"]
+        harness_cmd = [*pytest, "-p", "_loopclock", *PLUGINS, "test_harnessed.py"]
         require_ok(run(plain_cmd, env, plain), "plain warm-up")  # first-use imports, caches
         require_ok(run(harness_cmd, env, harnessed), "harness warm-up")
         walls: dict[str, list[float]] = {"plain": [], "harness": []}
         cpus: dict[str, list[float]] = {"plain": [], "harness": [], "plain1": [], "harness1": []}
+        loops: dict[str, list[float]] = {side: [] for side in cpus}
+        clock = work / "loopclock.txt"
         ratios: list[float] = []
         sqs = Aws(load_profile("sandbox", environ=env)).sqs
         commands = {
@@ -142,9 +183,11 @@ def main() -> int:
             wait_for_quiescence(sqs, box.exports["HARNESS_PROCESSOR_QUEUE_URL"], timeout=120)
             time.sleep(PAUSE)
             command, directory = commands[side]
-            timed = require_ok(run(command, env, directory), side)
+            clock.unlink(missing_ok=True)
+            timed = require_ok(run(command, {**env, "LOOPCLOCK_FILE": str(clock)}, directory), side)
             walls.setdefault(side, []).append(timed.seconds)
             cpus[side].append(timed.cpu_seconds)
+            loops[side].append(float(clock.read_text(encoding="utf-8").split()[-1]))
 
         for round_no in range(args.rounds):
             # ABBA: the side that goes first alternates, so whatever drifts during the bench
@@ -181,12 +224,20 @@ def main() -> int:
     # spends beyond plain pytest's (fixtures, journal, transcript, preflight, lease, residue
     # check, imports), which is all it can add when the environment is not on this machine
     emit("overhead_client_cpu_share", (harness_cpu - plain_cpu) / median(walls["plain"]), ".3f")
-    # extra(n) = fixed + n * per_test, from the medians at n = scenarios and n = 1
-    extra_n = harness_cpu - plain_cpu
-    extra_1 = median(cpus["harness1"]) - median(cpus["plain1"])
-    per_test = (extra_n - extra_1) / max(args.scenarios - 1, 1)
+    # Per test: the harness's extra CPU inside the test loop, from N tests down to 1 (what
+    # the first test pays once - lazy imports - cancels out), paired within each round so
+    # the machine's drift between rounds cancels too; the median over rounds.
+    per_round = [
+        ((loops["harness"][i] - loops["harness1"][i]) - (loops["plain"][i] - loops["plain1"][i]))
+        / max(args.scenarios - 1, 1)
+        for i in range(args.rounds)
+    ]
+    per_test = median(per_round)
     emit("client_cpu_ms_per_test", per_test * 1000, ".2f")
-    emit("client_cpu_fixed_seconds", extra_1 - per_test, ".3f")
+    emit("client_cpu_ms_per_test_per_round", " ".join(f"{x * 1000:.2f}" for x in per_round))
+    # Per run: the whole process's extra CPU at one test, less that one test's share.
+    fixed = median([cpus["harness1"][i] - cpus["plain1"][i] for i in range(args.rounds)])
+    emit("client_cpu_fixed_seconds", fixed - per_test, ".3f")
     return 0
 
 

@@ -54,9 +54,7 @@ def alive_runs(
                     run_id=run.run_id,
                     marker=lease_marker(run.run_id, str(run.owner.get("shard", ""))),
                     host=host,
-                    # pragma: no mutate start (equivalent: nothing reads the pid of a run alive)
-                    pid=int(run.owner.get("pid", 0)),
-                    # pragma: no mutate end
+                    pid=int(run.owner.get("pid", 0)),  # pragma: no mutate (equivalent: unread)
                     expires_at=now + DEFAULT_DURATION,
                 )
     return alive

@@ -219,7 +219,11 @@ def check(
     result.leaked = [f for f in present if not is_kept(f)]
     if not remove:
         return result
-    delete = guarded_deleter(kinds, owner, cascade=False)  # each item is listed on its own
+    delete = guarded_deleter(  # each item is listed on its own: no cascade
+        kinds,
+        owner,
+        cascade=False,  # pragma: no mutate (equivalent: None is as false)
+    )
     for item in result.leaked + belonging:
         try:
             # pragma: no mutate start (equivalent: the deleter reads only the kind and the ids)

@@ -109,7 +109,11 @@ class Exchange:
                 text = (
                     body
                     if isinstance(body, str)
-                    else json.dumps(body, sort_keys=True, ensure_ascii=False)
+                    else json.dumps(
+                        body,
+                        sort_keys=True,
+                        ensure_ascii=False,  # pragma: no mutate (equivalent: None is as false)
+                    )
                 )
                 lines.append(f"{label} {text[:_MAX_BODY]}")
         return "\n".join(lines)
@@ -276,7 +280,8 @@ class ApiClient(requests.Session):
         url = url.decode() if isinstance(url, bytes) else url
         if url.startswith("/"):
             url = self.base_url + url
-        for name, value in zip(_POSITIONAL, args, strict=False):
+        # as requests itself: more positional arguments than it takes are an error
+        for name, value in zip(_POSITIONAL[: len(args)], args, strict=True):
             kwargs[name] = value
         kwargs.setdefault("timeout", self.timeout)
         if kwargs.get("params"):

@@ -88,9 +88,11 @@ def check_service(
 def describe_body(response: requests.Response) -> str:
     """A body in a few words for a one-line error: never a page of escaped HTML."""
     text = response.text.strip()
+    # pragma: no mutate start (equivalent: header names are case-blind; no type is not HTML)
     kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    # pragma: no mutate end
     if "html" in kind or text[:1] == "<":
-        title = re.search(r"<title[^>]*>([^<]{1,80})", text, re.IGNORECASE)
+        title = re.search(r"(?i)<title[^>]*>([^<]{1,80})", text)
         return f"an HTML page ({title[1].strip()!r})" if title else "an HTML page"
     if not text:
         return "an empty body"

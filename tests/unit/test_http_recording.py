@@ -287,3 +287,12 @@ def test_a_body_is_decoded_once_when_shown(service: Loopback, api: ApiClient) ->
     text, form = api.transcript.exchanges
     assert text.request_body == "123"
     assert form.request_body == {"n": "1"}
+
+
+def test_more_positional_arguments_than_requests_takes_are_refused(api: ApiClient) -> None:
+    """requests raises on too many positional arguments; the client never drops the extra."""
+    from harness.clients.http import _POSITIONAL
+
+    with pytest.raises(ValueError, match="zip"):
+        api.request("GET", "/x", *([None] * (len(_POSITIONAL) + 1)))
+    assert api.transcript.exchanges == []  # refused before anything was sent
