@@ -55,7 +55,7 @@ BREAKS = [
     Break(
         "recovery path: deletes without the run's gate",
         "harness/cleanup/recovery.py",
-        "ledger = Ledger(journal, guarded_deleter(kinds, owner, cascade=False))",
+        "ledger = Ledger(journal, delete)",
         "ledger = Ledger(journal, lambda r: kinds[r.kind].delete(r.ids))",
         (
             U + "test_recovery_and_lease.py::"
@@ -65,8 +65,9 @@ BREAKS = [
     Break(
         "residue path: removes leaks without the gate",
         "harness/cleanup/residue.py",
-        "    delete = guarded_deleter(kinds, owner, cascade=False)",
-        "    delete = lambda r: kinds[r.kind].delete(r.ids)  # noqa: E731",
+        "    for item in result.leaked + belonging:",
+        "    delete = lambda r: kinds[r.kind].delete(r.ids)  # noqa: E731\n"
+        "    for item in result.leaked + belonging:",
         (U + "test_residue.py::test_the_residue_removal_goes_through_the_gate",),
     ),
     Break(
