@@ -5,10 +5,11 @@ what the run touched — not with the size of the environment:
 
 1. **By key**: every resource the run's journals recorded is looked up (``Kind.exists``),
    all of a kind's at once (``Kind.exists_many``: ``BatchGetItem``, 100 keys a call), with
-   what derives from it (``Kind.derived``: a user's notifications, by ``Uid``) and what the
-   service wrote for it on its own (``Kind.related``: items of declared kinds whose marker
-   carries its namespaced name — asked only of kinds that answer by key or index,
-   ``related_by_key``; the others are left to the bounded look below).
+   what derives from it (``Kind.derived_many``: a user's welcome notification, by its key,
+   all of a kind's at once) and what the service wrote for it on its own (``Kind.related``:
+   items of declared kinds whose marker carries its namespaced name — asked only of kinds
+   that answer by key or index, ``related_by_key``; the others are left to the bounded look
+   below).
 2. **Namespace-wide**, for what a test created without the ledger: kinds whose ``find`` is
    cheap (a name-prefix listing) always; a kind that must scan its tables only while each
    holds at most ``scan_limit`` items (DescribeTable's count, one call; 0 = never). The

@@ -137,7 +137,8 @@ class Kind:
 
     def derived(self, ids: Mapping[str, Any]) -> list[Found]:
         """Items of *other* kinds that derive from this resource and are found by key (a
-        user's notifications, by ``Uid``): the residue check looks them up without a scan.
+        user's welcome notification, by ``Uid`` and its id): the residue check looks them up
+        without a scan, through ``derived_many``.
         Their own kind deletes them through the gate like anything else."""
         return []
 

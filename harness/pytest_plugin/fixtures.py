@@ -7,7 +7,7 @@ events fixtures ``event_stream`` / ``events`` (a per-worker subscription to the 
 topic, and one test's assertions on it). Thin glue: no environment logic lives here, and no
 kind of any particular service — those are an adapter's (the reference one is ``fixtures/``).
 
-PYTEST_DONT_REWRITE: engine code, no test assertions (see :mod:`harness.pytest_plugin`).
+PYTEST_DONT_REWRITE: engine code, no test assertions (:mod:`harness.pytest_plugin.rewriting`).
 """
 
 from __future__ import annotations

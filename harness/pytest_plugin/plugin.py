@@ -9,7 +9,7 @@ then — once, in the controller, after the last worker — finish the run and t
 a failed run, and print the summary. Test-facing objects are handed out by
 :mod:`harness.pytest_plugin.fixtures`.
 
-PYTEST_DONT_REWRITE: engine code, no test assertions (see :mod:`harness.pytest_plugin`).
+PYTEST_DONT_REWRITE: engine code, no test assertions (:mod:`harness.pytest_plugin.rewriting`).
 """
 
 from __future__ import annotations

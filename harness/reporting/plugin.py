@@ -10,7 +10,7 @@ exit status and residue are known — writing the Markdown summary (and
 ``$GITHUB_STEP_SUMMARY``), adding the harness section to the HTML report and sending alerts.
 Nothing here may change the run's exit status: a delivery problem is a warning line.
 
-PYTEST_DONT_REWRITE: engine code, no test assertions (see :mod:`harness.pytest_plugin`).
+PYTEST_DONT_REWRITE: engine code, no test assertions (:mod:`harness.pytest_plugin.rewriting`).
 """
 
 from __future__ import annotations

@@ -175,3 +175,18 @@ def test_option_beats_environment_beats_file_through_the_real_command_line(
     assert f"GET {from_env.url}/health answered 200" in second.stdout, second.stdout
     assert "/health" in [r.path for r in from_env.received]
     assert len(chosen.received) == seen and wrong.received == []
+
+
+def test_fake_draws_uniformly_its_documented_fast_mode() -> None:
+    """The README: faker runs with uniform choices (``use_weighting=False``). With census
+    weights an element weighted 0.001 would come up about once in 400 draws; uniformly,
+    about half the time."""
+    from collections import OrderedDict
+
+    from harness.pytest_plugin.fixtures import _faker
+
+    faker = _faker()
+    faker.seed_instance(7)
+    weighted = OrderedDict([("common", 0.999), ("rare", 0.001)])
+    draws = [faker.random_element(weighted) for _ in range(400)]
+    assert 120 < draws.count("rare") < 280, draws.count("rare")
