@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from harness.cleanup.journal import SETTLED, Journal, Resource, replay, run_dir
 from harness.cleanup.lease import pid_alive
 from harness.cleanup.ledger import CleanupResult, Ledger, OwnershipError
@@ -102,7 +100,10 @@ def dead_runs(state_dir: Path, base_url: str | None = None) -> list[LocalRun]:
 def recover(run: LocalRun, kinds: dict[str, Kind]) -> CleanupResult:
     """Delete whatever the dead run's journals say may exist; journal the outcome there.
     Two processes recovering the same run at once (two runs starting together) would
-    interleave journal lines, so a lock file makes the second one skip it."""
+    interleave journal lines, so a lock file makes the second one skip it. filelock is
+    imported here, not at the top: ~14 ms of CPU that a run finding no dead run never pays."""
+    from filelock import FileLock, Timeout
+
     lock = FileLock(str(run.directory / ".recover.lock"))
     try:
         # pragma: no mutate start (equivalent: a longer wait, then the same skip)

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
 from harness.config import Profile
@@ -56,15 +57,18 @@ class Aws:
 
     @cached_property
     def session(self) -> boto3.Session:
+        # One botocore session, given credentials in place when the emulator needs them:
+        # a second session would cost ~7 ms of CPU and load botocore's data files again.
+        core = botocore.session.Session()
         session = boto3.Session(
-            profile_name=self.profile.aws_profile, region_name=self.profile.aws_region
+            botocore_session=core,
+            profile_name=self.profile.aws_profile,
+            region_name=self.profile.aws_region,
         )
         if is_loopback_url(self.endpoint_url) and session.get_credentials() is None:
-            session = boto3.Session(
-                aws_access_key_id="sandbox",
-                aws_secret_access_key="sandbox",
-                region_name=self.profile.aws_region or "us-east-1",
-            )
+            core.set_credentials("sandbox", "sandbox")
+            if not session.region_name:
+                core.set_config_variable("region", "us-east-1")
         if self.read_only:
             install_aws_guard(session.events, self.profile.name)
         return session
