@@ -4,8 +4,8 @@ Created as ``<namespace>-events`` (the name carries the namespace, so the owners
 the sweeper can read whose it is and how old), with a policy letting only the events topic
 send to it, then subscribed to the topic with raw delivery. Deleted unsubscribe-first (a topic
 never keeps delivering to a dead endpoint), then the queue; found by queue-name prefix, and
-also by subscriptions whose endpoint is a namespaced queue that is already gone. Never deletes
-a queue or subscription whose name does not carry a harness namespace.
+also by the events topic's subscriptions whose endpoint is a namespaced queue already gone.
+Never deletes a queue or subscription whose name does not carry a harness namespace.
 """
 
 from __future__ import annotations
@@ -67,7 +67,15 @@ class QueueKind(Kind):
         return {"queue_url": url, "queue_arn": arn, "subscription_arn": subscription}
 
     def _subscriptions(self) -> Iterator[dict[str, Any]]:
-        for page in self.aws.sns.get_paginator("list_subscriptions").paginate():
+        """The events topic's queue subscriptions: the only topic a harness queue is ever
+        subscribed to. Never the account's whole list, which grows with every other team's
+        topics and would make each residue check pay for them (a profile without a topic
+        made no subscription to look for)."""
+        topic = self.profile.events_topic_arn
+        if not topic:
+            return
+        pages = self.aws.sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic)
+        for page in pages:
             for sub in page.get("Subscriptions", []):
                 if sub.get("Protocol") == "sqs":
                     yield sub
@@ -84,7 +92,8 @@ class QueueKind(Kind):
         name = ids.get("name")
         return str(name) if name else None
 
-    #: Listing queues by name prefix costs O(what it finds).
+    #: Listing queues by name prefix costs O(what it finds); the subscriptions, O(the events
+    #: topic's subscribers).
     find_is_cheap = True
 
     def delete(self, ids: Mapping[str, Any]) -> Outcome:

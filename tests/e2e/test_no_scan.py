@@ -150,6 +150,9 @@ def test_a_smoke_run_against_big_tables_issues_no_scan(
     # One DescribeTable per table (users, tokens, notifications, leases), at preflight: the
     # residue check's size rule reuses those counts.
     assert counts["dynamodb:DescribeTable"] <= 4, counts
+    # The leaked-queue look reads the events topic's subscriptions, never the account's.
+    assert counts["sns:ListSubscriptions"] == 0, counts
+    assert counts["sns:ListSubscriptionsByTopic"] >= 1, counts
     assert "left to the sweeper" in output
 
 
