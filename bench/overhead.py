@@ -8,13 +8,20 @@ plus the run's preflight, lease, event drain and residue check. Both run as ``py
 subprocesses against one sandbox, in ABBA-ordered rounds (the side that goes first
 alternates); the figure is the median of the per-round ratios. Wall times on a shared
 2-core machine swing by ±10% from run to run, so the client CPU each side spent is printed
-too: the harness's own cost, free of the sandbox's and the machine's noise. Usage:
+too: the harness's own cost, free of the sandbox's and the machine's noise. The engine's and
+the adapter's bytecode is compiled first, as pip does when it installs a package: where
+bytecode is not written (``PYTHONDONTWRITEBYTECODE``) an editable checkout would otherwise
+compile them from source in every process (~0.04 s), which no installed user pays. Each round
+also times the libraries on their own (a process that imports boto3 and builds the clients
+a run uses; one that imports faker and makes a name; both over one that imports requests and
+pytest), so the per-run figure is shown beside what those libraries cost. Usage:
 ``.venv/bin/python -m bench.overhead [--scenarios N] [--rounds R]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import sys
 import tempfile
 import time
@@ -23,6 +30,7 @@ from pathlib import Path
 from bench._common import (
     NO_DEV_PLUGINS,
     PLUGINS,
+    REPO,
     emit,
     harness_environ,
     median,
@@ -81,6 +89,21 @@ def test_scenario(plain_user, n):
 """
 
 PAUSE = 0.5
+
+#: What the plain side's process loads anyway; the library probes below are timed over it.
+LIBRARY_BASE = "import pytest, requests\n"
+#: The AWS SDK as a run uses it: boto3, one session, the DynamoDB resource (and its client),
+#: the SQS and SNS clients (preflight, lease, residue check, event drain, leaked-queue look).
+AWS_SDK = LIBRARY_BASE + (
+    "import boto3\n"
+    "s = boto3.Session(region_name='us-east-1', aws_access_key_id='a', "
+    "aws_secret_access_key='b')\n"
+    "s.resource('dynamodb', endpoint_url='http://127.0.0.1:9').meta.client\n"
+    "s.client('sqs', endpoint_url='http://127.0.0.1:9')\n"
+    "s.client('sns', endpoint_url='http://127.0.0.1:9')\n"
+)
+#: Faker as the ``fake`` fixture builds it, and one name.
+FAKER = LIBRARY_BASE + "import faker\nfaker.Faker(use_weighting=False).name()\n"
 
 #: Loaded by both sides (``-p _loopclock``): the process's own CPU spent inside pytest's test
 #: loop (setup, call and teardown of every test), appended to $LOOPCLOCK_FILE. The
@@ -156,6 +179,8 @@ def main() -> int:
         work / "harnessed-one",
         {"test_harnessed.py": HARNESS_TEST.format(n=1), "_loopclock.py": LOOPCLOCK},
     )
+    for package in ("harness", "fixtures"):  # as an installed package has it (see above)
+        compileall.compile_dir(str(REPO / package), quiet=1)
     pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
     pytest += NO_DEV_PLUGINS  # the same for both sides
     with sandbox("overhead") as box:
@@ -166,6 +191,8 @@ def main() -> int:
         require_ok(run(harness_cmd, env, harnessed), "harness warm-up")
         walls: dict[str, list[float]] = {"plain": [], "harness": []}
         cpus: dict[str, list[float]] = {"plain": [], "harness": [], "plain1": [], "harness1": []}
+        libraries: dict[str, list[float]] = {"base": [], "aws_sdk": [], "faker": []}
+        probes = {"base": LIBRARY_BASE, "aws_sdk": AWS_SDK, "faker": FAKER}
         loops: dict[str, list[float]] = {side: [] for side in cpus}
         clock = work / "loopclock.txt"
         ratios: list[float] = []
@@ -197,6 +224,9 @@ def main() -> int:
                 measure(side)
             for side in ("plain1", "harness1") if round_no % 2 == 0 else ("harness1", "plain1"):
                 measure(side)
+            for probe, code in probes.items():
+                command = [sys.executable, "-c", code]
+                libraries[probe].append(require_ok(run(command, env, work), probe).cpu_seconds)
             ratios.append(walls["harness"][-1] / walls["plain"][-1])
             note(
                 f"round {round_no + 1}: plain {walls['plain'][-1]:.2f}s "
@@ -238,6 +268,17 @@ def main() -> int:
     # Per run: the whole process's extra CPU at one test, less that one test's share.
     fixed = median([cpus["harness1"][i] - cpus["plain1"][i] for i in range(args.rounds)])
     emit("client_cpu_fixed_seconds", fixed - per_test, ".3f")
+    # Beside it, in the same rounds: what the libraries a run needs cost a fresh process over
+    # the plain side's own imports, and what is left of the per-run figure without them.
+    sdk = [libraries["aws_sdk"][i] - libraries["base"][i] for i in range(args.rounds)]
+    faker = [libraries["faker"][i] - libraries["base"][i] for i in range(args.rounds)]
+    emit("client_cpu_aws_sdk_seconds", median(sdk), ".3f")
+    emit("client_cpu_faker_seconds", median(faker), ".3f")
+    engine = [
+        cpus["harness1"][i] - cpus["plain1"][i] - per_test - sdk[i] - faker[i]
+        for i in range(args.rounds)
+    ]
+    emit("client_cpu_engine_fixed_seconds", median(engine), ".3f")
     return 0
 
 

@@ -172,7 +172,6 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="do not write the doc")
     options = parser.parse_args()
     collected: list[tuple[str, str, str]] = []
-    commands: list[str] = []
     loads: list[float] = []
     for module, full, quick in SCRIPTS:
         short = module.split(".")[-1]
@@ -183,7 +182,6 @@ def main() -> int:
         sys.stderr.write(f"bench: running {command_line(module, args)}\n")
         figures, seconds = run_script(module, args)
         sys.stderr.write(f"bench: {short} took {seconds:.0f}s\n")
-        commands.append(command_line(module, args))
         for name, value in figures:
             print(f"{name}: {value}", flush=True)
             collected.append((name, value, f"`bench/{short}.py`"))
@@ -197,6 +195,8 @@ def main() -> int:
             if (m := ROW.match(line)) and m[3] not in ran
         ]
         collected = kept + collected
+    # Every script's command, also those --only skipped: their rows stay in the table.
+    commands = [command_line(m, quick if options.quick else full) for m, full, quick in SCRIPTS]
     if not options.no_write:
         DOC.write_text(render(collected, commands, options.quick, loads), encoding="utf-8")
         sys.stderr.write(f"bench: wrote {DOC.relative_to(REPO)}\n")
