@@ -8,20 +8,19 @@ plus the run's preflight, lease, event drain and residue check. Both run as ``py
 subprocesses against one sandbox, in ABBA-ordered rounds (the side that goes first
 alternates); the figure is the median of the per-round ratios. Wall times on a shared
 2-core machine swing by ±10% from run to run, so the client CPU each side spent is printed
-too: the harness's own cost, free of the sandbox's and the machine's noise. The engine's and
-the adapter's bytecode is compiled first, as pip does when it installs a package: where
-bytecode is not written (``PYTHONDONTWRITEBYTECODE``) an editable checkout would otherwise
-compile them from source in every process (~0.04 s), which no installed user pays. Each round
-also times the libraries on their own (a process that imports boto3 and builds the clients
-a run uses; one that imports faker and makes a name; both over one that imports requests and
-pytest), so the per-run figure is shown beside what those libraries cost. Usage:
+too: the harness's own cost, free of the sandbox's and the machine's noise. ``make bench``
+compiles the engine's and the adapter's bytecode first (the Makefile's ``BYTECODE`` step), as
+pip does at install: where bytecode is not written (``PYTHONDONTWRITEBYTECODE``) an editable
+checkout would otherwise compile them from source in every process. Each round also times
+the libraries on their own (a process that imports boto3 and builds the clients a run uses;
+one that imports faker and makes a name; both over one that imports requests and pytest),
+so the per-run figure is shown beside what those libraries cost. Usage:
 ``.venv/bin/python -m bench.overhead [--scenarios N] [--rounds R]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import compileall
 import sys
 import tempfile
 import time
@@ -30,7 +29,6 @@ from pathlib import Path
 from bench._common import (
     NO_DEV_PLUGINS,
     PLUGINS,
-    REPO,
     emit,
     harness_environ,
     median,
@@ -179,8 +177,6 @@ def main() -> int:
         work / "harnessed-one",
         {"test_harnessed.py": HARNESS_TEST.format(n=1), "_loopclock.py": LOOPCLOCK},
     )
-    for package in ("harness", "fixtures"):  # as an installed package has it (see above)
-        compileall.compile_dir(str(REPO / package), quiet=1)
     pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
     pytest += NO_DEV_PLUGINS  # the same for both sides
     with sandbox("overhead") as box:

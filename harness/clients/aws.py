@@ -58,7 +58,7 @@ class Aws:
     @cached_property
     def session(self) -> boto3.Session:
         # One botocore session, given credentials in place when the emulator needs them:
-        # a second session would cost ~7 ms of CPU and load botocore's data files again.
+        # building a second session only for them cost its set-up again (~7 ms of CPU).
         core = botocore.session.Session()
         session = boto3.Session(
             botocore_session=core,
