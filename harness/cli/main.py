@@ -347,7 +347,9 @@ def _residue(options: argparse.Namespace) -> int:
 def build_pytest_args(options: argparse.Namespace, passthrough: list[str]) -> list[str]:
     # Option values are joined with "=": pytest takes a bare argument that looks like a path
     # (say /tmp/report.json) as a hint for its rootdir, and would then miss pytest.ini.
-    args = [*UNUSED_PLUGINS, *QUIET_REWRITE, *SUITES[options.suite]]
+    # --harness: the plugin takes charge even in a project with no profiles file, where
+    # plain pytest would leave it off (the bare sandbox profile then).
+    args = [*UNUSED_PLUGINS, *QUIET_REWRITE, *SUITES[options.suite], "--harness"]
     args.append(f"--harness-report={options.report}")
     if options.env:
         args.append(f"--env={options.env}")

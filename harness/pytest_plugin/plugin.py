@@ -70,6 +70,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "profile, or 'sandbox')",
     )
     group.addoption(
+        "--harness",
+        dest="harness_on",
+        action="store_true",
+        help="take charge of this run even where it names no target (no --env, no profiles "
+        "file): the default profile, 'sandbox'; `harness run` passes it",
+    )
+    group.addoption(
         "--harness-config",
         dest="harness_config",
         metavar="PATH",
@@ -136,7 +143,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def is_active(config: pytest.Config) -> bool:
     """Installed, the plugin is loaded into every pytest run of the environment; it takes
     charge of a run only when the run names a target: ``--env``, ``--harness-config``,
-    ``$HARNESS_ENV``/``$HARNESS_CONFIG``, or an ``environments.toml`` at the rootdir."""
+    ``$HARNESS_ENV``/``$HARNESS_CONFIG``, or an ``environments.toml`` at the rootdir — or
+    when told to (``--harness``, which ``harness run`` passes)."""
+    if config.getoption("harness_on"):
+        return True
     if config.getoption("harness_env") or config.getoption("harness_config"):
         return True
     if os.environ.get("HARNESS_ENV") or os.environ.get("HARNESS_CONFIG"):
@@ -165,6 +175,12 @@ def _stop(config: pytest.Config, error: StartError) -> None:
 
 def get_state(config: pytest.Config) -> RunState:
     state = config.stash.get(STATE, None)
+    if state is None and not is_active(config):
+        raise pytest.UsageError(
+            "harness: this pytest run names no target, so the harness is off: pass --env NAME "
+            "(or --harness for the sandbox), set $HARNESS_ENV, or add environments.toml at the "
+            "rootdir (`harness init` writes one)"
+        )
     if state is None:
         raise pytest.UsageError("harness: the run was not set up (was --collect-only given?)")
     return state

@@ -123,6 +123,8 @@ def test_seed_replays_the_same_test_data(tmp_path: Path) -> None:
     assert "--harness-seed=1234" in build_pytest_args(options, [])
     plain, _ = _parser().parse_known_args(["run"])
     assert not any(a.startswith("--harness-seed") for a in build_pytest_args(plain, []))
+    # harness run always puts the plugin in charge, profiles file or not
+    assert "--harness" in build_pytest_args(plain, [])
 
     from harness.pytest_plugin.fixtures import _faker
 
