@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from harness import faultpoints
 from harness.cleanup.journal import Journal, Resource
 from harness.safety.protect import refuse_create
 
@@ -97,10 +98,12 @@ class Ledger:
         with self._lock:
             self._live[resource.seq] = resource
             self.stats.created += 1
+        faultpoints.reach("create")
         ids = fn()
         resource.ids.update(ids)
         resource.state = "created"
         self.journal.append("created", resource.seq, ids=ids)
+        faultpoints.reach("created")
         return resource
 
     def adopt(self, resources: list[Resource]) -> None:
@@ -132,6 +135,7 @@ class Ledger:
         return result
 
     def _cleanup_one(self, resource: Resource, result: CleanupResult) -> None:
+        faultpoints.reach("cleanup")
         last_error: Exception | None = None
         for attempt in range(self._attempts):
             try:

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, NoReturn
 
+from harness import faultpoints
 from harness.cleanup.journal import default_state_dir
 
 # Only light imports here: `harness run` starts the sandbox before the heavy ones (pytest,
@@ -545,6 +546,7 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
                 log = default_state_dir() / "sandbox" / f"{run_id}.log"
                 sys.stderr.write("harness: starting the local sandbox…\n")
                 pending = LocalSandbox.spawn(log, sandbox_arguments(profile))
+                faultpoints.reach("sandbox-start")
         except ConfigError:
             pass  # the plugin reports it the same way as for plain pytest
     try:

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from harness import faultpoints
 from harness.cleanup.residue import DEFAULT_SCAN_LIMIT
 from harness.reporting.report import write_failed_start
 from harness.run import options, outcome
@@ -261,6 +262,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     the interpreter's at exit among them) scans only what the tests allocated: ~0.4 s less
     client CPU per run in the overhead bench (docs/performance.md)."""
     if session.config.stash.get(STATE, None) is not None:
+        faultpoints.reach("collection")
         gc.freeze()
 
 
@@ -497,6 +499,7 @@ def _finish_run(session: pytest.Session, state: RunState) -> None:
             clean=clean,
         )
     )
+    faultpoints.reach("report")
     report_path = config.getoption("harness_report")
     if report_path:
         state.report.write(Path(report_path), int(session.exitstatus))

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from harness import faultpoints
 from harness.clients.aws import Aws
 from harness.pytest_plugin.plugin import STATE, RunState
 from harness.reporting import alerts, html_report, latency, summary
@@ -270,6 +271,7 @@ class Reporting:
         state = self.state()
         if self.is_worker or state is None:
             return
+        faultpoints.reach("alert")
         report = state.report.as_dict(int(session.exitstatus))
         self.published = report
         for step in (self._write_summaries, self._write_html, self._send_alerts):

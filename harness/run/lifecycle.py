@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import faultpoints
 from harness.cleanup.journal import default_state_dir, replay, run_dir
 from harness.cleanup.lease import Lease
 from harness.cleanup.recovery import dead_runs, recover, write_owner
@@ -161,11 +162,14 @@ def start_controller(
         if profile.needs_local_sandbox:
             progress("starting the local sandbox…")
             log = default_state_dir() / "sandbox" / f"{run_id}.log"
-            sandbox = LocalSandbox.start(log, sandbox_arguments(profile))
+            pending = LocalSandbox.spawn(log, sandbox_arguments(profile))
+            faultpoints.reach("sandbox-start")
+            sandbox = pending.wait_ready()
             mark_started_sandbox(sandbox.exports, os.environ)
             profile = resolve_profile(options, check=True)
         shard = shard_part(os.environ.get("HARNESS_SHARD"))
         target = provenance(profile)
+        faultpoints.reach("preflight")
         identity = preflight.check_service(profile, warn=progress)
         aws = Aws(profile)
         kinds = load_kinds(profile, aws)
@@ -203,6 +207,7 @@ def start_controller(
     write_owner(state.state_dir, str(run_id), profile.name, profile.base_url, shard)
     if not profile.is_protected:  # a protected target gets no writes at all, not even these
         try:
+            faultpoints.reach("recovery")
             for run in dead_runs(state.state_dir, profile.base_url):
                 result = recover(run, kinds)
                 progress(
@@ -216,6 +221,7 @@ def start_controller(
                 # thread-safe); acquire() writes once here, so they are built in this thread
                 state.lease = Lease(LeaseKind(profile, aws.sibling()), str(run_id), shard)
                 state.lease.acquire()
+                faultpoints.reach("lease")
         except Exception as error:
             if sandbox is not None:
                 sandbox.stop()
@@ -260,6 +266,7 @@ def finish_worker(state: RunState) -> dict[str, Any]:
     harness = state.session
     if harness is None or "ledger" not in harness.__dict__:
         return stats
+    faultpoints.reach("worker-finish")
     leftover = harness.ledger.cleanup()
     failures = [f"{r.describe()}: {r.error}" for r in leftover.failed + leftover.refused]
     ledger_stats = harness.ledger.stats
@@ -333,7 +340,9 @@ def finish_run(state: RunState, options: FinishOptions, progress: Progress) -> b
     kept_ids = [ids for stats in state.worker_stats for ids in stats.get("kept_ids", [])]
     try:
         kinds = load_kinds(state.profile, aws)
+        faultpoints.reach("drain")
         _wait_for_events_to_drain(state, aws, options.drain, progress)
+        faultpoints.reach("residue")
         state.residue = residue_check(
             kinds,
             prefix,
