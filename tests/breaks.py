@@ -126,11 +126,10 @@ BREAKS = [
         (U + "test_preflight.py::test_the_account_check_refuses_other_credentials",),
     ),
     Break(
-        "protected target: lease taken and dead runs replayed anyway",
+        "protected target: dead runs replayed anyway",
         "harness/run/lifecycle.py",
-        "    if not profile.is_protected:  # a protected target gets no writes at all, "
-        "not even these",
-        "    if True:",
+        '    if not profile.is_protected:\n        faultpoints.reach("recovery")',
+        '    if True:\n        faultpoints.reach("recovery")',
         (U + "test_run_start.py::test_a_protected_target_gets_no_lease_and_no_recovery",),
     ),
     Break(
@@ -156,11 +155,11 @@ BREAKS = [
         ),
     ),
     Break(
-        "recovery: the file lock no longer taken (two recoverers interleave)",
-        "harness/cleanup/recovery.py",
-        "        lock.acquire(timeout=0)\n",
-        "        pass\n",
-        (U + "test_recovery_and_lease.py::test_a_second_recoverer_skips_a_run_being_recovered",),
+        "liveness: a lock held elsewhere no longer keeps a folder alive",
+        "harness/cleanup/liveness.py",
+        "            if fd is None:\n                break\n",
+        "            if fd is None:\n                continue\n",
+        (U + "test_liveness.py::test_any_held_lock_of_a_folder_keeps_it_alive",),
     ),
     Break(
         "precedence: $HARNESS_ENV beats the --env option",

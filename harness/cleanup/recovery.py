@@ -1,10 +1,11 @@
 """Crash recovery: finishing the cleanup of runs that died on this machine.
 
-Owns finding local runs whose controller process is gone (``owner.json`` in the run's
-journal directory names host, pid and target) and replaying their journals — including
-intents whose create may or may not have happened — through the guarded delete path of
-that run. A run that settles completely leaves no journal behind. It never touches a run
-that is still alive or whose journal belongs to another target.
+Owns replaying a dead run's journal folder — including intents whose create may or may not
+have happened — through the guarded delete path of that run, removing what the service wrote
+for those resources and the dead run's lease, and forgetting the folder once everything in it
+is settled. Which folders are dead is not decided here: every entry point takes a
+:class:`~harness.cleanup.liveness.Claim`, the liveness authority's proof (the folder's locks,
+held by this process, and no live lease), so nothing here can touch a live run's journal.
 """
 
 from __future__ import annotations
@@ -14,24 +15,25 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from harness.cleanup.journal import SETTLED, Journal, Resource, replay, run_dir
-from harness.cleanup.lease import pid_alive
 from harness.cleanup.ledger import CleanupResult, Ledger, OwnershipError
+from harness.cleanup.liveness import OWNER_FILE, Claim
 from harness.kinds import Kind
 from harness.kinds.lease import lease_marker
 from harness.namespace import RunId
 from harness.safety.guards import Owner, check, guarded_deleter
 
-OWNER_FILE = "owner.json"
+__all__ = ["OWNER_FILE", "Forgotten", "forget", "recover", "write_owner"]
 
 
 def write_owner(
     state_dir: Path, run_id: str, profile_name: str, base_url: str, shard: str = ""
 ) -> None:
+    """Say which target the run's journal folder belongs to (written once the run holds its
+    folder's lock: a refused run never writes into another run's folder)."""
     directory = run_dir(state_dir, run_id, shard)
     directory.mkdir(parents=True, exist_ok=True)
     owner = {
@@ -47,81 +49,14 @@ def write_owner(
     # pragma: no mutate end
 
 
-@dataclass
-class LocalRun:
-    run_id: str
-    directory: Path
-    owner: dict[str, Any]
-
-    @property
-    def alive(self) -> bool:
-        return self.owner.get("host") == socket.gethostname() and pid_alive(
-            int(self.owner.get("pid", 0))
-        )
-
-    def unsettled(self) -> int:
-        return sum(r.state not in SETTLED for path in self.journals() for r in replay(path))
-
-    def journals(self) -> list[Path]:
-        return sorted(self.directory.glob("*.jsonl"))
-
-
-def local_runs(state_dir: Path) -> list[LocalRun]:
-    runs = []
-    for directory in sorted((state_dir / "runs").glob("itest-*")):
-        run_id = directory.name.partition("@")[0]
-        try:
-            RunId.parse(run_id)
-        except ValueError:
-            continue
-        owner_path = directory / OWNER_FILE
-        try:
-            # pragma: no mutate start (equivalent: the same codec as the writer)
-            owner = json.loads(owner_path.read_text(encoding="utf-8"))
-            # pragma: no mutate end
-        except (OSError, ValueError):
-            owner = {}
-        runs.append(LocalRun(run_id, directory, owner))
-    return runs
-
-
-def dead_runs(state_dir: Path, base_url: str | None = None) -> list[LocalRun]:
-    """Local runs that are over (process gone) with something unsettled, optionally only
-    those that targeted ``base_url``."""
-    return [
-        run
-        for run in local_runs(state_dir)
-        if not run.alive
-        and (base_url is None or run.owner.get("base_url") == base_url)
-        and run.unsettled()
-    ]
-
-
-def recover(run: LocalRun, kinds: dict[str, Kind]) -> CleanupResult:
-    """Delete whatever the dead run's journals say may exist; journal the outcome there.
-    Two processes recovering the same run at once (two runs starting together) would
-    interleave journal lines, so a lock file makes the second one skip it. filelock is
-    imported here, not at the top: ~14 ms of CPU that a run finding no dead run never pays."""
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(run.directory / ".recover.lock"))
-    try:
-        # pragma: no mutate start (equivalent: a longer wait, then the same skip)
-        lock.acquire(timeout=0)
-        # pragma: no mutate end
-    except Timeout:
-        return CleanupResult()
-    try:
-        return _recover_locked(run, kinds)
-    finally:
-        lock.release()
-
-
-def _recover_locked(run: LocalRun, kinds: dict[str, Kind]) -> CleanupResult:
-    owner = Owner(run=RunId.parse(run.run_id))
+def recover(claim: Claim, kinds: dict[str, Kind]) -> CleanupResult:
+    """Delete whatever the dead folder's journals say may exist, journaling the outcome there;
+    then remove its lease and, once everything is settled, the folder itself."""
+    folder = claim.folder
+    owner = Owner(run=RunId.parse(folder.run_id))
     result = CleanupResult()
     recovered: list[Resource] = []
-    for path in run.journals():
+    for path in folder.journals():
         unsettled = [r for r in replay(path) if r.state not in SETTLED]
         if not unsettled:
             continue
@@ -140,16 +75,70 @@ def _recover_locked(run: LocalRun, kinds: dict[str, Kind]) -> CleanupResult:
         finally:
             journal.close()
     _clean_belonging(kinds, recovered, owner, result)
-    lease = kinds.get("lease")
-    if lease is not None:  # a killed run never released its lease
-        ids = {"marker": lease_marker(run.run_id, str(run.owner.get("shard", "")))}
-        check(lease, ids, owner)
-        lease.delete(ids)
+    _remove_lease(claim, kinds, owner)
     if result.ok:
-        # pragma: no mutate start (equivalent: our locked folder; nothing to ignore)
-        shutil.rmtree(run.directory, ignore_errors=True)
-        # pragma: no mutate end
+        _forget_folder(claim)
     return result
+
+
+def _remove_lease(claim: Claim, kinds: dict[str, Kind], owner: Owner) -> None:
+    """A dead run never released its lease: remove it — only while the holder judged dead
+    still has it (a new run may have taken a lapsed lease over meanwhile)."""
+    lease = kinds.get("lease")
+    if lease is None:
+        return
+    ids = {"marker": lease_marker(claim.folder.run_id, claim.folder.shard)}
+    if claim.lease is not None:
+        ids["holder"] = claim.lease.holder
+    check(lease, ids, owner)
+    lease.delete(ids)
+
+
+def _forget_folder(claim: Claim) -> None:
+    # pragma: no mutate start (equivalent: our claimed folder; nothing to ignore)
+    shutil.rmtree(claim.folder.path, ignore_errors=True)
+    # pragma: no mutate end
+
+
+@dataclass
+class Forgotten:
+    """What ``harness recover --forget`` did with a dead folder's unsettled items."""
+
+    #: Verified gone, now settled.
+    gone: list[Resource] = field(default_factory=list)
+    #: Of a kind this profile does not know: not checkable, settled because the user said so.
+    unchecked: list[Resource] = field(default_factory=list)
+    #: Still there: never forgotten (delete them, or let recovery do it, first).
+    present: list[Resource] = field(default_factory=list)
+
+
+def forget(claim: Claim, kinds: dict[str, Kind]) -> Forgotten:
+    """Settle the items of a dead folder that recovery cannot (refused or failed deletes):
+    each is looked up by key first; only what is gone (or of an unknown kind) is settled.
+    The folder and its lease go once nothing unsettled is left."""
+    done = Forgotten()
+    for path in claim.folder.journals():
+        unsettled = [r for r in replay(path) if r.state not in SETTLED]
+        if not unsettled:
+            continue
+        journal = Journal(path)
+        try:
+            for resource in unsettled:
+                kind = kinds.get(resource.kind)
+                if kind is None:
+                    done.unchecked.append(resource)
+                elif kind.exists_many([resource.ids]):
+                    done.present.append(resource)
+                    continue
+                else:
+                    done.gone.append(resource)
+                journal.append("deleted", resource.seq, error="forgotten")
+        finally:
+            journal.close()
+    if not done.present:
+        _remove_lease(claim, kinds, Owner(run=RunId.parse(claim.folder.run_id)))
+        _forget_folder(claim)
+    return done
 
 
 def _clean_belonging(

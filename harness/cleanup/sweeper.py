@@ -1,7 +1,8 @@
 """The sweeper: finds what crashed or killed runs left behind and deletes it in batches.
 
 Owns the sweep *plan* — every item any kind finds under the ``itest-`` prefix, grouped by the
-run its namespace names, minus runs that are still alive (their lease is fresh) and runs
+run its namespace names, minus runs that are still alive (as the liveness authority,
+:mod:`harness.cleanup.liveness`, says: a live lease, or a lock held on this machine) and runs
 younger than the age limit — and its execution through the guarded batch delete. It never
 sweeps a protected target, never deletes more than the cap without being told, and by
 default only shows what it would do.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,6 @@ from typing import Any
 from harness.config import DEFAULT_SWEEP_MAX
 from harness.kinds import Found, Kind
 from harness.kinds.dynamo import Checkpoint, Progress, RateLimiter, ScanControl
-from harness.kinds.lease import LeaseInfo
 from harness.namespace import PREFIX, RunId, find_namespace
 from harness.safety.guards import Owner, OwnershipError, check, guarded_batch_delete
 
@@ -101,7 +101,7 @@ def plan(
     kinds: Mapping[str, Kind],
     *,
     older_than: float,
-    alive: Mapping[str, LeaseInfo],
+    alive: Collection[str],
     now: float | None = None,
     scan: ScanControl | None = None,
 ) -> SweepPlan:

@@ -33,6 +33,9 @@ from harness.run.local_sandbox import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from harness.cleanup.liveness import Claim, Liveness
     from harness.kinds import Kind
 
 #: ``harness sweep --segments``: more parallel scans than this only contend for one client.
@@ -70,7 +73,8 @@ Reports (pytest options, so plain pytest takes them too):
 Exit status (also `outcome` in the JSON report): 0 passed, nothing leaked; 1 a test
 failed; 3 internal error; 5 no tests selected; 6 tests passed but something leaked or a
 cleanup failed; 7 target unreachable or not the profile's environment; 8 bad configuration or
-usage; 9 a test file does not import; 130 interrupted (Ctrl-C, SIGTERM).
+usage; 9 a test file does not import; 10 the run id is in use by a live run; 130 interrupted
+(Ctrl-C, SIGTERM).
 """
 
 
@@ -194,13 +198,28 @@ def _parser() -> argparse.ArgumentParser:
         "recover",
         help="finish the cleanup of runs that died on this machine",
         description=(
-            "Replay the local journal (.harness/runs/<run>/) of a run whose process is gone, "
-            "including creates whose answer was lost, and delete what still exists. Without "
-            "RUN_ID, every dead run that targeted the profile's environment."
+            "Replay the local journal (.harness/runs/<run>/) of a run that is over, including "
+            "creates whose answer was lost, delete what still exists, and remove its lease. "
+            "Without RUN_ID, every dead run that targeted the profile's environment. A run is "
+            "over when no process on this machine holds its journal lock and its lease (with "
+            "a lease_table) has lapsed or names a process gone from this machine; with RUN_ID, "
+            "a run any of whose shards is alive is refused (exit 10) unless --wait."
         ),
     )
     recover_cmd.add_argument("run_id", nargs="?", metavar="RUN_ID")
     recover_cmd.add_argument("--env", metavar="NAME", help="profile of the run's target")
+    recover_cmd.add_argument(
+        "--wait",
+        type=options.seconds,
+        metavar="SECONDS",
+        help="with RUN_ID: wait up to this long for the run's live shards to end",
+    )
+    recover_cmd.add_argument(
+        "--forget",
+        action="store_true",
+        help="with RUN_ID: settle the items recovery cannot delete (refused: no namespace; "
+        "failed) once each is checked to be gone; items still there are kept and listed",
+    )
     _allow_override(recover_cmd)
     _allow_override(sweep)
     _add_report_commands(commands)
@@ -271,11 +290,19 @@ def _add_report_commands(commands: argparse._SubParsersAction) -> None:
         help="residue check for a whole run (e.g. after every CI shard finished)",
         description=(
             "Look for anything still carrying RUN_ID's namespace (every shard and worker), "
-            "report it and remove it through the guarded delete path. Exit 6 if anything leaked."
+            "report it and remove it through the guarded delete path. Exit 6 if anything leaked; "
+            "exit 10, touching nothing, while a shard of the run is alive (its journal lock "
+            "on this machine, or its lease with a lease_table)."
         ),
     )
     residue.add_argument("run_id", metavar="RUN_ID")
     residue.add_argument("--env", metavar="NAME", help="profile of the run's target")
+    residue.add_argument(
+        "--wait",
+        type=options.seconds,
+        metavar="SECONDS",
+        help="wait up to this long for the run's live shards to end (else: refused, exit 10)",
+    )
     residue.add_argument(
         "--settle",
         type=options.seconds,
@@ -315,6 +342,13 @@ def _residue(options: argparse.Namespace) -> int:
     if scan_limit < 0:
         raise ConfigError(f"--scan-limit must be 0 or more, not {scan_limit}")
     profile, kinds = _target(options.env, options.allow_env_override)
+    liveness = _liveness(kinds)
+    _wait_until_over(liveness, str(run_id), options.wait, "residue")
+    if liveness.lease_kind is None:
+        print(
+            f"harness: note: profile [{profile.name}] names no lease_table: only this "
+            f"machine's shards of {run_id} could be checked to be over"
+        )
     result = check(
         kinds,
         f"{run_id}-",
@@ -409,7 +443,7 @@ def _target(env_name: str | None, allow_override: bool = False) -> tuple[Profile
 
 def _sweep(options: argparse.Namespace) -> int:
     from harness.cleanup import sweeper
-    from harness.cleanup.lease import alive_runs
+    from harness.cleanup.liveness import Liveness
     from harness.cleanup.sweeper import SweepRefused
     from harness.kinds.dynamo import parse_rate
     from harness.kinds.lease import LeaseKind
@@ -437,7 +471,7 @@ def _sweep(options: argparse.Namespace) -> int:
     older_than = options.older_than if options.older_than is not None else profile.test_data_ttl
     lease_kind = kinds.get("lease")
     assert lease_kind is None or isinstance(lease_kind, LeaseKind)
-    alive = alive_runs(lease_kind, default_state_dir())
+    alive = Liveness(lease_kind, default_state_dir()).alive_runs()
     control = sweeper.scan_control(
         segments=segments,
         max_rate=max_rate,
@@ -488,41 +522,113 @@ def _sweep(options: argparse.Namespace) -> int:
     return 0
 
 
+def _liveness(kinds: dict[str, Kind]) -> Liveness:
+    from harness.cleanup.liveness import Liveness
+    from harness.kinds.lease import LeaseKind
+
+    lease = kinds.get("lease")
+    return Liveness(lease if isinstance(lease, LeaseKind) else None, default_state_dir())
+
+
+def _wait_until_over(liveness: Liveness, run_id: str, wait: float | None, command: str) -> None:
+    """Refuse (exit 10) while any part of ``run_id`` is alive — its shards' folders here and
+    their leases anywhere — or, with ``--wait``, wait for them to end (bounded)."""
+    deadline = time.monotonic() + (wait or 0)
+    parts = liveness.alive_parts(run_id)
+    if parts and wait:
+        print(f"harness: waiting up to {wait:g}s for run {run_id} to end: {'; '.join(parts)}")
+    while parts and time.monotonic() < deadline:
+        time.sleep(1.0)
+        parts = liveness.alive_parts(run_id)
+    if parts:
+        raise RunStillAlive(
+            f"harness {command}: run {run_id} is still running: {'; '.join(parts)}. Nothing "
+            f"was touched. Run it once every shard has ended, or pass --wait SECONDS"
+        )
+
+
+class RunStillAlive(Exception):
+    """A command that deletes was asked about a run that is still alive (exit 10)."""
+
+
 def _recover(options: argparse.Namespace) -> int:
     from harness.cleanup import recovery
+    from harness.cleanup.liveness import run_folders
 
     profile, kinds = _target(options.env, options.allow_env_override)
+    liveness = _liveness(kinds)
     state_dir = default_state_dir()
+    if options.forget and not options.run_id:
+        raise UsageError("harness recover: --forget needs the RUN_ID whose journal to forget")
     if options.run_id:
-        runs = [r for r in recovery.local_runs(state_dir) if r.run_id == options.run_id]
-        if not runs:
+        try:
+            RunId.parse(options.run_id)
+        except ValueError as error:
+            raise ConfigError(f"harness recover: {error}") from None
+        folders = run_folders(state_dir, options.run_id)
+        if not folders:
             raise ConfigError(f"no journal of run {options.run_id} under {state_dir}/runs")
-        run = runs[0]
-        if run.alive:
-            raise ConfigError(f"run {run.run_id} is still running (pid {run.owner.get('pid')})")
-        target = run.owner.get("base_url")
-        if target and target != profile.base_url:
-            raise ConfigError(
-                f"run {run.run_id} targeted {target}, but profile [{profile.name}] is "
-                f"{profile.base_url}: pass --env for that target"
-            )
+        for folder in folders:
+            target = folder.owner.get("base_url")
+            if target and target != profile.base_url:
+                raise ConfigError(
+                    f"run {folder.name} targeted {target}, but profile [{profile.name}] is "
+                    f"{profile.base_url}: pass --env for that target"
+                )
+        _wait_until_over(liveness, options.run_id, options.wait, "recover")
+        claims = liveness.dead_folders(run_id=options.run_id)
     else:
-        runs = recovery.dead_runs(state_dir, profile.base_url)
-        if not runs:
-            print(f"no dead run with unsettled resources targeted {profile.base_url}")
-            return 0
-    failed = 0
-    for run in runs:
-        result = recovery.recover(run, kinds)
+        claims = liveness.dead_folders(base_url=profile.base_url)
+    if options.forget:
+        return _forget(claims, kinds)
+    failed = seen = 0
+    for claim in claims:
+        seen += 1
+        try:
+            unsettled = claim.folder.unsettled()
+            result = recovery.recover(claim, kinds)
+        finally:
+            claim.release()
+        if not unsettled:
+            print(f"run {claim.folder.name}: nothing was left; its journal and lease removed")
+            continue
         failed += len(result.failed + result.refused)
         print(
-            f"run {run.run_id}: {len(result.deleted)} deleted, {len(result.absent)} already "
-            f"gone, {len(result.belonging)} written by the service for them removed too, "
-            f"{len(result.failed)} failed, {len(result.refused)} refused"
+            f"run {claim.folder.name}: {len(result.deleted)} deleted, {len(result.absent)} "
+            f"already gone, {len(result.belonging)} written by the service for them removed "
+            f"too, {len(result.failed)} failed, {len(result.refused)} refused"
         )
         for resource in result.failed + result.refused:
             print(f"  {resource.describe()}: {resource.error}")
+        if result.refused:
+            print(
+                f"  refused items carry no harness namespace: remove them by hand if they are "
+                f"yours, then `harness recover --forget {claim.folder.run_id}`"
+            )
+    if not seen:
+        print(f"no dead run with a journal here targeted {profile.base_url}")
     return outcome.LEAKED if failed else outcome.PASSED
+
+
+def _forget(claims: Iterator[Claim], kinds: dict[str, Kind]) -> int:
+    from harness.cleanup import recovery
+
+    present = 0
+    for claim in claims:
+        try:
+            done = recovery.forget(claim, kinds)
+        finally:
+            claim.release()
+        present += len(done.present)
+        for resource in done.gone:
+            print(f"forgot {resource.describe()}: it is gone")
+        for resource in done.unchecked:
+            print(f"forgot {resource.describe()}: kind {resource.kind!r} unknown here, not checked")
+        for resource in done.present:
+            print(f"kept {resource.describe()}: it is still there (delete it, then forget again)")
+        verdict = "still holds items" if done.present else "forgotten, its lease removed"
+        print(f"run {claim.folder.name}: {verdict}")
+    return outcome.LEAKED if present else outcome.PASSED
 
 
 def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
@@ -572,6 +678,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(error), outcome.CONFIG)
     except (TargetError, SandboxError) as error:
         return _fail(f"harness: {error}", outcome.UNREACHABLE)
+    except RunStillAlive as error:
+        return _fail(str(error), outcome.RUN_IN_USE)
     except ConfigError as error:
         return _fail(f"harness: {error}", outcome.CONFIG)
     except KeyboardInterrupt:

@@ -420,6 +420,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if config in _CONTROLLER_CONFIG:
         _CONTROLLER_CONFIG.remove(config)
     state = config.stash.get(STATE, None)
+    if state is not None:
+        state.release_lock()
     if state is not None and state.sandbox is not None:
         state.sandbox.stop()
         state.sandbox = None
@@ -464,6 +466,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     stats = finish_worker(state)
     if _is_worker(config):
+        state.release_lock()  # its cleanup is over: its journal may be recovered from now on
         config.workeroutput["harness"] = stats  # type: ignore[attr-defined]
         return
     state.worker_stats.append(stats)
@@ -471,7 +474,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state.worker_stats.extend(unreported_worker_stats(state))
     for worker_stats in state.worker_stats:
         state.report.add_worker_stats(worker_stats)
-    _finish_run(session, state)
+    try:
+        _finish_run(session, state)
+    finally:
+        state.release_lock()
 
 
 def _finish_run(session: pytest.Session, state: RunState) -> None:

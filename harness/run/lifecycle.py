@@ -11,6 +11,7 @@ any other runner. It never prints: callers pass a ``progress`` callback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import resource
@@ -24,7 +25,9 @@ from typing import Any
 from harness import faultpoints
 from harness.cleanup.journal import default_state_dir, replay, run_dir
 from harness.cleanup.lease import Lease
-from harness.cleanup.recovery import dead_runs, recover, write_owner
+from harness.cleanup.ledger import OwnershipError
+from harness.cleanup.liveness import HeldLock, Liveness, RunInUse, hold
+from harness.cleanup.recovery import recover, write_owner
 from harness.cleanup.residue import DEFAULT_SCAN_LIMIT, ResidueResult, kept_matcher
 from harness.cleanup.residue import check as residue_check
 from harness.clients.aws import Aws
@@ -38,6 +41,7 @@ from harness.config import (
     refuse_env_overrides,
 )
 from harness.events.quiescence import wait_for_quiescence
+from harness.kinds.base import Kind
 from harness.kinds.lease import LeaseKind
 from harness.kinds.registry import load_kinds
 from harness.namespace import Namespace, RunId, shard_part, worker_part
@@ -115,6 +119,14 @@ class RunState:
     collection_errors: int = 0
     #: Teardowns failed only because deleting the test's data failed (exit 6, not 1).
     cleanup_teardown_failures: int = 0
+    #: This process's lock on its journal folder (:mod:`harness.cleanup.liveness`): held from
+    #: before its first journal line until its cleanup is over.
+    lock: HeldLock | None = None
+
+    def release_lock(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def harness_session(self) -> HarnessSession:
         if self.session is None:
@@ -144,8 +156,11 @@ def run_id_from_environment() -> RunId:
 def start_controller(
     options: TargetOptions, seed: int | None, progress: Progress = lambda _: None
 ) -> RunState:
-    """Resolve, start the sandbox if asked, prove the target, take the lease, recover dead
-    runs. Every failure is a :class:`StartError` (a sandbox it started is stopped first)."""
+    """Resolve, start the sandbox if asked, prove the target, then — before anything is
+    written for the run — take its journal folder's lock and its lease, and only then write
+    its owner file and recover dead runs. Every failure is a :class:`StartError`; a failure
+    or an interrupt (KeyboardInterrupt, re-raised) undoes what was done: the lease released,
+    the lock dropped, a folder this call made removed, a sandbox it started stopped."""
     run_id = run_id_from_environment()
     if seed is None:
         try:
@@ -155,14 +170,43 @@ def start_controller(
                 f"HARNESS_SEED={os.environ['HARNESS_SEED']!r} is not a number: unset it, or "
                 f"give the seed with --seed N"
             ) from None
-    sandbox = None
+    undo = _Undo()
+    try:
+        return _start_controller(options, run_id, seed, progress, undo)
+    except BaseException:
+        undo.run()
+        raise
+
+
+class _Undo:
+    """What :func:`start_controller` did so far, undone in reverse when it cannot finish."""
+
+    def __init__(self) -> None:
+        self.steps: list[Callable[[], None]] = []
+
+    def add(self, step: Callable[[], None]) -> None:
+        self.steps.append(step)
+
+    def run(self) -> None:
+        for step in reversed(self.steps):
+            # undoing is best effort: what is left is recovered later
+            with contextlib.suppress(Exception):
+                step()
+        self.steps.clear()
+
+
+def _start_controller(
+    options: TargetOptions, run_id: RunId, seed: int, progress: Progress, undo: _Undo
+) -> RunState:
     profile: Profile | None = None
+    sandbox: LocalSandbox | None = None
     try:
         profile = resolve_profile(options, check=True)
         if profile.needs_local_sandbox:
             progress("starting the local sandbox…")
             log = default_state_dir() / "sandbox" / f"{run_id}.log"
             pending = LocalSandbox.spawn(log, sandbox_arguments(profile))
+            undo.add(pending.stop)
             faultpoints.reach("sandbox-start")
             sandbox = pending.wait_ready()
             mark_started_sandbox(sandbox.exports, os.environ)
@@ -175,8 +219,6 @@ def start_controller(
         kinds = load_kinds(profile, aws)
         table_sizes = preflight.check_aws(profile, aws, kinds)
     except (ConfigError, SandboxError, ValueError) as error:
-        if sandbox is not None:
-            sandbox.stop()
         message = str(error)
         status = outcome.CONFIG
         known = provenance(profile) if profile is not None else {}
@@ -186,14 +228,17 @@ def start_controller(
                 message += f" ({describe_target(known)})"
         raise StartError(message, status, known) from None
     progress(describe_target(target))
-    os.environ["HARNESS_RUN_ID"] = str(run_id)
-    os.environ["HARNESS_SEED"] = str(seed)
+    state_dir = default_state_dir()
+    folder = run_dir(state_dir, str(run_id), shard)
+    worker = worker_part(None, os.environ.get("HARNESS_SHARD"))
+    lock = _take_run_lock(folder, worker, str(run_id), target, undo)
+    faultpoints.reach("lock")
     state = RunState(
         profile=profile,
         run_id=run_id,
         seed=seed,
-        worker=worker_part(None, os.environ.get("HARNESS_SHARD")),
-        state_dir=default_state_dir(),
+        worker=worker,
+        state_dir=state_dir,
         report=RunReport(
             str(run_id), profile.expected_environment, profile.name, profile.base_url, seed
         ),
@@ -201,35 +246,100 @@ def start_controller(
         aws=aws,
         sandbox=sandbox,
         table_sizes=table_sizes,
+        lock=lock,
     )
     state.report.identity = identity
     state.report.target = target
-    write_owner(state.state_dir, str(run_id), profile.name, profile.base_url, shard)
-    if not profile.is_protected:  # a protected target gets no writes at all, not even these
+    # a protected target gets no writes at all, not even a lease
+    if not profile.is_protected and profile.lease_table:
+        # clients of its own: the refresh thread must not share boto3 resources (not
+        # thread-safe); acquire() writes once here, so they are built in this thread
+        lease = Lease(LeaseKind(profile, aws.sibling()), str(run_id), shard)
         try:
-            faultpoints.reach("recovery")
-            for run in dead_runs(state.state_dir, profile.base_url):
-                result = recover(run, kinds)
-                progress(
-                    f"recovered dead run {run.run_id}: {len(result.deleted)} deleted, "
-                    f"{len(result.absent)} already gone, "
-                    f"{len(result.belonging)} written by the service for them, "
-                    f"{len(result.failed + result.refused)} failed"
-                )
-            if profile.lease_table:
-                # clients of its own: the refresh thread must not share boto3 resources (not
-                # thread-safe); acquire() writes once here, so they are built in this thread
-                state.lease = Lease(LeaseKind(profile, aws.sibling()), str(run_id), shard)
-                state.lease.acquire()
-                faultpoints.reach("lease")
-        except Exception as error:
-            if sandbox is not None:
-                sandbox.stop()
+            lease.acquire()
+        except OwnershipError:
             raise StartError(
-                f"could not take the run's lease or recover dead runs: {error}",
-                outcome.UNREACHABLE,
+                f"run id {run_id}{f' shard {shard}' if shard else ''} is in use: another "
+                f"process holds its lease ({lease.marker}); give this run its own "
+                f"HARNESS_RUN_ID (or HARNESS_SHARD)",
+                outcome.RUN_IN_USE,
+                target,
             ) from None
+        except Exception as error:
+            raise StartError(
+                f"could not take the run's lease: {type(error).__name__}: {error}",
+                outcome.UNREACHABLE,
+                target,
+            ) from None
+        undo.add(lease.release)
+        state.lease = lease
+        faultpoints.reach("lease")
+    write_owner(state_dir, str(run_id), profile.name, profile.base_url, shard)
+    if not profile.is_protected:
+        faultpoints.reach("recovery")
+        try:
+            recover_dead_runs(state_dir, kinds, profile.base_url, progress)
+        except Exception as error:
+            raise StartError(
+                f"could not recover dead runs: {type(error).__name__}: {error}",
+                outcome.UNREACHABLE,
+                target,
+            ) from None
+    os.environ["HARNESS_RUN_ID"] = str(run_id)
+    os.environ["HARNESS_SEED"] = str(seed)
+    undo.steps.clear()  # started: from here on the run's own end sequence owns all of it
     return state
+
+
+def _take_run_lock(
+    folder: Path, worker: str, run_id: str, target: dict[str, Any], undo: _Undo
+) -> HeldLock:
+    """This run's journal-folder lock — the first thing it writes; a folder it makes here is
+    removed again if the run cannot start."""
+    made = not folder.exists()
+    if made:
+        undo.add(lambda: shutil.rmtree(folder, ignore_errors=True))
+    try:
+        lock = hold(folder, worker)
+    except RunInUse:
+        raise StartError(
+            f"run id {run_id} is in use: a live process on this machine holds "
+            f"{folder / worker}.lock (the same HARNESS_RUN_ID and HARNESS_SHARD twice?); give "
+            f"this run its own HARNESS_RUN_ID, or wait for the other to end",
+            outcome.RUN_IN_USE,
+            target,
+        ) from None
+    except OSError as error:
+        raise StartError(
+            f"cannot write the run's journal folder {folder}: {error.strerror or error}; "
+            f"make it writable or set HARNESS_STATE_DIR",
+            outcome.CONFIG,
+            target,
+        ) from None
+    undo.add(lock.release)
+    return lock
+
+
+def recover_dead_runs(
+    state_dir: Path, kinds: dict[str, Kind], base_url: str, progress: Progress
+) -> None:
+    """Finish the cleanup of this target's dead runs on this machine (each claimed from the
+    liveness authority first), and forget folders whose journals are all settled."""
+    lease = kinds.get("lease")
+    liveness = Liveness(lease if isinstance(lease, LeaseKind) else None, state_dir)
+    for claim in liveness.dead_folders(base_url=base_url):
+        try:
+            unsettled = claim.folder.unsettled()
+            result = recover(claim, kinds)  # settled: only its lease, then the folder, go
+        finally:
+            claim.release()
+        if unsettled:
+            progress(
+                f"recovered dead run {claim.folder.name}: {len(result.deleted)} deleted, "
+                f"{len(result.absent)} already gone, "
+                f"{len(result.belonging)} written by the service for them, "
+                f"{len(result.failed + result.refused)} failed"
+            )
 
 
 def start_worker(options: TargetOptions, run_id: str, seed: int, xdist_worker: str) -> RunState:
@@ -238,14 +348,22 @@ def start_worker(options: TargetOptions, run_id: str, seed: int, xdist_worker: s
     except ConfigError as error:
         raise StartError(str(error)) from None
     rid = RunId.parse(run_id)
+    shard = shard_part(os.environ.get("HARNESS_SHARD"))
+    worker = worker_part(xdist_worker, os.environ.get("HARNESS_SHARD"))
+    state_dir = default_state_dir()
+    try:
+        lock = hold(run_dir(state_dir, run_id, shard), worker)
+    except (RunInUse, OSError) as error:
+        raise StartError(f"worker {worker} cannot lock its journal: {error}") from None
     return RunState(
         profile=profile,
         run_id=rid,
         seed=seed,
-        worker=worker_part(xdist_worker, os.environ.get("HARNESS_SHARD")),
-        state_dir=default_state_dir(),
+        worker=worker,
+        state_dir=state_dir,
         report=RunReport(str(rid), profile.expected_environment, profile.name, "", seed),
-        shard=shard_part(os.environ.get("HARNESS_SHARD")),
+        shard=shard,
+        lock=lock,
     )
 
 

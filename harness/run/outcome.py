@@ -18,6 +18,8 @@ status  outcome             meaning
 7       unreachable         the target cannot be reached, or is not the profile's environment
 8       config              bad configuration or usage (profile, option, variable)
 9       collection_error    a test file does not import / cannot be collected
+10      run_in_use          a live process holds this run id (the same HARNESS_RUN_ID and
+                            shard twice; recover/residue of a run that is still running)
 130     interrupted         Ctrl-C or SIGTERM (cleanup ran)
 ======  ==================  ======================================================
 """
@@ -34,6 +36,7 @@ LEAKED = 6
 UNREACHABLE = 7
 CONFIG = 8
 COLLECTION_ERROR = 9
+RUN_IN_USE = 10
 INTERRUPTED = 130
 
 WORDS = {
@@ -45,6 +48,7 @@ WORDS = {
     UNREACHABLE: "unreachable",
     CONFIG: "config",
     COLLECTION_ERROR: "collection_error",
+    RUN_IN_USE: "run_in_use",
     INTERRUPTED: "interrupted",
 }
 

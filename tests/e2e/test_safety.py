@@ -166,7 +166,6 @@ def test_a_create_whose_answer_was_lost_is_recovered(
     journal.append("intent", 1, kind="user", ids={"email": email}, scope="t")
     journal.close()
     write_owner(state, str(namespace.run), "sandbox", environ["HARNESS_BASE_URL"])
-    _make_owner_dead(state, str(namespace.run))
     sign_up(environ["HARNESS_BASE_URL"], email)  # the server did act
 
     # the next `harness run` against the same target notices the dead run and recovers it
@@ -174,13 +173,6 @@ def test_a_create_whose_answer_was_lost_is_recovered(
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert f"recovered dead run {namespace.run}: 1 deleted" in run.stderr
     eventually(lambda: _none_mention(aws, str(namespace.run)), timeout=10)
-
-
-def _make_owner_dead(state: Path, run_id: str) -> None:
-    owner_file = state / "runs" / run_id / "owner.json"
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    owner_file.write_text(owner_file.read_text().replace(str(os.getpid()), str(dead.pid)))
 
 
 INTERRUPTIBLE = """

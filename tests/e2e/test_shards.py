@@ -107,7 +107,8 @@ def test_settling_one_shard_removes_only_its_own_journal(tmp_path: Path) -> None
     (its recovery here — the same removal a clean finish does) leaves the other's journal,
     which the run's residue check and recovery still read."""
     from harness.cleanup.journal import Journal, replay_run, run_dir
-    from harness.cleanup.recovery import local_runs, recover, write_owner
+    from harness.cleanup.liveness import Liveness, run_folders
+    from harness.cleanup.recovery import recover, write_owner
     from tests.unit.stubs import DictKind
 
     run_id = "itest-20261127t100000-abcd"
@@ -119,11 +120,14 @@ def test_settling_one_shard_removes_only_its_own_journal(tmp_path: Path) -> None
         journal = Journal(run_dir(tmp_path, run_id, shard) / "gw0.jsonl")
         journal.append("intent", 1, kind="thing", ids={"key": shard, "marker": marker})
         journal.close()
-    one, two = local_runs(tmp_path)
+    one, two = run_folders(tmp_path)
     assert (one.run_id, two.run_id) == (run_id, run_id)
-    assert (one.directory.name, two.directory.name) == (f"{run_id}@s01", f"{run_id}@s02")
+    assert (one.name, two.name) == (f"{run_id}@s01", f"{run_id}@s02")
     assert [r.ids["key"] for r in replay_run(tmp_path, run_id)] == ["s01", "s02"]
-    assert recover(one, {"thing": kind}).ok
-    assert not one.directory.exists() and two.directory.exists()
+    claim = Liveness(None, tmp_path).claim_dead(one)
+    assert claim is not None
+    assert recover(claim, {"thing": kind}).ok
+    claim.release()
+    assert not one.path.exists() and two.path.exists()
     assert list(kind.store) == ["s02"]
     assert [r.ids["key"] for r in replay_run(tmp_path, run_id)] == ["s02"]

@@ -1,5 +1,7 @@
 """Crash recovery (harness/cleanup/recovery.py) and leases (harness/cleanup/lease.py) on stub
-kinds and real journal files: what counts as dead, the lock, the gate on the recovery path."""
+kinds and real journal files: what a claimed dead folder's recovery deletes, forgets and keeps,
+the gate on the recovery path, the lease's heartbeat. Which folders are dead is the liveness
+authority's (tests/unit/test_liveness.py)."""
 
 from __future__ import annotations
 
@@ -14,20 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from filelock import FileLock
 
 from harness.cleanup.journal import Journal, replay, run_dir
-from harness.cleanup.lease import DEFAULT_DURATION, Lease, alive_runs, pid_alive
+from harness.cleanup.lease import Lease
 from harness.cleanup.ledger import OwnershipError
-from harness.cleanup.recovery import (
-    OWNER_FILE,
-    LocalRun,
-    dead_runs,
-    local_runs,
-    recover,
-    write_owner,
-)
-from harness.kinds.lease import LeaseInfo, lease_marker
+from harness.cleanup.liveness import Claim, Liveness, RunFolder, run_folders
+from harness.cleanup.recovery import OWNER_FILE, forget, recover, write_owner
+from harness.kinds.lease import LeaseInfo, lease_marker, own_holder
 from tests.unit.stubs import DictKind, ns
 
 OURS = ns(1, "aaaa")
@@ -43,19 +38,28 @@ def dead_pid() -> int:
 
 
 def journal_run(
-    state: Path, run_id: str, items: list[tuple[str, str]], *, pid: int, base_url: str = "u"
-) -> LocalRun:
-    """A run's folder as a dead process left it: owner.json and one journal of intents."""
-    directory = run_dir(state, run_id)
+    state: Path,
+    run_id: str,
+    items: list[tuple[str, str]],
+    *,
+    pid: int = 0,
+    base_url: str = "u",
+    shard: str = "",
+) -> Claim:
+    """A run's folder as a dead process left it (owner.json and one journal of intents),
+    claimed from the liveness authority as recovery needs it."""
+    directory = run_dir(state, run_id, shard)
     directory.mkdir(parents=True)
-    owner = {"host": socket.gethostname(), "pid": pid, "base_url": base_url, "shard": ""}
+    owner = {"host": socket.gethostname(), "pid": pid, "base_url": base_url, "shard": shard}
     (directory / OWNER_FILE).write_text(json.dumps(owner))
     journal = Journal(directory / "gw0.jsonl")
     for seq, (key, marker) in enumerate(items, 1):
         journal.append("intent", seq, kind="thing", ids={"key": key, "marker": marker})
         journal.append("created", seq, ids={})
     journal.close()
-    return LocalRun(run_id, directory, owner)
+    claim = Liveness(None, state).claim_dead(RunFolder(run_id, shard, directory, owner))
+    assert claim is not None
+    return claim
 
 
 def test_write_owner_names_this_process_and_the_target(tmp_path: Path) -> None:
@@ -66,48 +70,18 @@ def test_write_owner_names_this_process_and_the_target(tmp_path: Path) -> None:
     assert owner["host"] == socket.gethostname() and owner["pid"] == os.getpid()
     assert (owner["profile"], owner["base_url"], owner["shard"]) == ("staging", "https://x", "s01")
     assert abs(owner["started"] - time.time()) < 60
-    [run] = local_runs(tmp_path)
-    assert (run.run_id, run.alive) == (RUN, True)
-
-
-def test_local_runs_skips_folders_that_are_not_runs_and_tolerates_a_bad_owner(
-    tmp_path: Path,
-) -> None:
-    (tmp_path / "runs" / "itest-garbage").mkdir(parents=True)
-    (tmp_path / "runs" / "other").mkdir()
-    bad = run_dir(tmp_path, RUN)
-    bad.mkdir()
-    (bad / OWNER_FILE).write_text("{not json")
-    [run] = local_runs(tmp_path)
-    assert run.run_id == RUN and run.owner == {} and not run.alive
-
-
-def test_dead_runs_are_over_unsettled_and_of_this_target(tmp_path: Path) -> None:
-    pid = dead_pid()
-    dead = journal_run(tmp_path, RUN, [("a", OURS.name("a"))], pid=pid, base_url="https://t")
-    journal_run(tmp_path, str(OTHER.run), [("b", OTHER.name("b"))], pid=os.getpid())  # alive
-    settled = ns(2, "cccc")
-    done = journal_run(tmp_path, str(settled.run), [], pid=pid)
-    assert done.unsettled() == 0
-    assert dead.unsettled() == 1 and not dead.alive
-    assert [r.run_id for r in dead_runs(tmp_path)] == [RUN]
-    assert [r.run_id for r in dead_runs(tmp_path, "https://t")] == [RUN]
-    assert dead_runs(tmp_path, "https://elsewhere") == []
-
-
-def test_a_run_on_another_host_is_never_alive_here(tmp_path: Path) -> None:
-    run = LocalRun(RUN, tmp_path, {"host": "another-host", "pid": os.getpid()})
-    assert not run.alive
+    [run] = run_folders(tmp_path)
+    assert (run.run_id, run.shard, run.owner) == (RUN, "s01", owner)
 
 
 def test_recovery_deletes_the_dead_runs_items_and_forgets_its_journal(tmp_path: Path) -> None:
     kind = DictKind()
     kind.add("a", OURS.name("a"))
     kind.add("b", OURS.name("b"))
-    run = journal_run(tmp_path, RUN, [("a", OURS.name("a")), ("b", OURS.name("b"))], pid=0)
+    run = journal_run(tmp_path, RUN, [("a", OURS.name("a")), ("b", OURS.name("b"))])
     result = recover(run, {"thing": kind})
     assert result.ok and [r.ids["key"] for r in result.deleted] == ["b", "a"]
-    assert kind.store == {} and not run.directory.exists()
+    assert kind.store == {} and not run.folder.path.exists()
 
 
 def test_recovery_path_refuses_another_runs_and_foreign_items(tmp_path: Path) -> None:
@@ -115,20 +89,20 @@ def test_recovery_path_refuses_another_runs_and_foreign_items(tmp_path: Path) ->
     kind.add("theirs", OTHER.name("t"))
     kind.add("foreign", "alice@example.com")
     items = [("theirs", OTHER.name("t")), ("foreign", "alice@example.com")]
-    run = journal_run(tmp_path, RUN, items, pid=0)
+    run = journal_run(tmp_path, RUN, items)
     result = recover(run, {"thing": kind})
     assert kind.deleted == [] and set(kind.store) == {"theirs", "foreign"}
     assert sorted(r.ids["key"] for r in result.refused) == ["foreign", "theirs"]
     assert not result.ok
-    assert run.directory.exists()  # kept: the journal still says what is unsettled
-    states = [r.state for r in replay(run.directory / "gw0.jsonl")]
+    assert run.folder.path.exists()  # kept: the journal still says what is unsettled
+    states = [r.state for r in replay(run.folder.path / "gw0.jsonl")]
     assert states == ["failed", "failed"]
 
 
 def test_recovery_skips_settled_journals_and_releases_the_dead_runs_lease(tmp_path: Path) -> None:
     kind, lease = DictKind(), DictKind("lease")
     lease.add("l", lease_marker(RUN))
-    run = journal_run(tmp_path, RUN, [], pid=0)
+    run = journal_run(tmp_path, RUN, [])
 
     def delete_lease(ids: Mapping[str, Any]) -> Any:
         lease.deleted.append(dict(ids))
@@ -138,16 +112,26 @@ def test_recovery_skips_settled_journals_and_releases_the_dead_runs_lease(tmp_pa
     result = recover(run, {"thing": kind, "lease": lease})
     assert result.ok and result.deleted == []
     assert lease.deleted == [{"marker": lease_marker(RUN)}]
+    assert not run.folder.path.exists()  # settled: the folder is forgotten too
 
 
 def test_recovery_refuses_a_lease_marker_of_another_run(tmp_path: Path) -> None:
     lease = _LeaseOf(str(OTHER.run))
-    run = journal_run(tmp_path, RUN, [], pid=0)
+    run = journal_run(tmp_path, RUN, [])
     with pytest.raises(OwnershipError, match="belongs to run"):
         recover(run, {"lease": lease})
     assert lease.deleted == []
-    # the lock was released on the way out: the next recovery gets it
-    assert FileLock(str(run.directory / ".recover.lock")).acquire(timeout=0)
+    assert run.folder.path.exists()
+
+
+def test_recovery_removes_a_dead_holders_lease_only_while_that_holder_has_it(
+    tmp_path: Path,
+) -> None:
+    lease = LeaseStore()
+    run = journal_run(tmp_path, RUN, [])
+    run.lease = LeaseInfo(RUN, lease_marker(RUN), "gone-host", 77, 0.0)
+    assert recover(run, {"lease": lease}).ok
+    assert lease.deleted == [{"marker": lease_marker(RUN), "holder": "gone-host:77"}]
 
 
 class _LeaseOf(DictKind):
@@ -161,30 +145,29 @@ class _LeaseOf(DictKind):
         return lease_marker(self.run_id)
 
 
-def test_a_second_recoverer_skips_a_run_being_recovered(tmp_path: Path) -> None:
-    kind = DictKind()
-    kind.add("a", OURS.name("a"))
-    run = journal_run(tmp_path, RUN, [("a", OURS.name("a"))], pid=0)
-    held = FileLock(str(run.directory / ".recover.lock"))
-    held.acquire()
-    try:
-        result = recover(run, {"thing": kind})
-    finally:
-        held.release()
-    assert result.deleted == [] and kind.deleted == [] and "a" in kind.store
-    # and once free, the lock is taken and released again: a later recovery proceeds
-    assert recover(run, {"thing": kind}).deleted != []
-    assert kind.store == {}
+def test_forget_settles_what_is_gone_or_unknown_and_keeps_what_is_there(tmp_path: Path) -> None:
+    kind, lease = DictKind(), LeaseStore()
+    kind.add("here", "plain-dave")  # refused by the gate: no namespace, still there
+    items = [("here", "plain-dave"), ("gone", "plain-erin")]
+    run = journal_run(tmp_path, RUN, items)
+    journal = Journal(run.folder.path / "gw0.jsonl")
+    journal.append("intent", 3, kind="todos", ids={"key": "typo"})  # a kind unknown here
+    journal.close()
+    done = forget(run, {"thing": kind, "lease": lease})
+    assert [r.ids["key"] for r in done.gone] == ["gone"]
+    assert [r.ids["key"] for r in done.unchecked] == ["typo"]
+    assert [r.ids["key"] for r in done.present] == ["here"]
+    assert run.folder.path.exists() and lease.deleted == []  # something is still there
+    states = {r.ids["key"]: r.state for r in replay(run.folder.path / "gw0.jsonl")}
+    assert states == {"here": "created", "gone": "deleted", "typo": "deleted"}
+    del kind.store["here"]  # removed by hand
+    again = forget(run, {"thing": kind, "lease": lease})
+    assert [r.ids["key"] for r in again.gone] == ["here"] and not again.present
+    assert not run.folder.path.exists() and lease.deleted == [{"marker": lease_marker(RUN)}]
+    assert kind.deleted == []  # forgetting never deletes
 
 
 # -- leases ------------------------------------------------------------------------------------
-
-
-def test_pid_alive() -> None:
-    assert pid_alive(os.getpid())
-    assert not pid_alive(0) and not pid_alive(-1)
-    assert not pid_alive(dead_pid())
-    assert pid_alive(1)  # init: exists (and may not be ours to signal)
 
 
 class LeaseStore(DictKind):
@@ -219,7 +202,7 @@ def test_lease_is_written_refreshed_and_released_through_the_gate() -> None:
     count = len(store.writes)
     time.sleep(0.05)
     assert len(store.writes) == count  # the refresh stopped with the release
-    assert store.deleted == [{"marker": lease.marker}]
+    assert store.deleted == [{"marker": lease.marker, "holder": own_holder()}]
 
 
 def test_releasing_another_runs_lease_is_refused() -> None:
@@ -231,74 +214,22 @@ def test_releasing_another_runs_lease_is_refused() -> None:
     assert store.deleted == []
 
 
-def test_alive_runs_from_leases_and_from_local_journals(tmp_path: Path) -> None:
-    now = 1_000_000.0
-    host = socket.gethostname()
-    fresh = LeaseInfo("r-fresh", "m", "elsewhere", 1, now + 60)
-    lapsed = LeaseInfo("r-lapsed", "m", "elsewhere", 1, now - 1)
-    store = LeaseStore([fresh, lapsed])
-    assert set(alive_runs(store, now=now)) == {"r-fresh"}  # type: ignore[arg-type]
-    write_owner(tmp_path, RUN, "sandbox", "u", shard="s02")
-    journal_run(tmp_path, str(OTHER.run), [], pid=dead_pid())
-    alive = alive_runs(None, tmp_path, now=now)
-    assert list(alive) == [RUN]
-    info = alive[RUN]
-    assert info.marker == f"{RUN}-s02lease" and info.host == host and info.pid == os.getpid()
-    assert info.expires_at == now + DEFAULT_DURATION
-    both = alive_runs(store, tmp_path, now=now)  # type: ignore[arg-type]
-    assert set(both) == {"r-fresh", RUN}
-    assert alive_runs(None) == {}
-
-
 def test_recovery_of_a_shard_releases_that_shards_lease(tmp_path: Path) -> None:
     lease = LeaseStore()
-    run = journal_run(tmp_path, RUN, [], pid=0)
-    shard = LocalRun(RUN, run.directory, {**run.owner, "shard": "s03"})
-    assert recover(shard, {"lease": lease}).ok
+    assert recover(journal_run(tmp_path, RUN, [], shard="s03"), {"lease": lease}).ok
     assert lease.deleted == [{"marker": f"{RUN}-s03lease"}]
-    bare = journal_run(tmp_path, str(OTHER.run), [], pid=0)
-    bare = LocalRun(bare.run_id, bare.directory, {"pid": 0})  # an owner.json without a shard
-    recover(bare, {"lease": lease})
+    recover(journal_run(tmp_path, str(OTHER.run), []), {"lease": lease})
     assert lease.deleted[-1] == {"marker": f"{OTHER.run}-lease"}
 
 
 def test_recovery_reads_every_journal_of_the_run(tmp_path: Path) -> None:
     kind = DictKind()
     kind.add("b", OURS.name("b"))
-    run = journal_run(tmp_path, RUN, [], pid=0)  # gw0: nothing unsettled
-    journal = Journal(run.directory / "gw1.jsonl")
+    run = journal_run(tmp_path, RUN, [])  # gw0: nothing unsettled
+    journal = Journal(run.folder.path / "gw1.jsonl")
     journal.append("intent", 1, kind="thing", ids={"key": "b", "marker": OURS.name("b")})
     journal.close()
     assert [r.ids["key"] for r in recover(run, {"thing": kind}).deleted] == ["b"]
-
-
-def test_local_runs_keeps_looking_past_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
-    (tmp_path / "runs" / "itest-0-not-a-run").mkdir(parents=True)
-    write_owner(tmp_path, RUN, "sandbox", "u")
-    write_owner(tmp_path, RUN, "sandbox", "u")  # again: the folder exists already
-    assert [r.run_id for r in local_runs(tmp_path)] == [RUN]
-    assert run_dir(tmp_path, RUN).is_dir()  # no shard: the plain run folder
-
-
-def test_pid_alive_signals_nothing_and_trusts_a_permission_error(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    sent: list[tuple[int, int]] = []
-
-    def refuse(pid: int, signal: int) -> None:
-        sent.append((pid, signal))
-        raise PermissionError
-
-    monkeypatch.setattr(os, "kill", refuse)
-    assert pid_alive(4242) and sent == [(4242, 0)]  # signal 0: a probe, never a signal
-
-
-def test_alive_runs_applies_the_liveness_rule_to_this_hosts_leases() -> None:
-    host = socket.gethostname()
-    now = time.time()
-    mine_dead = LeaseInfo("r-dead", "m", host, dead_pid(), now + 60)
-    mine_alive = LeaseInfo("r-alive", "m", host, os.getpid(), now + 60)
-    assert set(alive_runs(LeaseStore([mine_dead, mine_alive]))) == {"r-alive"}  # type: ignore[arg-type]
 
 
 def test_a_lease_without_a_shard_and_its_refresh_loop() -> None:
@@ -340,12 +271,3 @@ def test_the_refresh_runs_in_a_named_daemon_thread() -> None:
     finally:
         lease.release()
     assert not lease._thread.is_alive()
-
-
-def test_a_live_local_run_without_a_shard_holds_the_plain_lease(tmp_path: Path) -> None:
-    directory = run_dir(tmp_path, RUN)
-    directory.mkdir(parents=True)
-    owner = {"host": socket.gethostname(), "pid": os.getpid()}  # written before shards existed
-    (directory / OWNER_FILE).write_text(json.dumps(owner))
-    info = alive_runs(None, tmp_path, now=0.0)[RUN]
-    assert (info.run_id, info.marker, info.pid) == (RUN, f"{RUN}-lease", os.getpid())

@@ -8,7 +8,8 @@ from typing import Any
 
 from harness.cleanup.journal import Journal, run_dir
 from harness.cleanup.ledger import Ledger, Outcome
-from harness.cleanup.recovery import LocalRun, recover
+from harness.cleanup.liveness import Claim, RunFolder
+from harness.cleanup.recovery import recover
 from harness.kinds import Found, Kind
 from harness.namespace import Namespace, RunId
 
@@ -37,6 +38,11 @@ class MemoryKind(Kind):
         return self.find(owner_marker)
 
 
+def dead(run: RunId, directory: Path) -> Claim:
+    """A dead run's folder as the liveness authority hands it to recovery."""
+    return Claim(RunFolder(str(run), "", directory), lease=None)
+
+
 def test_recovery_removes_what_belongs_to_the_recorded_resources(tmp_path: Path) -> None:
     run = RunId.generate()
     name = Namespace(run, "main").name("acct")
@@ -50,7 +56,7 @@ def test_recovery_removes_what_belongs_to_the_recorded_resources(tmp_path: Path)
     Ledger(journal, lambda r: "deleted").create("account", {"owner": name}, lambda: {"id": name})
     journal.close()  # the process died here: the account and its welcome note remain
 
-    result = recover(LocalRun(str(run), directory, {"pid": 0}), kinds)
+    result = recover(dead(run, directory), kinds)
 
     assert [r.ids["id"] for r in result.deleted] == [name]
     assert [r.ids["id"] for r in result.belonging] == ["welcome"]
@@ -96,9 +102,7 @@ def test_recovery_asks_kinds_that_must_scan_once_per_recovered_resource(tmp_path
     run, directory, [name] = dead_run(tmp_path, "main")
     accounts = MemoryKind("account", {name: name})
     sessions = ScanOnly("session", {"s1": name + "-s1", "s2": name + "-s2", "x": "alice"})
-    result = recover(
-        LocalRun(str(run), directory, {"pid": 0}), {"account": accounts, "session": sessions}
-    )
+    result = recover(dead(run, directory), {"account": accounts, "session": sessions})
     assert sorted(r.ids["id"] for r in result.belonging) == ["s1", "s2"]
     assert sessions.items == {"x": "alice"} and result.ok
     assert sessions.asked == [name]  # not again for each session row it deletes
@@ -108,9 +112,7 @@ def test_recovery_cleans_what_belongs_to_the_resources_of_every_journal(tmp_path
     run, directory, names = dead_run(tmp_path, "gw0", "gw1")
     accounts = MemoryKind("account", {n: n for n in names})
     notes = MemoryKind("note", {f"welcome-{i}": n for i, n in enumerate(names)})
-    result = recover(
-        LocalRun(str(run), directory, {"pid": 0}), {"account": accounts, "note": notes}
-    )
+    result = recover(dead(run, directory), {"account": accounts, "note": notes})
     assert sorted(r.ids["id"] for r in result.deleted) == sorted(names)
     assert sorted(r.ids["id"] for r in result.belonging) == ["welcome-0", "welcome-1"]
     assert accounts.items == {} and notes.items == {} and not directory.exists()
@@ -129,7 +131,7 @@ def test_a_belonging_item_the_gate_refuses_is_reported_and_the_journal_kept(
 
     notes = Lying("note", {"t": theirs})
     result = recover(
-        LocalRun(str(run), directory, {"pid": 0}),
+        dead(run, directory),
         {"account": MemoryKind("account", {name: name}), "note": notes},
     )
     [refused] = result.refused
@@ -150,7 +152,7 @@ def test_a_belonging_item_whose_delete_fails_is_reported_and_the_journal_kept(
 
     notes = Throttled("note", {"welcome": name})
     result = recover(
-        LocalRun(str(run), directory, {"pid": 0}),
+        dead(run, directory),
         {"account": MemoryKind("account", {name: name}), "note": notes},
     )
     [failed] = result.failed

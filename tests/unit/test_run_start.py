@@ -89,9 +89,11 @@ def test_an_unprotected_target_takes_the_lease_and_recovers_dead_runs(
     state = start_controller(options, seed=5, progress=messages.append)
     try:
         assert state.lease is not None
-        # preflight's read, the dead run's lease released, this run's lease taken
-        assert operations(aws) == ["DescribeTable", "DeleteItem", "PutItem"]
-        assert f"{DEAD_RUN}-lease" in aws.received[1].body.decode()
+        # preflight's read, this run's lease taken (before it writes anything, recovery
+        # included), the dead run's lease read by key (is it alive?), then released
+        assert operations(aws) == ["DescribeTable", "PutItem", "GetItem", "DeleteItem"]
+        assert f"{DEAD_RUN}-lease" in aws.received[2].body.decode()
+        assert f"{DEAD_RUN}-lease" in aws.received[3].body.decode()
         assert journal.read_text() != before  # replayed: the unknown kind's refusal journaled
         assert messages[0].startswith("target [staging] (flag --env): ")
         assert messages[1:] == [
@@ -108,10 +110,14 @@ def test_the_seed_is_the_options_else_the_environments_and_is_handed_on(
 ) -> None:
     service, aws = target
     options = TargetOptions(env="staging", config=profiles(tmp_path, service, aws, True))
-    assert start_controller(options, seed=42).seed == 42
+    first = start_controller(options, seed=42)
+    assert first.seed == 42
     assert os.environ["HARNESS_SEED"] == "42"  # the workers replay the same seed
+    first.release_lock()  # the next start reuses its run id (handed on in the environment)
     monkeypatch.setenv("HARNESS_SEED", "7")
-    assert start_controller(options, seed=None).seed == 7
+    second = start_controller(options, seed=None)
+    assert second.seed == 7
+    second.release_lock()
     monkeypatch.setenv("HARNESS_RUN_ID", "itest-20261127t100000-abcd")
     assert str(start_controller(options, seed=1).run_id) == "itest-20261127t100000-abcd"
 

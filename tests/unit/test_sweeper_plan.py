@@ -82,17 +82,6 @@ def test_batch_delete_refuses_an_item_without_a_namespace() -> None:
     assert kind.deleted == []  # one refusal stops the whole batch before any delete
 
 
-def test_lease_liveness_rules() -> None:
-    now = NOW.timestamp()
-    lease = LeaseInfo("r", "r-lease", "this-host", 42, now + 60)
-    assert lease.alive(now, "this-host", lambda pid: True)
-    assert not lease.alive(now, "this-host", lambda pid: False)  # local process gone: dead
-    assert lease.alive(now, "other-host", lambda pid: False)  # remote: trust the lease
-    assert not LeaseInfo("r", "r-lease", "other-host", 42, now - 1).alive(
-        now, "this-host", lambda pid: True
-    )
-
-
 # -- execution and rendering -----------------------------------------------------------------
 
 
