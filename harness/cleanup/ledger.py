@@ -5,8 +5,11 @@ journals the ids it returned — so a crash at any point leaves a record another
 on. ``cleanup(scope)`` deletes a scope's resources last-in-first-out through the one guarded
 delete path it was given, retrying transient errors with backoff; "already gone" counts as
 done. On a protected target (``protected`` names its profile) ``create`` refuses before
-journaling or calling anything, so no factory built on the ledger can write there. It knows
-no resource kind and never talks to the environment itself.
+journaling or calling anything, so no factory built on the ledger can write there. When the
+journal cannot be written (a full disk, a file-size limit, its folder gone), the ledger stops
+creating — a create whose intent cannot be journaled is refused before its request — and
+keeps cleaning what it holds in memory, recording each journal error for the report. It
+knows no resource kind and never talks to the environment itself.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ Deleter = Callable[[Resource], Outcome]
 
 class OwnershipError(Exception):
     """A delete was refused: the target does not carry this harness's namespace or run."""
+
+
+class JournalError(Exception):
+    """The journal cannot be written, so nothing more is created (one line, naming why)."""
 
 
 @dataclass
@@ -80,6 +87,12 @@ class Ledger:
         self._lock = threading.Lock()
         self.stats = LedgerStats()
         self.kept: list[Resource] = []
+        #: Why the journal cannot be written ("" while it can); every journal error, once.
+        self.broken = ""
+        self.journal_errors: list[str] = []
+        #: Every resource this ledger was asked to create, in memory: the truth the report
+        #: and the residue check fall back on when the journal could not be written.
+        self.recorded: list[Resource] = []
 
     def create(
         self,
@@ -93,18 +106,41 @@ class Ledger:
         On a protected target: ``ProtectedTargetError``, nothing journaled, ``fn`` not run."""
         if self.protected:
             raise refuse_create(self.protected, kind)
+        if self.broken:
+            raise self._refusal(kind)
         resource = Resource(seq=next(self._seq), kind=kind, ids=dict(intent), scope=scope)
-        self.journal.append("intent", resource.seq, kind=kind, ids=resource.ids, scope=scope)
+        if not self._journal("intent", resource.seq, kind=kind, ids=resource.ids, scope=scope):
+            raise self._refusal(kind)
         with self._lock:
             self._live[resource.seq] = resource
+            self.recorded.append(resource)
             self.stats.created += 1
         faultpoints.reach("create")
         ids = fn()
         resource.ids.update(ids)
         resource.state = "created"
-        self.journal.append("created", resource.seq, ids=ids)
+        self._journal("created", resource.seq, ids=ids)  # its intent is journaled already
         faultpoints.reach("created")
         return resource
+
+    def _journal(self, op: str, seq: int, **data: Any) -> bool:
+        """Append a journal line; on failure remember why (once per distinct error) and say
+        False — the in-memory ledger goes on, only creating stops."""
+        try:
+            self.journal.append(op, seq, **data)
+        except (OSError, ValueError) as error:  # ValueError: the file was closed under us
+            message = f"journal {self.journal.path} cannot be written: {error}"
+            self.broken = self.broken or message
+            if message not in self.journal_errors:
+                self.journal_errors.append(message)
+            return False
+        return True
+
+    def _refusal(self, kind: str) -> JournalError:
+        return JournalError(
+            f"not creating a {kind}: {self.broken}; nothing more is created in this process "
+            f"(what it created is still cleaned up); free the disk or fix the folder"
+        )
 
     def adopt(self, resources: list[Resource]) -> None:
         """Take over unsettled resources replayed from a dead run's journal (recovery)."""
@@ -160,7 +196,7 @@ class Ledger:
 
     def _settle(self, resource: Resource, state: str, error: str = "") -> None:
         extra = {"error": error} if error else {}
-        self.journal.append(state, resource.seq, **extra)
+        self._journal(state, resource.seq, **extra)
         with self._lock:
             # pragma: no mutate start (equivalent: callers settle live resources only)
             self._live.pop(resource.seq, None)

@@ -31,7 +31,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,6 +95,24 @@ def hold(folder: Path, worker: str) -> HeldLock:
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return HeldLock(path, fd)
+
+
+def held_by_others(folder: Path, mine: Collection[Path] = ()) -> list[str]:
+    """The workers whose lock in ``folder`` a live process holds — not counting the locks in
+    ``mine`` (this process's own: a second flock of it from here would conflict too)."""
+    busy = []
+    for path in sorted(folder.glob(f"*{LOCK_SUFFIX}")):
+        if path in mine:
+            continue
+        try:
+            fd = _try_lock(path)
+        except OSError:
+            fd = None  # cannot tell: busy
+        if fd is None:
+            busy.append(path.name[: -len(LOCK_SUFFIX)])
+        else:
+            os.close(fd)
+    return busy
 
 
 def lock_holder_pids(folder: Path) -> dict[str, int]:

@@ -18,10 +18,12 @@ what the run touched — not with the size of the environment:
    table — which is never scanned by a post-deploy run.
 
 Items that belong to a recorded resource (itself, derived, related) are cleaned with it and
-are not leaks; a recorded resource that is still there after its cleanup, or an item under the
-run's namespace that belongs to no recorded resource, is a **leak**: reported, removed through
-the guarded delete path, and the run fails. While items are present it re-checks only those,
-by key, until ``settle`` passes (an asynchronous delete may be in flight).
+are not leaks. A recorded resource still there after the tests' cleanup is **unfinished
+cleanup** (the cleanup was interrupted, cut short or failed): removed here, reported as such,
+never as a leak. An item under the run's namespace that belongs to no recorded resource is a
+**leak**: reported, removed through the guarded delete path, and the run fails. While items
+are present it re-checks only those, by key, until ``settle`` passes (an asynchronous delete
+may be in flight).
 """
 
 from __future__ import annotations
@@ -42,7 +44,12 @@ DEFAULT_SCAN_LIMIT = 1_000
 
 @dataclass
 class ResidueResult:
+    #: Items under the run's namespace that belong to no recorded resource: made without the
+    #: ledger (or by the service for no resource the run recorded).
     leaked: list[Found] = field(default_factory=list)
+    #: Recorded resources still present after the tests' cleanup (it was interrupted, cut
+    #: short, or failed): removed here like leaks, but never reported as leaks.
+    unfinished: list[Found] = field(default_factory=list)
     kept: list[Found] = field(default_factory=list)
     cleaned: list[Found] = field(default_factory=list)
     #: Items the service wrote for recorded resources, removed with them (not leaks).
@@ -53,7 +60,7 @@ class ResidueResult:
 
     @property
     def clean(self) -> bool:
-        return not self.leaked
+        return not self.leaked and not self.unfinished
 
 
 def _key(found: Found) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -188,7 +195,8 @@ def check(
     result = ResidueResult()
     recorded = [r for r in recorded if r.state != "kept"]
     present, belonging = look_by_key(kinds, recorded)
-    own = {_key(f) for f in present} | {_key(f) for f in belonging}
+    recorded_present = {_key(f) for f in present}
+    own = recorded_present | {_key(f) for f in belonging}
     recorded_markers = [m for r in recorded if (m := _marker(kinds, r))]
     for item in look_namespace_wide(kinds, run_prefix, scan_limit, result, sizes):
         if _key(item) in own:
@@ -217,7 +225,9 @@ def check(
         present = still_present(kinds, present)
     belonging = [f for f in belonging if not is_kept(f)]
     result.kept = [f for f in present if is_kept(f)]
-    result.leaked = [f for f in present if not is_kept(f)]
+    left = [f for f in present if not is_kept(f)]
+    result.unfinished = [f for f in left if _key(f) in recorded_present]
+    result.leaked = [f for f in left if _key(f) not in recorded_present]
     if not remove:
         return result
     delete = guarded_deleter(  # each item is listed on its own: no cascade
@@ -225,7 +235,7 @@ def check(
         owner,
         cascade=False,  # pragma: no mutate (equivalent: None is as false)
     )
-    for item in result.leaked + belonging:
+    for item in result.leaked + result.unfinished + belonging:
         try:
             # pragma: no mutate start (equivalent: the deleter reads only the kind and the ids)
             delete(Resource(seq=0, kind=item.kind, ids=dict(item.ids), state="created"))
@@ -233,7 +243,10 @@ def check(
         except Exception as error:  # a refusal or a failure: reported, never raised past the run
             result.uncleaned.append((item, f"{type(error).__name__}: {error}"))
             continue
-        (result.cleaned if item in result.leaked else result.belonging).append(item)
+        if item in result.leaked or item in result.unfinished:
+            result.cleaned.append(item)
+        else:
+            result.belonging.append(item)
     return result
 
 

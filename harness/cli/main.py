@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from harness import faultpoints
@@ -24,7 +25,9 @@ from harness.cleanup.journal import default_state_dir
 from harness.config import DEFAULT_SWEEP_MAX as DEFAULT_MAX
 from harness.config import ConfigError, Profile, TargetError, load_profile, refuse_env_overrides
 from harness.namespace import RunId
-from harness.run import options, outcome
+from harness.reporting import outputs
+from harness.run import options, outcome, streams
+from harness.run.interrupts import STOP, say
 from harness.run.local_sandbox import (
     LocalSandbox,
     PendingSandbox,
@@ -640,6 +643,45 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
             f"harness run: --seed {options.seed} and --harness-seed {given} disagree: give the "
             f"seed once, with --seed"
         )
+    report = Path(os.path.expanduser(options.report))
+    named = {"--report": report, **_named_outputs(passthrough)}
+    try:
+        # before anything starts: a sandbox, a lease, a test
+        outputs.prepare(named, os.environ.get("HARNESS_RUN_ID", ""))
+    except (outputs.OutputError, OSError) as error:
+        raise UsageError(f"harness run: {error}") from None
+    STOP.install(abandon=lambda: say("\nharness: stopped before the run started"))
+    try:
+        return _run_pytest(options, passthrough)
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):
+            outputs.write_failed_start(
+                report,
+                outcome.INTERRUPTED,
+                f"interrupted ({STOP.signal_name or 'KeyboardInterrupt'}) before the tests "
+                f"started: nothing of the run was created",
+                os.environ.get("HARNESS_RUN_ID", ""),
+            )
+        raise
+
+
+def _named_outputs(passthrough: list[str]) -> dict[str, Path]:
+    """The pytest output options given after `--` (--junitxml, --html, --summary), so they
+    are checked before a sandbox starts too (the plugin checks them again)."""
+    spellings = {"--junitxml": "--junitxml", "--junit-xml": "--junitxml", "--html": "--html"}
+    spellings["--summary"] = "--summary"
+    found: dict[str, Path] = {}
+    for index, arg in enumerate(passthrough):
+        name, eq, value = arg.partition("=")
+        if name in spellings:
+            if not eq:
+                value = passthrough[index + 1] if index + 1 < len(passthrough) else ""
+            if value:
+                found[spellings[name]] = Path(os.path.expanduser(value))
+    return found
+
+
+def _run_pytest(options: argparse.Namespace, passthrough: list[str]) -> int:
     pending: PendingSandbox | None = None
     sandbox: LocalSandbox | None = None
     if not os.environ.get("HARNESS_BASE_URL"):
@@ -672,6 +714,7 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """The command line; every failure is one line on stderr and a status of the table in
     :mod:`harness.run.outcome` — never a traceback (``HARNESS_DEBUG=1`` shows one)."""
+    streams.guard()  # `harness run | head` must not end a run before its cleanup
     try:
         return _main(list(sys.argv[1:] if argv is None else argv))
     except UsageError as error:

@@ -1,35 +1,42 @@
 """The pytest plugin (the ``pytest11`` entry point): thin hooks over the run lifecycle.
 
 Owns the ``harness`` command-line options, the markers, and the hooks that call into
-:mod:`harness.run.lifecycle` at the right moments: start the run before any test (only when
-the run names a target, see :func:`is_active`), share one run id and seed with every xdist
-worker, skip all but ``readonly`` tests on a protected target (and count it), attach the
-redacted HTTP transcript to failures, clean up whatever a worker left (also after Ctrl-C),
-then — once, in the controller, after the last worker — finish the run and turn a leak into
-a failed run, and print the summary. Test-facing objects are handed out by
-:mod:`harness.pytest_plugin.fixtures`.
+:mod:`harness.run.lifecycle` at the right moments: check the files the run must write and
+replace stale ones (before anything starts), take the process's stop signals
+(:mod:`harness.run.interrupts`), start the run before any test (only when the run names a
+target, see :func:`is_active`), share one run id and seed with every xdist worker, skip all but
+``readonly`` tests on a protected target (and count it), attach the redacted HTTP transcript to
+failures, and — first of every plugin's session end — tear down what an interrupted session
+holds, clean up each worker, then, once in the controller after its workers are done, finish
+the run (residue check, verdict, JSON report), before JUnit, HTML and the summary are written.
+A second stop abandons with the report written and what is left listed. Test-facing objects
+are handed out by :mod:`harness.pytest_plugin.fixtures`.
 
 PYTEST_DONT_REWRITE: engine code, no test assertions (:mod:`harness.pytest_plugin.rewriting`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import os
-import signal
 import sys
-import threading
 import time
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness import faultpoints
+from harness.cleanup.journal import run_dir
+from harness.cleanup.liveness import held_by_others
 from harness.cleanup.residue import DEFAULT_SCAN_LIMIT
+from harness.reporting import outputs
 from harness.reporting.report import write_failed_start
-from harness.run import options, outcome
+from harness.run import options, outcome, streams
+from harness.run.interrupts import STOP, forward_to_workers, say
 from harness.run.lifecycle import (
     FinishOptions,
     RunState,
@@ -37,6 +44,7 @@ from harness.run.lifecycle import (
     TargetOptions,
     finish_run,
     finish_worker,
+    left_behind,
     start_controller,
     start_worker,
     unreported_worker_stats,
@@ -170,7 +178,8 @@ _Stop.__name__ = _Stop.__qualname__ = "harness"
 def _stop(config: pytest.Config, error: StartError) -> None:
     report_path = config.getoption("harness_report")
     if report_path and not _is_worker(config):
-        write_failed_start(Path(report_path), error.status, str(error), target=error.target)
+        with contextlib.suppress(OSError):  # checked writable at configure; said below anyway
+            write_failed_start(Path(report_path), error.status, str(error), target=error.target)
     raise _Stop(str(error), returncode=error.status)
 
 
@@ -217,6 +226,15 @@ def _start_controller(config: pytest.Config) -> None:
         )
     except StartError as error:
         _stop(config, error)
+    except KeyboardInterrupt:  # a stop before the first test: start-up undid what it did
+        _stop(
+            config,
+            StartError(
+                f"interrupted ({STOP.signal_name or 'KeyboardInterrupt'}) while starting: "
+                f"nothing of the run was left in place",
+                outcome.INTERRUPTED,
+            ),
+        )
 
 
 def _start_worker(config: pytest.Config) -> None:
@@ -322,52 +340,55 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 _CONTROLLER_CONFIG: list[pytest.Config] = []
 
 
+@pytest.hookimpl(tryfirst=True)  # before the terminal reporter takes sys.stdout
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
     if not _is_worker(config):
         _CONTROLLER_CONFIG.append(config)
-    if threading.current_thread() is threading.main_thread():
-        # CI cancelling a job sends SIGTERM: take the same path as Ctrl-C, so cleanup runs.
-        signal.signal(signal.SIGTERM, _terminate)
+    if config.option.collectonly or not is_active(config):
+        return
+    # Ctrl-C, SIGTERM (CI cancelling a job) and a controller's pass-on: one rule for all
+    # (harness/run/interrupts.py); the first is recorded the moment it arrives.
+    STOP.reset()
+    STOP.install(abandon=lambda: _abandon(config), on_first=lambda: _on_first_stop(config))
+    streams.guard()  # a closed stdout (`pytest | head`) must never stop the cleanup
+    if not _is_worker(config):
+        _check_outputs(config)
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+def _check_outputs(config: pytest.Config) -> None:
+    """Every file the run was asked to write can be written — checked now, before anything
+    started — and an earlier run's file at one of those paths is replaced or removed."""
+    named = outputs.named(lambda dest: config.getoption(dest, None))
+    try:
+        outputs.prepare(named, os.environ.get("HARNESS_RUN_ID", ""))
+    except (outputs.OutputError, OSError) as error:
+        raise pytest.UsageError(str(error)) from None
 
 
-def is_user_interrupt(error: BaseException) -> bool:
-    """Ctrl-C or SIGTERM — not pytest ending the session itself: ``pytest.exit`` (the
-    harness's own start-up errors), pytest's "Interrupted: N errors during collection", or
-    xdist stopping after ``-x``. xdist reports a worker's Ctrl-C as its own Interrupted."""
-    if isinstance(error, pytest.exit.Exception | pytest.Session.Interrupted):
-        return False
-    if type(error).__name__ == "Interrupted" and type(error).__module__.startswith("xdist"):
-        return "keyboard-interrupt" in str(error)
-    return isinstance(error, KeyboardInterrupt)
+def _on_first_stop(config: pytest.Config) -> None:
+    """The controller says so once, and passes the stop on to its own local workers (SIGTERM
+    sent to it alone would otherwise never reach their cleanup; a terminal's Ctrl-C reaches
+    them anyway, and a worker takes a pass-on after its own stop as nothing)."""
+    if _is_worker(config):
+        return
+    say("\nharness: interrupted — cleaning up (Ctrl-C again to abandon cleanup)")
+    state = config.stash.get(STATE, None)
+    if state is not None:
+        forward_to_workers(run_dir(state.state_dir, str(state.run_id), state.shard))
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
-    """The first Ctrl-C ends the tests and starts cleanup; a second one during cleanup stops
-    it after saying what is left and how to remove it later. pytest calls this hook for its
-    own exits too: those are not interrupts, and the harness's start-up error was already
-    said in one line (pytest would repeat it as ``! _pytest.outcomes.Exit: …``)."""
+    """The harness's start-up error was already said in one line (pytest would repeat it as
+    ``! _pytest.outcomes.Exit: …``). Stops themselves are handled where they arrive
+    (harness/run/interrupts.py), not here."""
     config = _CONTROLLER_CONFIG[0] if _CONTROLLER_CONFIG else None
     if isinstance(excinfo.value, _Stop):
         terminal = config.pluginmanager.get_plugin("terminalreporter") if config else None
         if terminal is not None and hasattr(terminal, "_keyboardinterrupt_memo"):
             terminal._keyboardinterrupt_memo = None
-        return
-    if config is None or not is_user_interrupt(excinfo.value):
-        return  # a worker (the controller speaks for the run), or not an interrupt
-    state = config.stash.get(STATE, None)
-    if state is None:
-        return  # the harness is not in charge of this run (or it has not started)
-    state.interrupted = True
-    sys.stderr.write("\nharness: interrupted — cleaning up (Ctrl-C again to abandon cleanup)\n")
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, lambda *_: _abandon_cleanup(config))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -398,27 +419,40 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
                 return
 
 
-def _abandon_cleanup(config: pytest.Config | None) -> None:
-    state = config.stash.get(STATE, None) if config is not None else None
-    lines = ["", "harness: cleanup abandoned."]
-    if state is not None:
-        harness = state.session
-        left = harness.ledger.live() if harness is not None and "ledger" in harness.__dict__ else []
-        lines += [f"  still in place: {r.describe()}" for r in left]
-        lines += [
-            f"  the journal of run {state.run_id} is kept; remove what is left with",
-            f"    harness recover {state.run_id}        (this machine, any time)",
-            f"    harness sweep --env {state.profile.name} --yes   (anywhere, once it is older "
-            f"than the profile's test_data_ttl)",
-        ]
-    sys.stderr.write("\n".join(lines) + "\n")
-    sys.stderr.flush()
-    os._exit(130)
+def _abandon(config: pytest.Config) -> None:
+    """A second Ctrl-C or SIGTERM: stop cleaning now. The controller says what is still in
+    place and how to remove it, and writes the report (``interrupted``, cleanup
+    ``abandoned``, ``left_behind``); a worker leaves that to its controller (its journal says
+    what it did). The caller exits 130 right after."""
+    state = config.stash.get(STATE, None)
+    if state is None or _is_worker(config):
+        return
+    say("\nharness: cleanup abandoned.")
+    try:
+        _add_worker_stats(state)
+        left = left_behind(state)
+    except Exception as error:  # the journals are unreadable: say so, still write the report
+        left = []
+        state.report.errors.append(f"could not read the run's journals: {error}")
+    state.report.interrupted = {"signal": STOP.signal_name, "cleanup": "abandoned"}
+    state.report.left_behind = left
+    for item in left:
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(item.items()) if k != "kind")
+        say(f"  still in place: {item['kind']}({shown})")
+    say(
+        f"  the journal of run {state.run_id} is kept; once this process has ended, remove "
+        f"what is left with\n"
+        f"    harness recover {state.run_id}        (this machine, any time)\n"
+        f"    harness sweep --env {state.profile.name} --yes   (anywhere, once it is older "
+        f"than the profile's test_data_ttl)"
+    )
+    _write_report(config, state, outcome.INTERRUPTED)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if config in _CONTROLLER_CONFIG:
         _CONTROLLER_CONFIG.remove(config)
+    STOP.uninstall()
     state = config.stash.get(STATE, None)
     if state is not None:
         state.release_lock()
@@ -458,37 +492,67 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         state.worker_stats.append(stats)
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]:
+    """The end sequence, before any other plugin's (JUnit, HTML …): a worker cleans what its
+    ledger holds and hands over its figures; the controller waits for its workers' cleanup,
+    cleans its own, runs the residue check, decides the exit status and writes the JSON
+    report. Another plugin's end failing after that (an unwritable JUnit path) is a warning
+    line — it can change neither the verdict nor the report."""
     config = session.config
     state = config.stash.get(STATE, None)
     if state is None:
-        return
-    stats = finish_worker(state)
+        return (yield)
+    STOP.finishing()
+    _tear_down_fixtures(session)
     if _is_worker(config):
+        stats = finish_worker(state)
         state.release_lock()  # its cleanup is over: its journal may be recovered from now on
         config.workeroutput["harness"] = stats  # type: ignore[attr-defined]
-        return
-    state.worker_stats.append(stats)
-    # A worker stopped by Ctrl-C may never report; its journal still says what it did.
-    state.worker_stats.extend(unreported_worker_stats(state))
-    for worker_stats in state.worker_stats:
-        state.report.add_worker_stats(worker_stats)
+        return (yield)
     try:
-        _finish_run(session, state)
+        _end_run(session, state)
     finally:
         state.release_lock()
+    try:
+        return (yield)
+    except Exception as error:
+        say(
+            f"harness: WARNING: after the run, {type(error).__name__}: {error} (the run's "
+            f"verdict and JSON report stand: exit {int(session.exitstatus)})"
+        )
+        return None
 
 
-def _finish_run(session: pytest.Session, state: RunState) -> None:
-    """Controller, after the last worker: the residue check, the report, the exit status."""
+def _tear_down_fixtures(session: pytest.Session) -> None:
+    """What an interrupted session still holds (fixtures of the test that was stopped, and
+    module and session fixtures) is torn down first — their teardowns may create, delete or
+    sleep — as pytest's own end would do it (its runner's ``pytest_sessionfinish``, which then
+    finds nothing left). A failing teardown is one line; cleanup goes on."""
+    setup_state = getattr(session, "_setupstate", None)
+    if setup_state is None:
+        return
+    try:
+        setup_state.teardown_exact(None)
+    except Exception as error:
+        say(f"harness: a fixture's teardown failed: {type(error).__name__}: {error}")
+
+
+def _end_run(session: pytest.Session, state: RunState) -> None:
+    """Controller, after the last test: workers' cleanup, its own, the residue check, the
+    verdict and the JSON report."""
     config = session.config
     terminal = config.pluginmanager.get_plugin("terminalreporter")
 
     def progress(message: str) -> None:
         if terminal is not None:
-            terminal.write_line(f"harness: {message}")
+            with contextlib.suppress(OSError, ValueError):
+                terminal.write_line(f"harness: {message}")
 
+    _wait_for_workers(config, state, progress)
+    stats = finish_worker(state)
+    state.worker_stats.append(stats)
+    _add_worker_stats(state)
     options = FinishOptions(
         settle=float(config.getoption("harness_residue_settle")),
         drain=float(config.getoption("harness_events_drain")),
@@ -498,17 +562,74 @@ def _finish_run(session: pytest.Session, state: RunState) -> None:
     session.exitstatus = outcome.decide(
         outcome.RunFacts(
             pytest_status=int(session.exitstatus),
-            interrupted=state.interrupted,
+            interrupted=STOP.requested,
             collection_errors=state.collection_errors,
             tests_failed=max(0, session.testsfailed - state.cleanup_teardown_failures),
             cleanup_failures=state.cleanup_teardown_failures,
             clean=clean,
         )
     )
+    if STOP.requested:
+        state.report.interrupted = {"signal": STOP.signal_name, "cleanup": "finished"}
+    if STOP.requested or not clean:
+        state.report.left_behind = left_behind(state)
     faultpoints.reach("report")
+    _write_report(config, state, int(session.exitstatus))
+
+
+def _wait_for_workers(
+    config: pytest.Config, state: RunState, progress: Callable[[str], None]
+) -> None:
+    """Under xdist: after a stop, let every worker finish its cleanup (each holds its journal
+    lock until then) before its node is torn down — xdist's teardown would otherwise interrupt
+    a worker still cleaning after 5 s. Then tear the nodes down, so their figures and
+    journals are final before the residue check."""
+    dsession = config.pluginmanager.get_plugin("dsession")
+    nodes = getattr(dsession, "nodemanager", None)
+    if nodes is None:
+        return
+    if STOP.requested:
+        folder = run_dir(state.state_dir, str(state.run_id), state.shard)
+        deadline = time.monotonic() + WORKER_CLEANUP_WAIT
+        said = False
+        mine = [state.lock.path] if state.lock is not None else []
+        while time.monotonic() < deadline and (busy := held_by_others(folder, mine)):
+            if not said:
+                progress(f"waiting for {len(busy)} worker(s) to finish their cleanup…")
+                said = True
+            time.sleep(0.1)
+    nodes.teardown_nodes()
+
+
+#: How long a stopped controller waits for its workers' cleanup before tearing them down.
+WORKER_CLEANUP_WAIT = 120.0
+
+
+def _add_worker_stats(state: RunState) -> None:
+    """Every worker's figures into the report, once: those that arrived, and — for a worker
+    stopped before it could send them — what its journal says."""
+    if state.stats_added:
+        return
+    state.stats_added = True
+    state.worker_stats.extend(unreported_worker_stats(state))
+    for worker_stats in state.worker_stats:
+        state.report.add_worker_stats(worker_stats)
+
+
+def _write_report(config: pytest.Config, state: RunState, status: int) -> None:
+    """The JSON report, whole or not at all; a failure to write it is one line, never a
+    crash of the end sequence (the file then still says ``incomplete``)."""
     report_path = config.getoption("harness_report")
-    if report_path:
-        state.report.write(Path(report_path), int(session.exitstatus))
+    if not report_path:
+        return
+    try:
+        state.report.write(Path(report_path), status)
+    except OSError as error:
+        say(
+            f"harness: could not write the JSON report {report_path}: "
+            f"{error.strerror or error} (it still says 'incomplete'; exit {status} is the "
+            f"run's verdict)"
+        )
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -533,19 +654,51 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         )
     for failure in report.cleanup_failures:
         tr.write_line(f"CLEANUP FAILED: {failure}", red=True)
+    if report.interrupted:
+        tr.write_line(
+            f"interrupted ({report.interrupted.get('signal') or 'KeyboardInterrupt'}): the "
+            f"tests were stopped; cleanup {report.interrupted.get('cleanup', 'finished')}",
+            yellow=True,
+        )
+    for error in report.errors:
+        tr.write_line(f"ERROR: {error}", red=True)
     residue = state.residue
+    protected = state.profile.is_protected
     if residue is None:
         tr.write_line("residue check: not run", red=True)
     elif residue.clean:
         tr.write_line("residue check: clean (nothing left carrying this run's namespace)")
     else:
-        tr.write_line(f"RESIDUE: {len(residue.leaked)} leaked item(s) — run failed", red=True)
-        for item in residue.leaked:
-            tr.write_line(f"  leaked {item.summary}", red=True)
+        if residue.unfinished:
+            tr.write_line(
+                f"CLEANUP UNFINISHED: {len(residue.unfinished)} recorded item(s) were still "
+                f"there after the tests' cleanup (interrupted, cut short or failed)",
+                red=True,
+            )
+            for item in residue.unfinished:
+                tr.write_line(f"  still there {item.summary}", red=True)
+        if residue.leaked:
+            tr.write_line(f"RESIDUE: {len(residue.leaked)} leaked item(s) — run failed", red=True)
+            for item in residue.leaked:
+                tr.write_line(f"  leaked {item.summary}", red=True)
         for item, why in residue.uncleaned:
             tr.write_line(f"  could not remove {item.summary}: {why}", red=True)
         if residue.cleaned:
-            tr.write_line(f"  {len(residue.cleaned)} leaked item(s) removed after the check")
+            tr.write_line(f"  {len(residue.cleaned)} item(s) removed after the check")
+        elif protected:
+            tr.write_line(
+                f"  nothing was removed: [{state.profile.name}] is protected, so the harness "
+                f"writes nothing there. Remove them by hand, or — if it really is a test "
+                f"environment — set protected = false in its profile and run `harness "
+                f"residue {state.run_id} --env {state.profile.name}`",
+                red=True,
+            )
+    if report.left_behind:
+        tr.write_line(
+            f"left in place: {len(report.left_behind)} item(s); remove them with `harness "
+            f"recover {state.run_id}` once this run has ended",
+            red=True,
+        )
     if residue is not None and residue.belonging:
         tr.write_line(
             f"{len(residue.belonging)} item(s) the service wrote for recorded resources "

@@ -1,14 +1,15 @@
 """The reporting side of a run: redacted test reports, latency, summaries, HTML and alerts.
 
 A pytest plugin loaded with ``harness.pytest_plugin.plugin``. It owns the ``--summary``,
-``--alert`` and
-``--alert-on`` options (``--html`` is pytest-html's, made self-contained here), masking every
-secret the worker knows in each test report *before* it leaves the worker (so JUnit, HTML,
-the terminal and xdist's controller only ever see redacted text), carrying each worker's
-latency samples to the controller, collecting one line per failure, and — once the run's
-exit status and residue are known — writing the Markdown summary (and
-``$GITHUB_STEP_SUMMARY``), adding the harness section to the HTML report and sending alerts.
-Nothing here may change the run's exit status: a delivery problem is a warning line.
+``--alert`` and ``--alert-on`` options (``--html`` is pytest-html's, made self-contained
+here), masking every secret the worker knows in each test report *before* it leaves the
+worker (so JUnit, HTML, the terminal and xdist's controller only ever see redacted text),
+collecting one line per failure, and — once the run's exit status and residue are known
+(right after the core plugin's end sequence, before pytest-html writes its file) — writing
+the Markdown summary (and ``$GITHUB_STEP_SUMMARY``), the harness section of the HTML report
+and sending alerts. Latency samples travel with each worker's figures
+(:func:`harness.run.lifecycle.finish_worker`). Nothing here may change the run's exit
+status: a delivery problem is a warning line.
 
 PYTEST_DONT_REWRITE: engine code, no test assertions (:mod:`harness.pytest_plugin.rewriting`).
 """
@@ -31,7 +32,6 @@ from harness.reporting import alerts, html_report, latency, summary
 from harness.run import outcome
 from harness.safety.redact import Redactor
 
-_LATENCY_KEY = "harness_latency"
 _MAX_MESSAGE = 240
 
 
@@ -147,7 +147,7 @@ class Reporting:
         self.config = config
         self.targets = targets
         self.policy = policy
-        self.html_prefix: list[str] | None = None
+        self.html_fragment = ""
         self.notes: list[str] = []
         self.published: dict[str, Any] | None = None
         self._key_redactor: Redactor | None = None
@@ -227,39 +227,19 @@ class Reporting:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
-        """Around the core plugin's cleanup, residue check, JSON report and exit status:
-        before it, hand over this process's latency samples; after it, publish."""
-        self._hand_over_latency()
-        result = yield
+        """Right after the core plugin's end sequence (its outer wrapper: cleanup, residue
+        check, verdict, JSON report) and before pytest-html writes its file: publish."""
         self.publish(session)
-        return result
-
-    def _hand_over_latency(self) -> None:
-        state = self.state()
-        if state is None or state.session is None or "api" not in state.session.__dict__:
-            return
-        samples = latency.collect(state.session.api.latencies)
-        if self.is_worker:
-            self.config.workeroutput[_LATENCY_KEY] = samples  # type: ignore[attr-defined]
-            return
-        latency.merge(state.report.latency_samples, samples)
-        if "ledger" in state.session.__dict__:
-            live = len(state.session.ledger.live())
-            if live:
-                self._progress(f"cleaning up {live} resource(s) still in the ledger…")
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        state = self.state()
-        samples = getattr(node, "workeroutput", {}).get(_LATENCY_KEY)
-        if state is not None and samples:
-            latency.merge(state.report.latency_samples, samples)
+        return (yield)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(
         self, prefix: list[str], summary: list[str], postfix: list[str], session: Any
     ) -> None:
-        self.html_prefix = prefix  # filled in once the residue check is done, see below
+        """pytest-html asks while it writes the file — after :meth:`publish`, which knows
+        the verdict and the residue."""
+        if self.html_fragment:
+            prefix.append(self.html_fragment)
 
     def _progress(self, message: str) -> None:
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -296,16 +276,8 @@ class Reporting:
             self.notes.append("summary: appended to $GITHUB_STEP_SUMMARY")
 
     def _write_html(self, state: RunState, report: dict[str, Any]) -> None:
-        if self.html_prefix is None:
-            return
-        html = next(
-            (p for p in self.config.pluginmanager.get_plugins() if hasattr(p, "_generate_report")),
-            None,
-        )
-        if html is None:
-            return
-        self.html_prefix.append(html_report.fragment(report, state.report.latency_samples))
-        html._generate_report()  # pytest-html wrote it before the residue check: write again
+        if self.config.getoption("htmlpath", None):
+            self.html_fragment = html_report.fragment(report, state.report.latency_samples)
 
     def _send_alerts(self, state: RunState, report: dict[str, Any]) -> None:
         if not self.targets:

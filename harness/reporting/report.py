@@ -2,13 +2,16 @@
 
 Owns counting test outcomes and rendering the run's facts (run id, environment and its
 identity, seed, counts, failures, duration, resources created / cleaned / leaked, per-endpoint
-latency and event processing latency) as JSON. Everything in it has passed
-through the redactor's hands upstream; it never reads the environment.
+latency and event processing latency) as JSON — and that the file at the report's path is
+truthful or absent, never stale or torn: a run first replaces an earlier report there with an
+``incomplete`` placeholder (:func:`write_placeholder`), and every write goes to a temporary
+file renamed over the path (a failed write leaves the previous whole file, never half of
+one). Everything in it has passed through the redactor's hands upstream; it never reads the
+environment.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,6 +20,15 @@ from typing import Any
 
 from harness.events.stream import summarize as summarize_latency
 from harness.reporting import latency
+
+# The writers of the report's file live with the run's other output files (they import
+# nothing heavy, so `harness run` uses them before it starts a sandbox).
+from harness.reporting.outputs import (
+    INCOMPLETE,
+    write_atomic,
+    write_failed_start,
+    write_placeholder,
+)
 from harness.run import outcome
 
 
@@ -48,6 +60,17 @@ class RunReport:
     workers_ready_seconds: float | None = None
     #: Which target, and where each part of it came from (:func:`harness.config.provenance`).
     target: dict[str, Any] = field(default_factory=dict)
+    #: A stop request ended the run: ``{"signal", "cleanup": finished|abandoned}``.
+    interrupted: dict[str, Any] = field(default_factory=dict)
+    #: What this run left in place when it ended (an abandoned cleanup, a cut-short residue
+    #: check): its recorded resources still unsettled and its lease; `harness recover` removes
+    #: them.
+    left_behind: list[dict[str, Any]] = field(default_factory=list)
+    #: Recorded resources still present after the tests' cleanup (it was interrupted or
+    #: failed): removed by the residue check, never counted as leaks.
+    unfinished: list[dict[str, Any]] = field(default_factory=list)
+    #: Problems of the harness's own files (a journal it could not write): each one line.
+    errors: list[str] = field(default_factory=list)
 
     def count(self, when: str, outcome: str, wasxfail: bool) -> None:
         """Fold one pytest report phase into the counts (pytest's own vocabulary)."""
@@ -66,6 +89,8 @@ class RunReport:
         for key in ("created", "cleaned", "failed", "kept", "belonging"):
             self.resources[key] = self.resources.get(key, 0) + int(stats.get(key, 0))
         self.cleanup_failures.extend(stats.get("failures", []))
+        self.errors.extend(stats.get("errors", []))
+        latency.merge(self.latency_samples, stats.get("latency") or {})
         for event_type, samples in stats.get("event_latency", {}).items():
             self.event_latency.setdefault(event_type, []).extend(samples)
         for event_type, samples in stats.get("event_seen", {}).items():
@@ -102,7 +127,13 @@ class RunReport:
                 "leaked": len(self.leaked),
                 # written by the service for recorded resources, removed with them: no leak
                 "belonging": self.resources.get("belonging", 0),
+                # recorded, still there after an interrupted or failed cleanup: no leak
+                "unfinished": len(self.unfinished),
             },
+            "interrupted": self.interrupted or None,
+            "left_behind": self.left_behind,
+            "unfinished": self.unfinished,
+            "errors": self.errors,
             "failures": self.failures,
             "cleanup_failures": self.cleanup_failures,
             "workers": sorted(self.workers, key=lambda w: str(w["worker"])),
@@ -113,22 +144,7 @@ class RunReport:
         }
 
     def write(self, path: Path, exit_status: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.as_dict(exit_status), indent=2) + "\n", encoding="utf-8")
+        write_atomic(path, self.as_dict(exit_status))
 
 
-def write_failed_start(
-    path: Path, status: int, message: str, run_id: str = "", target: dict[str, Any] | None = None
-) -> None:
-    """The report of a run that never started (bad configuration, unreachable target): CI
-    reads the same two fields, ``outcome`` and ``exit_status``, as for any other run."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    body = {
-        "run_id": run_id,
-        "exit_status": status,
-        "outcome": outcome.word(status),
-        "error": message,
-        "target": target or {},
-        "tests": {},
-    }
-    path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+__all__ = ["INCOMPLETE", "RunReport", "write_atomic", "write_failed_start", "write_placeholder"]

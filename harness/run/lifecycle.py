@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import faultpoints
-from harness.cleanup.journal import default_state_dir, replay, run_dir
+from harness.cleanup.journal import SETTLED, Resource, default_state_dir, replay, run_dir
 from harness.cleanup.lease import Lease
 from harness.cleanup.ledger import OwnershipError
 from harness.cleanup.liveness import HeldLock, Liveness, RunInUse, hold
@@ -45,8 +45,10 @@ from harness.kinds.base import Kind
 from harness.kinds.lease import LeaseKind
 from harness.kinds.registry import load_kinds
 from harness.namespace import Namespace, RunId, shard_part, worker_part
+from harness.reporting import latency
 from harness.reporting.report import RunReport
 from harness.run import outcome
+from harness.run.interrupts import STOP, Cut
 from harness.run.local_sandbox import LocalSandbox, SandboxError, mark_started_sandbox
 from harness.run.session import HarnessSession
 from harness.safety import preflight
@@ -122,6 +124,9 @@ class RunState:
     #: This process's lock on its journal folder (:mod:`harness.cleanup.liveness`): held from
     #: before its first journal line until its cleanup is over.
     lock: HeldLock | None = None
+    #: The workers' figures were folded into the report (once: the end sequence, or an
+    #: abandoned one).
+    stats_added: bool = False
 
     def release_lock(self) -> None:
         if self.lock is not None:
@@ -382,6 +387,8 @@ def finish_worker(state: RunState) -> dict[str, Any]:
         "kept_ids": [],
     }
     harness = state.session
+    if harness is not None and "api" in harness.__dict__:
+        stats["latency"] = latency.collect(harness.api.latencies)
     if harness is None or "ledger" not in harness.__dict__:
         return stats
     faultpoints.reach("worker-finish")
@@ -402,7 +409,13 @@ def finish_worker(state: RunState) -> dict[str, Any]:
         event_latency=harness.event_latency.samples(),
         belonging=harness.related_cleaned,
         event_seen=harness.event_seen.samples(),
+        errors=list(harness.ledger.journal_errors),
     )
+    if harness.ledger.broken:  # the journal cannot be trusted: send what memory holds
+        stats["recorded"] = [
+            {"seq": r.seq, "kind": r.kind, "ids": r.ids, "state": r.state, "worker": state.worker}
+            for r in harness.ledger.recorded
+        ]
     harness.close()
     return stats
 
@@ -458,15 +471,19 @@ def finish_run(state: RunState, options: FinishOptions, progress: Progress) -> b
     kept_ids = [ids for stats in state.worker_stats for ids in stats.get("kept_ids", [])]
     try:
         kinds = load_kinds(state.profile, aws)
-        faultpoints.reach("drain")
-        _wait_for_events_to_drain(state, aws, options.drain, progress)
+        try:
+            with STOP.cuttable():  # a stop during the end sequence cuts this wait short
+                faultpoints.reach("drain")
+                _wait_for_events_to_drain(state, aws, options.drain, progress)
+        except Cut:
+            progress("stop requested: not waiting for the service's consumers to drain")
         faultpoints.reach("residue")
         state.residue = residue_check(
             kinds,
             prefix,
             Owner(run=state.run_id),
             recorded=recorded_resources(state),
-            settle=options.settle,
+            settle=0.0 if STOP.cut else options.settle,
             is_kept=kept_matcher(kept_ids),
             remove=not state.profile.is_protected,
             scan_limit=options.scan_limit,
@@ -478,6 +495,7 @@ def finish_run(state: RunState, options: FinishOptions, progress: Progress) -> b
         state.report.cleanup_failures.append(f"residue check failed: {error}")
     if state.residue is not None:
         state.report.leaked = [{"kind": f.kind, **f.ids} for f in state.residue.leaked]
+        state.report.unfinished = [{"kind": f.kind, **f.ids} for f in state.residue.unfinished]
         state.report.resources["belonging"] += len(state.residue.belonging)
     clean = state.residue is not None and state.residue.clean and not state.report.cleanup_failures
     if clean and not kept_ids:
@@ -485,10 +503,35 @@ def finish_run(state: RunState, options: FinishOptions, progress: Progress) -> b
     return clean
 
 
-def recorded_resources(state: RunState) -> list[Any]:
-    """Every resource this run's workers on this machine journaled (their files are local)."""
+def recorded_resources(state: RunState) -> list[Resource]:
+    """Every resource this run's workers on this machine journaled (their files are local),
+    and what a worker whose journal could not be written reported from memory."""
     directory = run_dir(state.state_dir, str(state.run_id), state.shard)
-    return [r for path in sorted(directory.glob("*.jsonl")) for r in replay(path)]
+    found = {
+        (r.worker, r.seq): r for path in sorted(directory.glob("*.jsonl")) for r in replay(path)
+    }
+    for stats in state.worker_stats:
+        for entry in stats.get("recorded", []):
+            found[(entry["worker"], entry["seq"])] = Resource(
+                seq=entry["seq"],
+                kind=entry["kind"],
+                ids=dict(entry["ids"]),
+                state=entry["state"],
+                worker=entry["worker"],
+            )
+    return list(found.values())
+
+
+def left_behind(state: RunState) -> list[dict[str, Any]]:
+    """What this run leaves in place if it stops now: its recorded resources not yet settled
+    (journals, and memory where a journal failed) and its lease. `harness recover` removes
+    them once the run is over."""
+    left: list[dict[str, Any]] = [
+        {"kind": r.kind, **r.ids} for r in recorded_resources(state) if r.state not in SETTLED
+    ]
+    if state.lease is not None:
+        left.append({"kind": "lease", "marker": state.lease.marker})
+    return left
 
 
 def _wait_for_events_to_drain(

@@ -1,0 +1,163 @@
+"""Stop requests: what Ctrl-C, SIGTERM and a controller's forwarded stop mean to a run process.
+
+Owns the signal handlers of every harness process (the controller and each xdist worker) and
+the one rule they keep:
+
+- The **first** stop request — SIGINT (Ctrl-C), SIGTERM (a CI runner cancelling the job) or
+  SIGUSR1 (a controller passing its own stop on to its local workers) — is recorded at once,
+  in the handler, so nothing later can lose it (a second Ctrl-C that lands inside pytest's own
+  interrupt handling once made a report say ``passed``). While tests run, it ends them
+  (``KeyboardInterrupt``: pytest's own path to teardown and cleanup). Once the process is in
+  its end sequence (:meth:`Stop.finishing`), it raises only inside a :meth:`Stop.cuttable`
+  block — a wait or a check that may be cut short — and never inside cleanup.
+- A **second** SIGINT or SIGTERM abandons: the process calls its abandon callback (which says
+  what is left and writes the report) and exits 130 at once. A forwarded SIGUSR1 never
+  abandons: it only starts a stop when nothing has.
+
+A controller passes its first stop on to its own xdist workers (SIGUSR1 to each child whose
+pid its journal folder's lock files name), so SIGTERM to the controller alone still reaches
+every worker's cleanup. It never touches the environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+EXIT_STATUS = 130
+_USER_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+FORWARDED = signal.SIGUSR1
+
+
+class Stop:
+    """This process's stop state (one per process: :data:`STOP`)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal_name = ""
+        #: A stop arrived during the end sequence: its waits are cut short.
+        self.cut = False
+        self.abandoned = False
+        self._finishing = False
+        self._cuttable = 0
+        self._abandon: Callable[[], None] = lambda: None
+        self._on_first: Callable[[], None] = lambda: None
+        self._installed = False
+        self._previous: dict[int, Any] = {}
+
+    def install(
+        self,
+        *,
+        abandon: Callable[[], None] | None = None,
+        on_first: Callable[[], None] | None = None,
+    ) -> None:
+        """Take SIGINT, SIGTERM and SIGUSR1 (main thread only; elsewhere a no-op)."""
+        if abandon is not None:
+            self._abandon = abandon
+        if on_first is not None:
+            self._on_first = on_first
+        if self._installed or threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (*_USER_SIGNALS, FORWARDED):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        self._installed = True
+
+    def uninstall(self) -> None:
+        """Give the signals back to whoever had them (a run inside another process's tests)."""
+        if not self._installed or threading.current_thread() is not threading.main_thread():
+            return
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+        self._installed = False
+
+    def reset(self) -> None:
+        """Forget the last run's stop (a new run in the same process: pytester's in-process
+        runs), keeping the handlers as they are."""
+        self.requested, self.signal_name = False, ""
+        self.cut = self.abandoned = self._finishing = False
+        self._cuttable = 0
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.requested:
+            if signum == FORWARDED or self.abandoned:
+                return  # a pass-on never abandons; after abandoning, nothing more to do
+            self.abandoned = True
+            self._abandon()
+            os._exit(EXIT_STATUS)
+        self.requested, self.signal_name = True, name
+        self.cut = self._finishing
+        with contextlib.suppress(Exception):
+            self._on_first()
+        if not self._finishing or self._cuttable:
+            raise KeyboardInterrupt(f"signal {name}")
+
+    def finishing(self) -> None:
+        """The end sequence began: a first stop no longer raises outside cuttable blocks."""
+        self._finishing = True
+
+    @property
+    def in_end_sequence(self) -> bool:
+        return self._finishing
+
+    @contextlib.contextmanager
+    def cuttable(self) -> Iterator[None]:
+        """A wait the first stop may cut short: skipped when a stop arrived during the end
+        sequence already, ended when one arrives inside. A stop that ended the tests cuts
+        nothing here: the end sequence after it is cleanup. The caller goes on either way."""
+        if self.cut:
+            raise Cut()
+        self._cuttable += 1
+        try:
+            yield
+        except KeyboardInterrupt:
+            raise Cut() from None
+        finally:
+            self._cuttable -= 1
+
+
+class Cut(Exception):
+    """A cuttable step was cut short (or skipped) by a stop request."""
+
+
+#: This process's stop state.
+STOP = Stop()
+
+
+def forward_to_workers(folder: Path) -> list[int]:
+    """Pass a stop on to this process's own xdist workers: SIGUSR1 to every child of this
+    process whose pid a lock file in ``folder`` names (a live worker holds its lock and wrote
+    its pid there). A pid that is not our child is never signalled. Returns the pids."""
+    from harness.cleanup.liveness import lock_holder_pids
+
+    me = os.getpid()
+    sent = []
+    for pid in lock_holder_pids(folder).values():
+        if pid != me and _parent_of(pid) == me:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, FORWARDED)
+                sent.append(pid)
+    return sent
+
+
+def _parent_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def say(message: str) -> None:
+    """One line to stderr that a closed or broken stream cannot turn into an error."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()

@@ -1,0 +1,243 @@
+"""Stop requests (harness/run/interrupts.py) with real signals sent to this process, the
+pass-on to a controller's own workers with real child processes, closed pipes
+(harness/run/streams.py), and a run's named output files (harness/reporting/outputs.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.cleanup.liveness import hold
+from harness.reporting import outputs
+from harness.run.interrupts import Cut, Stop, forward_to_workers
+from harness.run.streams import SafeStream
+
+
+@pytest.fixture
+def stop() -> Iterator[Stop]:
+    """A Stop holding this process's SIGINT/SIGTERM/SIGUSR1 for one test, then giving them back."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+    state = Stop()
+    abandoned: list[str] = []
+    state.install(abandon=lambda: abandoned.append("abandoned"))
+    state.abandoned_calls = abandoned  # type: ignore[attr-defined]
+    try:
+        yield state
+    finally:
+        state.uninstall()
+    assert {s: signal.getsignal(s) for s in before} == before  # given back as they were
+
+
+def send(signum: int) -> None:
+    os.kill(os.getpid(), signum)
+    time.sleep(0.05)  # the handler runs at the next bytecode boundary of the main thread
+
+
+def test_the_first_stop_is_recorded_at_once_and_ends_the_tests(stop: Stop) -> None:
+    with pytest.raises(KeyboardInterrupt, match="signal SIGTERM"):
+        send(signal.SIGTERM)
+    assert stop.requested and stop.signal_name == "SIGTERM" and not stop.cut
+
+
+def test_a_second_stop_abandons_and_exits_130() -> None:
+    """In a child process: the second Ctrl-C calls the abandon callback and exits 130 — even
+    when it lands inside the handling of the first (the double Ctrl-C that once said
+    'passed')."""
+    code = textwrap.dedent(
+        """
+        import os, signal, sys, time
+        from harness.run.interrupts import STOP
+        STOP.install(abandon=lambda: print("abandon called", flush=True))
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            print("first: stopping the tests", flush=True)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        print("not reached", flush=True)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 130, done.stderr
+    assert done.stdout.split("\n")[:2] == ["first: stopping the tests", "abandon called"]
+
+
+def test_a_forwarded_stop_never_abandons(stop: Stop) -> None:
+    with pytest.raises(KeyboardInterrupt, match="SIGUSR1"):
+        send(signal.SIGUSR1)
+    send(signal.SIGUSR1)  # the controller passing on a stop again: ignored
+    assert stop.abandoned_calls == []  # type: ignore[attr-defined]
+    assert stop.requested and stop.signal_name == "SIGUSR1"
+
+
+def test_in_the_end_sequence_a_first_stop_raises_only_inside_a_cuttable_wait(stop: Stop) -> None:
+    stop.finishing()
+    send(signal.SIGINT)  # during cleanup: recorded, nothing raised, cleanup goes on
+    assert stop.requested and stop.cut
+    with pytest.raises(Cut), stop.cuttable():  # and the waits after it are skipped
+        pytest.fail("a cut wait must not run")
+
+
+def test_a_stop_arriving_inside_a_cuttable_wait_ends_it(stop: Stop) -> None:
+    stop.finishing()
+    with pytest.raises(Cut), stop.cuttable():
+        send(signal.SIGTERM)
+        time.sleep(5)
+    assert stop.cut
+
+
+def test_a_stop_that_ended_the_tests_cuts_no_wait_of_the_end_sequence(stop: Stop) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        send(signal.SIGINT)
+    stop.finishing()
+    ran = []
+    with stop.cuttable():
+        ran.append("drain")  # the cleanup after an interrupt still waits for the consumers
+    assert ran == ["drain"]
+
+
+def test_reset_forgets_a_stop_but_keeps_the_handlers(stop: Stop) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        send(signal.SIGINT)
+    stop.reset()
+    assert not stop.requested and signal.getsignal(signal.SIGINT) == stop._handle
+
+
+def test_a_stop_is_passed_on_only_to_our_own_children_that_hold_a_lock(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    mine = hold(folder, "main")
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, sys, time;"
+            "from pathlib import Path; from harness.cleanup.liveness import hold;"
+            f"hold(Path({str(folder)!r}), 'gw0');"
+            "signal.signal(signal.SIGUSR1, lambda *a: sys.exit(42));"
+            "print('ready', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    (folder / "gw9.lock").write_text(f"{os.getppid()}\n")  # not our child: never signalled
+    try:
+        assert forward_to_workers(folder) == [child.pid]
+        assert child.wait(timeout=10) == 42
+    finally:
+        child.kill()
+        mine.release()
+
+
+# -- streams -------------------------------------------------------------------------------------
+
+
+def test_a_closed_pipe_is_dropped_and_the_descriptor_sent_to_dev_null() -> None:
+    read, write = os.pipe()
+    stream = os.fdopen(write, "w", buffering=1)
+    safe = SafeStream(stream)
+    safe.write("first\n")
+    os.close(read)  # the reader (`head`) is gone
+    assert safe.write("second\n" * 10_000) == len("second\n" * 10_000)
+    safe.flush()
+    assert safe.broken
+    safe.write("third\n")  # and later writes are quietly dropped
+    stream.write("the descriptor itself now writes to /dev/null\n")
+    stream.flush()
+    stream.close()
+
+
+def test_other_write_errors_are_not_hidden() -> None:
+    class Full:
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        SafeStream(Full()).write("x")  # type: ignore[arg-type]
+
+
+# -- named outputs -------------------------------------------------------------------------------
+
+
+def test_outputs_are_checked_before_the_run_and_stale_ones_cleared(tmp_path: Path) -> None:
+    report, junit = tmp_path / "out" / "r.json", tmp_path / "j.xml"
+    given = {"harness_report": str(report), "xmlpath": str(junit), "htmlpath": None}
+    named = outputs.named(given.get)
+    assert named == {"--report": report, "--junitxml": junit}
+    junit.write_text("<old/>")
+    outputs.check(named)
+    assert report.parent.is_dir() and not list(report.parent.iterdir())  # the probe is gone
+    outputs.clear_stale(named, "itest-20261127t100000-abcd")
+    assert not junit.exists()
+    placeholder = json.loads(report.read_text())
+    assert (placeholder["outcome"], placeholder["exit_status"]) == ("incomplete", None)
+    assert placeholder["run_id"] == "itest-20261127t100000-abcd"
+
+
+@pytest.mark.parametrize(
+    ("where", "says"),
+    [
+        ("/dev/null/x/r.json", "/dev/null is not a folder"),
+        ("{tmp}", "it is a folder"),
+        ("{tmp}/file/r.json", "is not a folder"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_one_line(
+    tmp_path: Path, where: str, says: str
+) -> None:
+    (tmp_path / "file").write_text("")
+    path = Path(where.format(tmp=tmp_path))
+    with pytest.raises(outputs.OutputError, match=says) as error:
+        outputs.check({"--report": path})
+    assert str(error.value).startswith(f"--report {path}: ") and "\n" not in str(error.value)
+
+
+def test_a_report_is_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    outputs.write_atomic(path, {"outcome": "passed"})
+
+    class Unserializable:
+        pass
+
+    with pytest.raises(TypeError):
+        outputs.write_atomic(path, {"outcome": Unserializable()})
+    assert json.loads(path.read_text()) == {"outcome": "passed"}  # the earlier file, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left
+
+
+def test_a_device_or_a_link_at_an_output_path_is_written_through_never_replaced(
+    tmp_path: Path,
+) -> None:
+    """`--summary /dev/null` or `--report /dev/null` (output thrown away): the device is
+    written, never removed or renamed over (as root, unlinking /dev/null deletes the device).
+    A fifo stands in for it; a link's target is replaced, the link kept."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        named = {"--report": fifo, "--summary": fifo}
+        outputs.check(named)
+        outputs.clear_stale(named)  # placeholder written through the pipe, nothing removed
+        assert stat.S_ISFIFO(fifo.lstat().st_mode)
+        assert b'"outcome": "incomplete"' in os.read(reader, 65536)
+    finally:
+        os.close(reader)
+    target = tmp_path / "real.json"
+    target.write_text("{}")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    outputs.clear_stale({"--junitxml": link})
+    assert link.is_symlink() and target.exists()  # not a regular file itself: left alone
+    outputs.write_atomic(link, {"outcome": "passed"})
+    assert link.is_symlink() and json.loads(target.read_text()) == {"outcome": "passed"}
