@@ -16,7 +16,16 @@ the one rule they keep:
 
 A controller passes its first stop on to its own xdist workers (SIGUSR1 to each child whose
 pid its journal folder's lock files name), so SIGTERM to the controller alone still reaches
-every worker's cleanup. It never touches the environment.
+every worker's cleanup.
+
+The kernel may hand a signal sent to a process to any of its threads (an xdist worker's
+execnet receiver thread, say), and Python runs handlers only in the main thread, at its next
+bytecode: a main thread asleep in a test's ``time.sleep(120)`` would not hear a Ctrl-C for two
+minutes. So the handlers come with a relay: the interpreter's wakeup fd
+(``signal.set_wakeup_fd``) gets a byte for every signal, whichever thread took it, and a relay
+thread (which blocks every signal itself) answers each by kicking the main thread with a
+thread-directed SIGUSR2, whose handler does nothing — the kick only interrupts the blocking
+call, and the pending handlers run. It never touches the environment.
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ from typing import Any
 EXIT_STATUS = 130
 _USER_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 FORWARDED = signal.SIGUSR1
+#: Sent by the relay to the main thread alone, to interrupt what it blocks in (no-op handler).
+KICK = signal.SIGUSR2
 
 
 class Stop:
@@ -51,6 +62,8 @@ class Stop:
         self._on_first: Callable[[], None] = lambda: None
         self._installed = False
         self._previous: dict[int, Any] = {}
+        self._relay_fds: tuple[int, int] | None = None
+        self._previous_wakeup = -1
 
     def install(
         self,
@@ -67,12 +80,41 @@ class Stop:
             return
         for signum in (*_USER_SIGNALS, FORWARDED):
             self._previous[signum] = signal.signal(signum, self._handle)
+        self._previous[KICK] = signal.signal(KICK, _ignore)
+        self._start_relay()
         self._installed = True
+
+    def _start_relay(self) -> None:
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        try:
+            self._previous_wakeup = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread of the main interpreter
+            os.close(read)
+            os.close(write)
+            return
+        self._relay_fds = (read, write)
+        main = threading.main_thread().ident
+        threading.Thread(
+            target=_relay, args=(read, main), name="harness-signal-relay", daemon=True
+        ).start()
+
+    def _stop_relay(self) -> None:
+        if self._relay_fds is None:
+            return
+        _read, write = self._relay_fds
+        self._relay_fds = None
+        signal.set_wakeup_fd(self._previous_wakeup)
+        with contextlib.suppress(OSError):
+            os.write(write, bytes([_RELAY_END]))  # the relay reads it and ends
+        with contextlib.suppress(OSError):
+            os.close(write)
 
     def uninstall(self) -> None:
         """Give the signals back to whoever had them (a run inside another process's tests)."""
         if not self._installed or threading.current_thread() is not threading.main_thread():
             return
+        self._stop_relay()
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
@@ -122,6 +164,34 @@ class Stop:
             raise Cut() from None
         finally:
             self._cuttable -= 1
+
+
+#: Not a signal number: tells the relay to end.
+_RELAY_END = 0
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """The kick's handler: nothing — being interrupted was the point."""
+
+
+def _relay(read: int, main: int | None) -> None:
+    """For every stop signal the process took (in whichever thread), interrupt the main
+    thread so its Python handler runs now. Blocks every signal itself, so the kernel never
+    picks this thread to take one."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    stops = {int(s) for s in (*_USER_SIGNALS, FORWARDED)}
+    while True:
+        try:
+            data = os.read(read, 64)
+        except OSError:
+            return
+        if not data or _RELAY_END in data:
+            with contextlib.suppress(OSError):
+                os.close(read)
+            return
+        if main is not None and stops.intersection(data):
+            with contextlib.suppress(ProcessLookupError, OSError):
+                signal.pthread_kill(main, KICK)
 
 
 class Cut(Exception):

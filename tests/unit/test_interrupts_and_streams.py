@@ -73,6 +73,31 @@ def test_a_second_stop_abandons_and_exits_130() -> None:
     assert done.stdout.split("\n")[:2] == ["first: stopping the tests", "abandon called"]
 
 
+def test_a_stop_taken_by_another_thread_still_wakes_the_main_thread_at_once() -> None:
+    """The kernel may give a process's signal to any thread (an xdist worker's execnet
+    receiver): Python runs the handler only in the main thread, and a main thread asleep in
+    a test would not hear it until it woke. Here the main thread blocks SIGINT, so the
+    kernel must pick the other thread; the relay kicks the main thread awake at once."""
+    code = textwrap.dedent(
+        """
+        import os, signal, threading, time
+        from harness.run.interrupts import STOP
+        STOP.install()
+        threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        started = time.monotonic()
+        try:
+            time.sleep(20)
+        except KeyboardInterrupt:
+            print(f"woke after {time.monotonic() - started:.1f}s", flush=True)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.startswith("woke after "), done.stdout + done.stderr
+    assert float(done.stdout.split()[2].rstrip("s")) < 5
+
+
 def test_a_forwarded_stop_never_abandons(stop: Stop) -> None:
     with pytest.raises(KeyboardInterrupt, match="SIGUSR1"):
         send(signal.SIGUSR1)
