@@ -59,9 +59,10 @@ def parse_args(argv: list[str] | None = None) -> Options:
             "a schema registry instead of SNS/SQS for the events; they need java, and mvn "
             "to fetch their jars once). The first stdout lines are shell exports ("
             + ", ".join(EXPORT_NAMES)
-            + "), then '# sandbox ready: pid PID; ...'; nothing else is written to stdout, "
-            "logs go to stderr (or --log-file). Runs until SIGINT (Ctrl-C) or SIGTERM, then "
-            "stops everything it started."
+            + "), then '# sandbox ready: pid PID; ...'; nothing else is written to stdout. "
+            "While it starts, progress lines ('sandbox progress: [SECONDS s] WHAT') go to "
+            "stderr, and logs go there too (or to --log-file). Runs until SIGINT (Ctrl-C) or "
+            "SIGTERM, then stops everything it started."
         ),
         epilog="In the foreground it serves until Ctrl-C. To get its variables into your shell "
         'and keep it running in the background, use `eval "$(harness env up --detach)"` '

@@ -227,6 +227,29 @@ def test_exports_name_the_broker_topic_group_and_registry(
         assert json.loads(entry["schema"]) == json.loads(contract.read_text())
 
 
+def test_a_kafka_start_says_each_step_on_stderr(kafka_sandbox: LaunchedSandbox) -> None:
+    """A Kafka start takes seconds (a minute the first time): the user sees each step. The
+    jars are fetched before the launch here (``ensure_jars``), so no fetch is among them."""
+    lines = [
+        line for line in kafka_sandbox.stderr().splitlines() if line.startswith("sandbox progress")
+    ]
+    steps = [re.sub(r"^sandbox progress: \[\d+\.\d s\] ", "", line) for line in lines]
+    assert all(step != line for step, line in zip(steps, lines, strict=True)), lines
+    assert steps[:-1] == [
+        "starting the schema registry (a JVM)…",
+        "starting the Kafka broker (a JVM)…",
+        "starting the AWS emulator…",
+        "creating the tables, topic and queue…",
+        "starting the service…",
+        "waiting for the Kafka broker…",
+        "creating the topic sandbox-user-events, starting its consumer…",
+        "waiting for the schema registry…",
+        "registering the event schemas…",
+        "waiting for the consumer's partitions…",
+    ]
+    assert re.fullmatch(r"ready in \d+\.\d s", steps[-1]), steps
+
+
 def test_signup_and_delete_travel_the_topic_and_drive_the_notification(
     exports: dict[str, str], http: requests.Session
 ) -> None:
