@@ -553,7 +553,7 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
         import pytest
 
         if pending is not None:
-            sandbox = pending.wait_ready()
+            sandbox = pending.wait_ready(progress=_relay)  # its start's steps, as they happen
             mark_started_sandbox(sandbox.exports, os.environ)
         return outcome.from_pytest(int(pytest.main(build_pytest_args(options, passthrough))))
     finally:
@@ -561,6 +561,11 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
             sandbox.stop()
         elif pending is not None:
             pending.stop()
+
+
+def _relay(line: str) -> None:
+    """A progress line of the sandbox's start, under the command's own lines."""
+    sys.stderr.write(f"harness:   {line}\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,11 @@
 """Starting and stopping the embedded sandbox as a child process.
 
 The harness never imports ``sandbox`` (it is "somebody else's service"); it runs
-``python -m sandbox``, reads the ``export HARNESS_*=…`` lines it prints until the ready
-marker, and hands those values back. The child is bound to this process's life (Linux
-parent-death signal) and stopped with SIGTERM, then SIGKILL, so no run leaves it orphaned.
+``python -m harness.sandbox``, reads the ``export HARNESS_*=…`` lines it prints until the
+ready marker, and hands those values back; while it waits, it can relay the progress lines
+the sandbox writes to its log (``sandbox progress: …``) to the user. The child is bound to
+this process's life (Linux parent-death signal) and stopped with SIGTERM, then SIGKILL, so no
+run leaves it orphaned.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,13 +28,61 @@ from typing import Any
 from harness.config import STARTED_SANDBOX_VARIABLE
 
 READY_MARKER = "# sandbox ready"
+#: What the sandbox writes to stderr (its log, here) while it starts, one step a line.
+PROGRESS_PREFIX = "sandbox progress: "
 START_TIMEOUT = 60.0
 #: With ``--bus kafka``: two JVMs start (and, the first time, their jars are fetched).
 KAFKA_START_TIMEOUT = 180.0
 
+Relay = Callable[[str], None]
+
 
 class SandboxError(Exception):
     """The sandbox could not be started; the message says why and where its log is."""
+
+
+class ProgressTail:
+    """Follows a sandbox's log file and hands each progress line, without its prefix, to
+    ``relay``; everything else stays in the log only. ``poll()`` reads what was added."""
+
+    def __init__(self, path: Path, relay: Relay) -> None:
+        self.path = path
+        self.relay = relay
+        self.offset = 0
+        self.partial = b""
+
+    def poll(self) -> None:
+        try:
+            with self.path.open("rb") as log:
+                log.seek(self.offset)
+                data = log.read()
+        except OSError:
+            return
+        self.offset += len(data)
+        *lines, self.partial = (self.partial + data).split(b"\n")
+        prefix = PROGRESS_PREFIX.encode()
+        for line in lines:
+            if line.startswith(prefix):
+                self.relay(line[len(prefix) :].decode("utf-8", "replace").rstrip("\r"))
+
+    @contextlib.contextmanager
+    def following(self, every: float = 0.1) -> Iterator[None]:
+        """Poll in a thread while the body runs (it may block on the child's stdout), and
+        once more at the end: a line written just before the ready marker is never lost."""
+        done = threading.Event()
+
+        def follow() -> None:
+            while not done.wait(every):
+                self.poll()
+
+        thread = threading.Thread(target=follow, name="sandbox-progress", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+            self.poll()
 
 
 def _bind_to_parent() -> None:  # runs in the child between fork and exec
@@ -104,7 +155,11 @@ class PendingSandbox:
     def stop(self) -> None:
         _stop(self.process)
 
-    def wait_ready(self, timeout: float | None = None) -> LocalSandbox:
+    def wait_ready(
+        self, timeout: float | None = None, progress: Relay | None = None
+    ) -> LocalSandbox:
+        """Read the exports up to the ready marker; ``progress`` is handed each progress line
+        of the start (the log keeps them too)."""
         process, log_path = self.process, self.log_path
         timeout = self.start_timeout if timeout is None else timeout
         lines: list[str] = []
@@ -112,11 +167,17 @@ class PendingSandbox:
         assert process.stdout is not None
         timer = threading.Timer(timeout, process.kill)
         timer.start()
+        following = (
+            ProgressTail(log_path, progress).following()
+            if progress is not None
+            else contextlib.nullcontext()
+        )
         try:
-            for line in process.stdout:
-                lines.append(line.rstrip("\n"))
-                if line.startswith(READY_MARKER):
-                    break
+            with following:
+                for line in process.stdout:
+                    lines.append(line.rstrip("\n"))
+                    if line.startswith(READY_MARKER):
+                        break
         finally:
             timer.cancel()
         if not lines or not lines[-1].startswith(READY_MARKER):
