@@ -1,22 +1,57 @@
-"""``python -m sandbox``: run the reference service locally (what ``harness env up`` execs).
+"""``python -m harness.sandbox``: run the reference service locally (what ``harness env up``
+execs).
 
-Owns only the command line: parse options, hand them to ``launcher.run``. Must never start
-anything itself.
+Owns only the command line: parse options, hand them to ``launcher.run``. A bad option is one
+line (``PROG: MESSAGE (see `PROG --help`)``) and exit 2, before anything starts. A front
+command that execs this one names itself in the help and in that line with
+``$SANDBOX_PROG`` (``harness env up`` does), and may give the exit status of a bad option
+with ``$SANDBOX_USAGE_STATUS``; both are read once and removed from the environment, so the
+processes the sandbox starts never see them. Must never start anything itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import NoReturn
 
 from .launcher import BUSES, EXPORT_NAMES, Options, run
 from .provision import ResourceNames
 
+#: argparse's own status for a bad command line, unless the front command asks for another.
+USAGE_STATUS = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad command line is one line naming the fix, not a usage block."""
+
+    usage_status = USAGE_STATUS
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(self.usage_status, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _front() -> tuple[str, int]:
+    """The program name and the bad-option status: this package's own (``python -m
+    harness.sandbox`` installed, ``python -m sandbox`` in the repository), or the front
+    command's."""
+    prog = os.environ.pop("SANDBOX_PROG", "") or f"python -m {__package__ or 'sandbox'}"
+    try:
+        status = int(os.environ.pop("SANDBOX_USAGE_STATUS", "") or USAGE_STATUS)
+    except ValueError:
+        status = USAGE_STATUS
+    return prog, status
+
 
 def parse_args(argv: list[str] | None = None) -> Options:
     defaults = ResourceNames()
-    parser = argparse.ArgumentParser(
-        prog="python -m sandbox",
+    prog, status = _front()
+    parser = _Parser(
+        prog=prog,
+        # `--bu kafka` would be `--bus kafka`: a caller comparing two command lines (a second
+        # `harness env up --detach`) could not tell; every option is spelt out.
+        allow_abbrev=False,
         description=(
             "Start the reference service locally: moto (DynamoDB, SNS, SQS) in server mode, "
             "the tables, topic, queue and subscription, the event processor, and the Chalice "
@@ -24,9 +59,10 @@ def parse_args(argv: list[str] | None = None) -> Options:
             "a schema registry instead of SNS/SQS for the events; they need java, and mvn "
             "to fetch their jars once). The first stdout lines are shell exports ("
             + ", ".join(EXPORT_NAMES)
-            + "), then '# sandbox ready: pid PID; ...'; nothing else is written to stdout, "
-            "logs go to stderr (or --log-file). Runs until SIGINT (Ctrl-C) or SIGTERM, then "
-            "stops everything it started."
+            + "), then '# sandbox ready: pid PID; ...'; nothing else is written to stdout. "
+            "While it starts, progress lines ('sandbox progress: [SECONDS s] WHAT') go to "
+            "stderr, and logs go there too (or to --log-file). Runs until SIGINT (Ctrl-C) or "
+            "SIGTERM, then stops everything it started."
         ),
         epilog="In the foreground it serves until Ctrl-C. To get its variables into your shell "
         'and keep it running in the background, use `eval "$(harness env up --detach)"` '
@@ -84,6 +120,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     parser.add_argument("--log-file", help="append logs to this file instead of stderr")
+    parser.usage_status = status
     args = parser.parse_args(argv)
     return Options(
         host=args.host,

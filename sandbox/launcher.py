@@ -3,10 +3,12 @@
 Owns: the order of start-up and the reverse order of shutdown, the dummy credentials given to
 its own processes (never printed), the service's environment variables, the bus the events
 travel on (SNS/SQS, or with ``--bus kafka`` a real Kafka broker and a schema registry, see
-``kafka/``), and the export lines on stdout (``HARNESS_*``, then the ready marker, then
-nothing more on stdout: logs go to stderr or ``--log-file``). Must never leave a process or
-server running once it returns, whether start-up failed half-way, a signal arrived, or the
-service crashed.
+``kafka/``), the export lines on stdout (``HARNESS_*``, then the ready marker, then
+nothing more on stdout: logs go to stderr or ``--log-file``), and the progress lines of a
+start on stderr (``sandbox progress: [SECONDS s] WHAT``, the last one ``ready in …``: what
+a caller may relay to its user while it waits; the ``sandbox.progress`` logger). Must never
+leave a process or server running once it returns, whether start-up failed half-way, a
+signal arrived, or the service crashed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ from .emulator import EmulatorError, EmulatorProcess
 from .provision import Provisioned, ResourceNames, provision
 
 log = logging.getLogger("sandbox")
+#: Steps of a start a user waits for; always on stderr (also in ``--log-file``), see
+#: ``configure_logging``. Messages end with "…" while the step runs.
+progress = logging.getLogger("sandbox.progress")
+PROGRESS_PREFIX = "sandbox progress: "
 
 SERVICE_DIR = Path(__file__).resolve().parent / "service"
 READY_MARKER = "# sandbox ready: pid {pid}; Ctrl-C or SIGTERM stops it"
@@ -142,8 +148,11 @@ class Sandbox:
         try:
             classpath = jars.broker_classpath()
             if opts.schema_registry:
-                self.registry = SchemaRegistry(jars.registry_jar(), opts.host)
+                runner = jars.registry_jar()
+                progress.info("starting the schema registry (a JVM)…")
+                self.registry = SchemaRegistry(runner, opts.host)
                 self.registry.start()
+            progress.info("starting the Kafka broker (a JVM)…")
             self.broker = KafkaBroker(
                 classpath,
                 opts.host,
@@ -163,9 +172,11 @@ class Sandbox:
 
         opts = self.options
         try:
+            progress.info("waiting for the Kafka broker…")
             self.broker.wait_ready()
             warm_up = threading.Thread(target=self.broker.warm_up_producer_ids, daemon=True)
             warm_up.start()
+            progress.info("creating the topic %s, starting its consumer…", opts.kafka_topic)
             self.broker.create_topic(opts.kafka_topic, opts.kafka_partitions)
             self.processor = KafkaProcessor(
                 self.broker.bootstrap_servers,
@@ -175,7 +186,9 @@ class Sandbox:
             )
             self.processor.start()
             if self.registry is not None:
+                progress.info("waiting for the schema registry…")
                 self.registry.wait_ready()
+                progress.info("registering the event schemas…")
                 self.registry.register(SERVICE_DIR / "chalicelib" / "contracts")
             warm_up.join(30.0)
         except JavaError as exc:
@@ -192,6 +205,7 @@ class Sandbox:
         if kafka:
             self._spawn_kafka()
 
+        progress.info("starting the AWS emulator…")
         self.emulator = EmulatorProcess(opts.host, opts.aws_port, dict(os.environ))
         try:
             self.emulator.start()
@@ -202,6 +216,7 @@ class Sandbox:
         log.info("emulator pid %s on %s", self.emulator.pid, self.emulator.url)
 
         session = boto3.session.Session(region_name=opts.region)
+        progress.info("creating the tables, topic and queue…")
         self.provisioned = provision(session, self.emulator.url, opts.names)
 
         names = opts.names
@@ -223,6 +238,7 @@ class Sandbox:
                 "SCHEMA_REGISTRY_URL": self.registry.url if self.registry else "",
             }
         )
+        progress.info("starting the service…")
         module = self._import_service()
         if kafka:
             self._finish_kafka(module)
@@ -239,6 +255,7 @@ class Sandbox:
 
         if kafka:
             # Ready means consuming: a test's first event does not wait for a rebalance.
+            progress.info("waiting for the consumer's partitions…")
             if not self.processor.wait_assigned(30.0):
                 raise StartError(
                     f"the Kafka processor was given no partitions of {opts.kafka_topic} within 30s"
@@ -250,6 +267,7 @@ class Sandbox:
         log.info(
             "sandbox started in %.2fs: service %s", time.monotonic() - started, self.gateway.url
         )
+        progress.info("ready in %.1f s", time.monotonic() - started)
         provisioned = self.provisioned
         return {
             "HARNESS_BASE_URL": self.gateway.url,
@@ -358,7 +376,21 @@ class Sandbox:
         log.info("stopped the %s in %.2fs", name, time.monotonic() - started)
 
 
-def configure_logging(options: Options) -> None:
+class ProgressFormatter(logging.Formatter):
+    """``sandbox progress: [12.3 s] starting the Kafka broker…``: seconds since ``started``."""
+
+    def __init__(self, started: float) -> None:
+        super().__init__()
+        self.started = started
+
+    def format(self, record: logging.LogRecord) -> str:
+        elapsed = max(0.0, record.created - self.started)
+        return f"{PROGRESS_PREFIX}[{elapsed:.1f} s] {record.getMessage()}"
+
+
+def configure_logging(options: Options, started: float | None = None) -> None:
+    """Logs to stderr (or ``--log-file``); progress lines always to stderr, timed from
+    ``started`` (``time.time()``, default now), and to the log file as well when there is one."""
     # The log file stays open for the life of the process.
     stream: TextIO = (
         open(options.log_file, "a", encoding="utf-8")  # noqa: SIM115
@@ -370,6 +402,10 @@ def configure_logging(options: Options) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    shown = logging.StreamHandler(sys.stderr)
+    shown.setFormatter(ProgressFormatter(time.time() if started is None else started))
+    progress.handlers[:] = [shown, handler] if options.log_file else [shown]
+    progress.propagate = False
     # boto and moto chatter is not the sandbox's story.
     for noisy in ("botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,16 +1,14 @@
 """The ``harness`` command line: ``run``, ``sweep``, ``recover``, ``doctor``, ``residue``
-and ``env up``.
+and ``env up``/``env down`` (those two in :mod:`harness.cli.env`).
 
 Owns turning a user's intent into a pytest invocation (profile, suite selection, report
-path, workers) and launching the sandbox in the foreground. Everything a run guarantees is
-done by the pytest plugin, so ``harness run`` and plain ``pytest`` behave the same.
+path, workers). Everything a run guarantees is done by the pytest plugin, so ``harness run``
+and plain ``pytest`` behave the same.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
 import sys
 import time
@@ -701,7 +699,9 @@ def _run_pytest(options: argparse.Namespace, passthrough: list[str]) -> int:
         import pytest
 
         if pending is not None:
-            sandbox = pending.wait_ready()
+            from harness.cli.env import relay
+
+            sandbox = pending.wait_ready(progress=relay)  # its start's steps, as they happen
             mark_started_sandbox(sandbox.exports, os.environ)
         return outcome.from_pytest(int(pytest.main(build_pytest_args(options, passthrough))))
     finally:
@@ -762,10 +762,9 @@ def _unexpected(error: Exception) -> int:
 
 def _main(argv: list[str]) -> int:
     if argv[:2] == ["env", "up"]:
-        if "--detach" in argv[2:] and not {"-h", "--help"} & set(argv[2:]):
-            return _env_up_detached([a for a in argv[2:] if a != "--detach"])
-        command = [sys.executable, "-m", "harness.sandbox", *argv[2:]]
-        os.execv(sys.executable, command)
+        from harness.cli import env as env_command
+
+        return env_command.up(argv[2:])
     explicit: list[str] = []
     if "--" in argv:
         index = argv.index("--")
@@ -808,7 +807,9 @@ def _main(argv: list[str]) -> int:
     except (SweepRefused, OwnershipError) as error:
         raise ConfigError(str(error)) from None
     if options.command == "env" and options.env_command == "down":
-        return _env_down()
+        from harness.cli import env as env_command
+
+        return env_command.down()
     if options.command == "env":
         parser.parse_args(["env", "--help"])
     parser.print_help()
@@ -823,50 +824,11 @@ ENV_DESCRIPTION = """The local sandbox (the reference service on the AWS emulato
                                     variables in this shell
   eval "$(harness env down)"        stop it (and unset the variables)
 
-The detached sandbox is recorded in .harness/sandbox/detached.json ($HARNESS_STATE_DIR):
-run `env down` from the same directory.
+One detached sandbox per directory, recorded in .harness/sandbox/detached.json
+($HARNESS_STATE_DIR): run `env down` from the same directory. A second `env up --detach` there
+prints the running one's exports when it asks for the same options (say, the same --bus), and
+otherwise refuses (exit 8): run `env down` first. Options: `harness env up --help`.
 """
-
-
-def _env_up_detached(extra_args: list[str]) -> int:
-    import shlex
-
-    from harness.run.local_sandbox import running_detached, start_detached
-
-    state_dir = default_state_dir()
-    record = running_detached(state_dir)
-    if record is not None:
-        sys.stderr.write(
-            f"harness: a detached sandbox is already running (pid {record['pid']}); its "
-            f"exports follow. Stop it with `harness env down`.\n"
-        )
-    else:
-        record = start_detached(state_dir, extra_args)
-    for name, value in record["exports"].items():
-        print(f"export {name}={shlex.quote(value)}")
-    print(
-        f"# sandbox ready: pid {record['pid']}; log {record['log']}; stop it with "
-        f'`eval "$(harness env down)"`'
-    )
-    return outcome.PASSED
-
-
-def _env_down() -> int:
-    from harness.run.local_sandbox import detached_path, stop_detached
-
-    state_dir = default_state_dir()
-    path = detached_path(state_dir)
-    exports: dict[str, str] = {}
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        exports = json.loads(path.read_text(encoding="utf-8")).get("exports", {})
-    record = stop_detached(state_dir)
-    if record is None:
-        sys.stderr.write(f"harness: no detached sandbox is running (nothing at {path})\n")
-    else:
-        sys.stderr.write(f"harness: stopped the detached sandbox (pid {record['pid']})\n")
-    if exports:
-        print(f"unset {' '.join(sorted(exports))}")
-    return outcome.PASSED
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ from .jvm import (
 )
 
 log = logging.getLogger("sandbox.kafka")
+#: The launcher's progress lines (a training run is a long wait of a first start).
+progress = logging.getLogger("sandbox.progress")
 QUIET_CLIENT_LOG = logging.getLogger("sandbox.kafka.client")
 QUIET_CLIENT_LOG.setLevel(logging.ERROR)
 
@@ -320,7 +322,7 @@ def prepare_class_archives(classpath: str, archives: Path) -> None:
     """
     if all(ClassArchive(n, archives).exists() for n in ("kafka-storage-format", "kafka-broker")):
         return
-    log.info("a training run of the Kafka broker writes its class archives (once)")
+    progress.info("a training run of the Kafka broker writes its class archives (once)…")
     broker = KafkaBroker(classpath, archives=archives, write_archives=True)
     try:
         broker.start()

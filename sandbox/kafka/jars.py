@@ -34,6 +34,8 @@ from pathlib import Path
 from .jvm import JavaError, java_binary
 
 log = logging.getLogger("sandbox.kafka")
+#: The launcher's progress lines (a fetch is the longest wait of a first start).
+progress = logging.getLogger("sandbox.progress")
 
 HERE = Path(__file__).resolve().parent
 BROKER_POM = HERE / "pom.xml"
@@ -90,7 +92,9 @@ def _locked(directory: Path) -> Iterator[None]:
 
 def _run_mvn(args: list[str], cwd: Path, what: str) -> None:
     command = [_mvn(), "-B", "-q", *args]
-    log.info("fetching %s from Maven Central (once; cached in %s)", what, cache_root())
+    progress.info(
+        "fetching %s from Maven Central (once, cached in %s; a minute or two)…", what, cache_root()
+    )
     started = time.monotonic()
     try:
         done = subprocess.run(
@@ -110,7 +114,7 @@ def _run_mvn(args: list[str], cwd: Path, what: str) -> None:
         raise JarsError(
             f"fetching {what} with Maven failed (exit {done.returncode}): {detail[:500]}"
         )
-    log.info("fetched %s in %.1fs", what, time.monotonic() - started)
+    progress.info("fetched %s in %.1f s", what, time.monotonic() - started)
 
 
 def _ensure(kind: str, pom: Path, build: str, what: str) -> Path:

@@ -22,6 +22,8 @@ from .broker import jvm_options
 from .jvm import ClassArchive, JavaError, JavaProcess, free_port, make_workdir
 
 log = logging.getLogger("sandbox.kafka")
+#: The launcher's progress lines (a training run is a long wait of a first start).
+progress = logging.getLogger("sandbox.progress")
 
 CCOMPAT_PATH = "/apis/ccompat/v7"
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -153,7 +155,7 @@ def prepare_class_archive(runner_jar: Path) -> None:
     """Once per JDK: run the registry so that it writes the class archive later starts map."""
     if ClassArchive("apicurio-registry", runner_jar.parent / "cds").exists():
         return
-    log.info("a training run of the schema registry writes its class archive (once)")
+    progress.info("a training run of the schema registry writes its class archive (once)…")
     registry = SchemaRegistry(runner_jar, write_archive=True)
     try:
         registry.start()

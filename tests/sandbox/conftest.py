@@ -60,8 +60,8 @@ def service_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def sandbox() -> Iterator[LaunchedSandbox]:
-    launched = launch(["--quiet"])
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaunchedSandbox]:
+    launched = launch(["--quiet"], tmp_path_factory.mktemp("sandbox"))
     try:
         yield launched
     finally:

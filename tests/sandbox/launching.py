@@ -2,6 +2,8 @@
 
 Shared by the ``sandbox`` session fixture (conftest.py) and the lifecycle tests that need
 launches of their own. Reads stdout byte by byte until the ready marker, with a deadline.
+The child's stderr goes to a file in the folder the caller names — a test's ``tmp_path`` (or
+``tmp_path_factory``): a test run leaves nothing outside its temporary folders.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,9 +71,11 @@ class LaunchedSandbox:
         return self.proc.returncode
 
 
-def start_process(args: list[str]) -> tuple[subprocess.Popen[bytes], Path]:
-    fd, name = tempfile.mkstemp(prefix="sandbox-stderr-", suffix=".log")
-    with os.fdopen(fd, "w") as stderr:
+def start_process(args: list[str], log_dir: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start the sandbox with ``args``; its stderr goes to a new file in ``log_dir``."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / f"sandbox-stderr-{time.monotonic_ns()}.log"
+    with path.open("w") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "harness.sandbox", *args],
             cwd=REPO,
@@ -80,7 +83,7 @@ def start_process(args: list[str]) -> tuple[subprocess.Popen[bytes], Path]:
             stderr=stderr,
             bufsize=0,
         )
-    return proc, Path(name)
+    return proc, path
 
 
 def read_until_ready(
@@ -127,8 +130,8 @@ def parse_exports(lines: list[str]) -> tuple[dict[str, str], list[str]]:
     return exports, order
 
 
-def launch(args: list[str], deadline_s: float = 30.0) -> LaunchedSandbox:
-    proc, stderr_path = start_process(args)
+def launch(args: list[str], log_dir: Path, deadline_s: float = 30.0) -> LaunchedSandbox:
+    proc, stderr_path = start_process(args, log_dir)
     try:
         lines, ready = read_until_ready(proc, deadline_s)
     except BaseException:

@@ -112,9 +112,11 @@ def ensure_jars() -> None:
 
 
 @pytest.fixture(scope="module")
-def kafka_sandbox() -> Iterator[LaunchedSandbox]:
+def kafka_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaunchedSandbox]:
     ensure_jars()
-    launched = launch(["--quiet", "--bus", "kafka"], START_DEADLINE_S)
+    launched = launch(
+        ["--quiet", "--bus", "kafka"], tmp_path_factory.mktemp("kafka-sandbox"), START_DEADLINE_S
+    )
     try:
         yield launched
     finally:
@@ -225,6 +227,29 @@ def test_exports_name_the_broker_topic_group_and_registry(
         assert json.loads(entry["schema"]) == json.loads(contract.read_text())
 
 
+def test_a_kafka_start_says_each_step_on_stderr(kafka_sandbox: LaunchedSandbox) -> None:
+    """A Kafka start takes seconds (a minute the first time): the user sees each step. The
+    jars are fetched before the launch here (``ensure_jars``), so no fetch is among them."""
+    lines = [
+        line for line in kafka_sandbox.stderr().splitlines() if line.startswith("sandbox progress")
+    ]
+    steps = [re.sub(r"^sandbox progress: \[\d+\.\d s\] ", "", line) for line in lines]
+    assert all(step != line for step, line in zip(steps, lines, strict=True)), lines
+    assert steps[:-1] == [
+        "starting the schema registry (a JVM)…",
+        "starting the Kafka broker (a JVM)…",
+        "starting the AWS emulator…",
+        "creating the tables, topic and queue…",
+        "starting the service…",
+        "waiting for the Kafka broker…",
+        "creating the topic sandbox-user-events, starting its consumer…",
+        "waiting for the schema registry…",
+        "registering the event schemas…",
+        "waiting for the consumer's partitions…",
+    ]
+    assert re.fullmatch(r"ready in \d+\.\d s", steps[-1]), steps
+
+
 def test_signup_and_delete_travel_the_topic_and_drive_the_notification(
     exports: dict[str, str], http: requests.Session
 ) -> None:
@@ -299,15 +324,15 @@ def test_sigterm_stops_both_jvms_and_removes_their_folders(
     assert "Traceback" not in kafka_sandbox.stderr()
 
 
-def _launch_without_registry() -> LaunchedSandbox:
-    return launch(["--quiet", "--bus", "kafka", "--no-schema-registry"], START_DEADLINE_S)
+def _launch_without_registry(log_dir: Path) -> LaunchedSandbox:
+    return launch(["--quiet", "--bus", "kafka", "--no-schema-registry"], log_dir, START_DEADLINE_S)
 
 
 def test_without_a_registry_values_are_plain_json_and_a_killed_sandbox_takes_its_broker(
-    http: requests.Session,
+    http: requests.Session, tmp_path: Path
 ) -> None:
     ensure_jars()
-    launched = _launch_without_registry()
+    launched = _launch_without_registry(tmp_path)
     assert launched.exports["HARNESS_SCHEMA_REGISTRY_URL"] == ""
     uid, _, _ = sign_up(http, launched.base_url)
     (created,) = records_with_key(launched.exports, str(uid).encode(), 1)
@@ -369,14 +394,15 @@ def test_killed_parent_stops_the_sandbox_and_its_broker(tmp_path: Path) -> None:
     assert not Path(folder).exists(), stderr_path.read_text()
 
 
-def test_failed_start_leaves_no_jvm_or_folder() -> None:
+def test_failed_start_leaves_no_jvm_or_folder(tmp_path: Path) -> None:
     ensure_jars()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         proc, stderr_path = start_process(
-            ["--quiet", "--bus", "kafka", "--no-schema-registry", "--kafka-port", str(port)]
+            ["--quiet", "--bus", "kafka", "--no-schema-registry", "--kafka-port", str(port)],
+            tmp_path,
         )
         try:
             assert proc.wait(START_DEADLINE_S) == 1

@@ -222,8 +222,8 @@ def test_invalid_and_duplicate_signups(sandbox: LaunchedSandbox, http: requests.
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_stops_everything(sig: int) -> None:
-    launched = launch(["--quiet"])
+def test_signal_stops_everything(sig: int, tmp_path: Path) -> None:
+    launched = launch(["--quiet"], tmp_path)
     child = emulator_pid(launched.stderr())
     assert alive(child)
     assert launched.stop(sig) == 0
@@ -232,20 +232,20 @@ def test_signal_stops_everything(sig: int) -> None:
         requests.get(f"{launched.base_url}/health", timeout=2)
 
 
-def test_killed_launcher_takes_the_emulator_with_it() -> None:
-    launched = launch(["--quiet"])
+def test_killed_launcher_takes_the_emulator_with_it(tmp_path: Path) -> None:
+    launched = launch(["--quiet"], tmp_path)
     child = emulator_pid(launched.stderr())
     launched.stop(signal.SIGKILL)
     eventually(lambda: not alive(child), 5.0)
 
 
 @pytest.mark.parametrize("which", ["--port", "--aws-port"])
-def test_failed_start_leaves_nothing_running(which: str) -> None:
+def test_failed_start_leaves_nothing_running(which: str, tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc, stderr_path = start_process(["--quiet", which, str(port)])
+        proc, stderr_path = start_process(["--quiet", which, str(port)], tmp_path)
         try:
             assert proc.wait(30) != 0
         finally:
