@@ -9,6 +9,7 @@ and plain ``pytest`` behave the same.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
