@@ -1,0 +1,93 @@
+"""The rule of belonging (harness/namespace.py ``belongs``): an item belongs to a resource when
+its marker equals the resource's, or continues it after a separator no namespace name can hold
+there — never a bare prefix (``…-ann`` is not ``…-ann1``). Pure logic."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.namespace import TEST_DOMAIN, Namespace, belongs
+
+NS = Namespace.parse("itest-20261127t172503-k3f9-gw1")
+ANN = NS.name("ann")
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [
+        ANN,
+        ANN + "-session",  # a name's part after "-": names never hold one after their label
+        ANN + "@" + TEST_DOMAIN,  # its email
+        ANN + "#note",
+        ANN + "/inbox",
+        ANN + ".bak",
+        ANN.upper(),  # emails compare without case; no two names differ by case alone
+        "Itest-20261127t172503-k3f9-gw1-Ann-welcome",
+    ],
+)
+def test_an_item_equal_to_or_continuing_the_name_after_a_separator_belongs(marker: str) -> None:
+    assert belongs(marker, ANN)
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [
+        ANN + "1",  # the look-alike: another name
+        ANN + "b",
+        ANN + "1-session",
+        NS.email("ann1"),
+        ANN.upper() + "1",
+        (ANN + "X").upper(),  # a letter in either case continues the label
+        ANN[:-1],  # a prefix of the name is not the name's
+        NS.name("bob") + "-ann",
+        "x" + ANN,
+        str(NS),
+        "",
+    ],
+)
+def test_a_look_alike_or_another_name_does_not_belong(marker: str) -> None:
+    assert not belongs(marker, ANN)
+
+
+def test_a_name_in_a_namespace_is_not_the_namespaces_own() -> None:
+    """A resource whose marker is a namespace (a token's) takes nothing of the names made in
+    it; after a run id, "-" starts one of its workers."""
+    assert belongs(str(NS), str(NS))
+    assert not belongs(ANN, str(NS))
+    assert not belongs(str(NS) + "0", str(NS))  # gw10 is another worker than gw1
+    assert belongs(str(NS) + "@queue", str(NS))
+    assert belongs(str(NS) + ":dlq", str(NS).upper())
+    assert not belongs(str(NS), str(NS.run))
+    assert not belongs(str(NS).upper(), str(NS.run))
+    assert belongs(str(NS.run) + ".lease", str(NS.run))
+
+
+def test_nothing_belongs_to_an_empty_marker_and_an_empty_marker_to_nothing() -> None:
+    assert not belongs(ANN, "")
+    assert not belongs(ANN, None)
+    assert not belongs("", ANN)
+    assert not belongs(None, ANN)
+    assert not belongs("", "")
+
+
+labels = st.from_regex(r"[a-z0-9]{1,12}", fullmatch=True)
+
+
+@given(labels, labels)
+def test_two_names_of_one_namespace_never_belong_to_each_other(a: str, b: str) -> None:
+    first, second = NS.name(a), NS.name(b)
+    assert belongs(first, second) == (a == b)
+    assert belongs(NS.email(a), second) == (a == b)
+
+
+def test_a_label_outside_lowercase_letters_and_digits_is_refused() -> None:
+    """The rule stands on it: a name continues only with [a-z0-9]."""
+    for label in ("ann-1", "Ann", "ann_1", "ann@x"):
+        with pytest.raises(ValueError) as error:
+            NS.name(label)
+        assert str(error.value) == (
+            f"a name's label is lowercase letters and digits, not {label!r}"
+        )
+    assert NS.name("ann1") == str(NS) + "-ann1"
