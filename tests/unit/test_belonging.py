@@ -91,3 +91,33 @@ def test_a_label_outside_lowercase_letters_and_digits_is_refused() -> None:
             f"a name's label is lowercase letters and digits, not {label!r}"
         )
     assert NS.name("ann1") == str(NS) + "-ann1"
+
+
+# -- declared kinds' related (harness/kinds/declared.py) -----------------------------------------
+
+
+def test_a_declared_kind_that_scans_answers_only_what_belongs() -> None:
+    """Its scan's ``begins_with(…-ann)`` also reads ``…-ann1``'s rows; ``related`` keeps only
+    the resource's own."""
+    from harness.config import Profile
+    from harness.kinds.declared import DeclaredKind
+    from tests.unit.fake_table import FakeAws, FakeTable
+
+    rows = {
+        "own": ANN,
+        "session": ANN + "-session",
+        "mail": NS.email("ann"),
+        "lookalike": NS.name("ann1"),
+        "lookalike-session": NS.name("ann1") + "-session",
+        "other": NS.name("bob"),
+    }
+    table = FakeTable(["id"], [{"id": k, "Owner": v} for k, v in rows.items()], page=2)
+    spec = {"table": "sessions", "key": ["id"], "marker": "Owner"}
+    kind = DeclaredKind.from_spec("session", spec, Profile(name="sandbox"), FakeAws(sessions=table))  # type: ignore[arg-type]
+    assert not kind.related_by_key
+    assert sorted(f.ids["id"] for f in kind.related(ANN)) == ["mail", "own", "session"]
+    assert sorted(f.ids["id"] for f in kind.related(NS.name("ann1"))) == [
+        "lookalike",
+        "lookalike-session",
+    ]
+    assert {name for name, _ in table.calls} == {"scan"}
