@@ -4,11 +4,19 @@ there — never a bare prefix (``…-ann`` is not ``…-ann1``). Pure logic."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.namespace import TEST_DOMAIN, Namespace, belongs
+from harness.cleanup.journal import Journal, run_dir
+from harness.cleanup.ledger import Ledger
+from harness.cleanup.recovery import LocalRun, recover
+from harness.kinds.base import Found, Kind, Outcome
+from harness.namespace import TEST_DOMAIN, Namespace, RunId, belongs
 
 NS = Namespace.parse("itest-20261127t172503-k3f9-gw1")
 ANN = NS.name("ann")
@@ -121,3 +129,62 @@ def test_a_declared_kind_that_scans_answers_only_what_belongs() -> None:
         "lookalike-session",
     ]
     assert {name for name, _ in table.calls} == {"scan"}
+
+
+# -- crash recovery (harness/cleanup/recovery.py, _clean_belonging) -------------------------------
+
+
+class Rows(Kind):
+    """Rows keyed by ``id``, their marker under ``owner``; ``related`` answers by prefix, as
+    a scan's ``begins_with`` does, and never by key."""
+
+    related_by_key = False
+
+    def __init__(self, name: str, items: dict[str, str]) -> None:
+        self.__dict__["name"] = name
+        self.items = items  # id -> marker
+
+    def marker(self, ids: Mapping[str, Any]) -> str | None:
+        return ids.get("owner")
+
+    def delete(self, ids: Mapping[str, Any]) -> Outcome:
+        return "deleted" if self.items.pop(str(ids["id"]), None) is not None else "absent"
+
+    def find(self, prefix: str) -> list[Found]:
+        return [
+            Found(self.name, {"id": i, "owner": o}, f"{self.name} {i}", marker=o)
+            for i, o in self.items.items()
+            if o.startswith(prefix)
+        ]
+
+    def related(self, owner_marker: str) -> list[Found]:
+        return self.find(owner_marker)
+
+
+def test_recovery_takes_the_dead_runs_resources_own_items_never_a_look_alikes(
+    tmp_path: Path,
+) -> None:
+    """A dead run recorded ``…-ann`` (unsettled) and kept ``…-ann1`` for debugging (a failed
+    test under --keep-on-failure): recovering ``…-ann`` asks a scanning kind for its rows,
+    which answers by prefix; ``…-ann1``'s session stays for the sweeper."""
+    run = RunId.generate()
+    directory = run_dir(tmp_path, str(run))
+    ann, ann1 = Namespace(run, "main").name("ann"), Namespace(run, "main").name("ann1")
+    journal = Journal(directory / "main.jsonl")
+    ledger = Ledger(journal, lambda r: "deleted")
+    ledger.create("account", {"owner": ann}, lambda: {"id": ann})
+    ledger.create("account", {"owner": ann1}, lambda: {"id": ann1}, scope="t1")
+    ledger.keep("t1")
+    journal.close()  # the process died here
+    accounts = Rows("account", {ann: ann, ann1: ann1})
+    sessions = Rows("session", {"s": ann + "-session", "s1": ann1 + "-session", "x": ann1})
+
+    result = recover(
+        LocalRun(str(run), directory, {"pid": 0}), {"account": accounts, "session": sessions}
+    )
+
+    assert [r.ids["id"] for r in result.deleted] == [ann]
+    assert [r.ids["id"] for r in result.belonging] == ["s"]
+    assert accounts.items == {ann1: ann1}
+    assert sessions.items == {"s1": ann1 + "-session", "x": ann1}
+    assert result.ok
