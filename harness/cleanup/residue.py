@@ -81,8 +81,8 @@ def kept_matcher(kept: Iterable[Mapping[str, Any]]) -> Callable[[Found], bool]:
     values: set[tuple[str, str]] = set()
     for ids in kept:
         for k, v in ids.items():
-            if k == "_marker":
-                markers.add(str(v or ""))
+            if k == "_marker" and v:
+                markers.add(str(v))
             elif k in ("uid", "email") and isinstance(v, str | int):  # what identifies one
                 values.add((k, str(v)))
 
@@ -132,10 +132,11 @@ def _belonging(
             found[_key(item)] = item
         for one in ids:
             marker = kind.marker(one)
-            for other in related_kinds if marker else []:
-                for item in other.related(str(marker)):
-                    if belongs(other.marker(item.ids), marker):
-                        found[_key(item)] = item
+            if marker:
+                for other in related_kinds:
+                    for item in other.related(marker):
+                        if belongs(other.marker(item.ids), marker):
+                            found[_key(item)] = item
     return found
 
 
@@ -175,8 +176,8 @@ def belonging_of(
     scan, or they answer by a cheap listing)."""
     related_kinds = [
         kind
-        for name, kind in kinds.items()
-        if _answers_related(kind) and (kind.related_by_key or name in searched)
+        for kind in kinds.values()
+        if _answers_related(kind) and (kind.related_by_key or kind.name in searched)
     ]
     ids: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for item in owners:
@@ -209,18 +210,18 @@ def look_namespace_wide(
     given) learns the name of each kind searched."""
     found: list[Found] = []
     described: dict[str, int] = dict(sizes or {})
-    for name, kind in sorted(kinds.items(), key=lambda pair: pair[1].sweep_order):
+    for kind in sorted(kinds.values(), key=lambda k: k.sweep_order):
         if not kind.find_is_cheap:
             if scan_limit <= 0:
                 continue
             tables = table_sizes(kind, described)
-            big = [(table, n) for table, n in tables if n > scan_limit]
+            big = [(name, n) for name, n in tables if n > scan_limit]
             if big or not tables:
                 result.skipped_tables.extend(b for b in big if b not in result.skipped_tables)
                 continue
         found.extend(kind.find(prefix))
         if searched is not None:
-            searched.add(name)
+            searched.add(kind.name)
     return found
 
 
