@@ -5,7 +5,14 @@ pattern can never drift), the UTC start time to the second (sortable, and the sw
 a leak's age from it) and four random base-36 characters (two runs started in the same second
 do not collide). A *namespace* adds a worker part — ``gw1`` under xdist, ``main`` without it,
 ``s2gw1`` for shard 2 — so two workers of one run never collide, while the run id still names
-the whole run for the residue check. Everything here is pure: no I/O, no clock unless asked.
+the whole run for the residue check.
+
+It also owns the one rule of *belonging* (:func:`belongs`): which items a resource takes with
+it when it is cleaned — its own, never a look-alike's (``…-ann`` is not ``…-ann1``). Every
+path that cleans or keeps what belongs to a resource (the cascade of the ownership gate,
+declared kinds' ``related``, the residue check, recovery, ``--keep-on-failure``) asks it.
+Everything here is pure: no I/O, no clock unless asked; it never decides *whose* an item is
+(the gate does, :mod:`harness.safety.guards`).
 """
 
 from __future__ import annotations
@@ -21,6 +28,10 @@ PREFIX = "itest"
 TEST_DOMAIN = "env-harness.example.test"
 
 _ALPHABET = string.ascii_lowercase + string.digits
+#: The characters of a name's label (``Namespace.name``) and of a worker part: after a
+#: name, one of these makes a longer name — a look-alike, not a part of it.
+_NAME_CHARACTERS = frozenset(_ALPHABET)
+_LABEL_RE = re.compile(r"[a-z0-9]+")
 _TIME_FORMAT = "%Y%m%dt%H%M%S"
 _RUN = rf"{PREFIX}-(?P<time>\d{{8}}t\d{{6}})-(?P<suffix>[a-z0-9]{{4}})"
 _WORKER = r"(?P<worker>[a-z0-9]{1,24})"
@@ -108,7 +119,11 @@ class Namespace:
         return f"{self.run}-{self.worker}"
 
     def name(self, label: str | None = None) -> str:
-        """A unique, namespaced name safe for keys, queue names and email local parts."""
+        """A unique, namespaced name safe for keys, queue names and email local parts:
+        ``<namespace>-<label>``, the label lowercase letters and digits (random when not
+        given) — so nothing but another name can continue a name with one of those."""
+        if label and not _LABEL_RE.fullmatch(label):
+            raise ValueError(f"a name's label is lowercase letters and digits, not {label!r}")
         return f"{self}-{label or _random_suffix(6)}"
 
     def email(self, label: str | None = None) -> str:
@@ -129,3 +144,29 @@ def find_namespace(text: str) -> Namespace | None:
     if not match:
         return None
     return Namespace(run=RunId._from_match(match), worker=match["worker"])
+
+
+def belongs(marker: str | None, owner: str | None) -> bool:
+    """Whether an item whose marker is ``marker`` belongs to the resource whose marker is
+    ``owner`` (and so is cleaned, or kept, with it).
+
+    It does when the two are equal, or when ``marker`` continues ``owner`` after a
+    *separator*: a character that no namespace name can hold at that position. A name
+    (``<namespace>-<label>``, :meth:`Namespace.name`) continues only with more label
+    characters, ``[a-z0-9]``: ``…-ann-session`` and ``…-ann@env-harness.example.test``
+    belong to ``…-ann``; ``…-ann1`` (another name) does not. After a namespace or a run id a
+    ``-`` starts a name in it (or a worker of it), so ``…-gw0-ann`` is not a namespace's own.
+    Markers compare without case (emails do; names are lower-case, so two never differ by
+    case alone): ``…-Ann`` is ``…-ann``'s, ``…-Ann1`` is not. No marker belongs to an empty
+    one, and an empty marker belongs to nothing."""
+    if not marker or not owner:
+        return False
+    item, resource = marker.lower(), owner.lower()
+    if item == resource:
+        return True
+    if not item.startswith(resource):
+        return False
+    follows = item[len(resource)]
+    if follows in _NAME_CHARACTERS:
+        return False
+    return not (follows == "-" and (NAMESPACE_RE.match(resource) or RUN_ID_RE.match(resource)))

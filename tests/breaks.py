@@ -65,9 +65,9 @@ BREAKS = [
     Break(
         "residue path: removes leaks without the gate",
         "harness/cleanup/residue.py",
-        "    for item in result.leaked + result.unfinished + belonging:",
+        "    _remove(delete, leaks + result.unfinished, result.cleaned, result)\n",
         "    delete = lambda r: kinds[r.kind].delete(r.ids)  # noqa: E731\n"
-        "    for item in result.leaked + result.unfinished + belonging:",
+        "    _remove(delete, leaks + result.unfinished, result.cleaned, result)\n",
         (U + "test_residue.py::test_the_residue_removal_goes_through_the_gate",),
     ),
     Break(

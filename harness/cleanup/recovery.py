@@ -146,7 +146,9 @@ def _clean_belonging(
 ) -> None:
     """What the service wrote by itself for the recovered resources (an account's session
     rows, its welcome note: ``Kind.related`` / ``Kind.derived``) goes with them, through the
-    same gate — as the residue check would have done had the run lived to its end."""
+    same gate — as the residue check would have done had the run lived to its end. Related
+    items by the one rule (:func:`~harness.namespace.belongs`, applied by ``look_by_key``):
+    never a look-alike's, such as a resource the dead run kept for debugging."""
     from harness.cleanup.residue import look_by_key
 
     if not recovered:

@@ -16,9 +16,10 @@ not, with one ``Query`` of that index (O(what it finds)), whatever the table's s
 Owns finding (a paginated, projected scan for the sweeper; by key, by the marker when it is
 the hash key, or through the declared index otherwise), deleting (a conditional delete: only
 while the item still carries the marker the guard checked; batched for the sweeper) and
-telling which items belong to a recorded resource: an item whose marker *is* or *starts with*
-that resource's namespaced name was written for it (a session row, a welcome note the service
-wrote by itself) and is cleaned with it. It never writes an item.
+telling which items belong to a recorded resource: an item whose marker *is* that resource's
+namespaced name, or continues it after a separator (:func:`~harness.namespace.belongs`:
+``…-ann-session`` is ``…-ann``'s, ``…-ann1`` is not), was written for it (a session row, a
+welcome note the service wrote by itself) and is cleaned with it. It never writes an item.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from botocore.exceptions import ClientError
 from harness.cleanup.ledger import OwnershipError
 from harness.kinds.base import Found, Kind, Outcome
 from harness.kinds.dynamo import batch_delete, batch_get, is_condition_failed, scan_prefix
-from harness.namespace import RunId
+from harness.namespace import RunId, belongs
 
 if TYPE_CHECKING:
     from harness.clients.aws import Aws
@@ -192,8 +193,10 @@ class DeclaredKind(Kind):
         return self._found(item) if item is not None else None
 
     def related(self, owner_marker: str) -> list[Found]:
-        """Items whose marker is ``owner_marker`` or starts with it: by key when the marker
-        is the hash key, through the declared index, else by a filtered scan."""
+        """Items whose marker belongs to ``owner_marker`` (:func:`~harness.namespace.belongs`):
+        equal to it, by key when the marker is the hash key or through the declared index;
+        else equal or continuing it after a separator, by a filtered scan — never a
+        look-alike's (the scan's ``begins_with`` also finds ``…-ann1`` for ``…-ann``)."""
         projection, names = self._projection()
         if self.marker_attribute == self.key[0] and len(self.key) == 1:
             item = self._get({self.key[0]: owner_marker})
@@ -217,7 +220,7 @@ class DeclaredKind(Kind):
                 if "LastEvaluatedKey" not in page:
                     return found
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return self.find(owner_marker)
+        return [f for f in self.find(owner_marker) if belongs(f.marker, owner_marker)]
 
     def find(self, prefix: str, scan: ScanControl | None = None) -> list[Found]:
         """Items whose marker starts with ``prefix``: a run's (``itest-…-k3f9-``) through the

@@ -2,7 +2,9 @@
 
 ``harness_session`` (this worker's engine objects), ``env`` (the profile), ``api`` (the
 recorded, redacted HTTP client on the base URL), ``namespace``, ``ledger`` (one test's view:
-everything created through it is cleaned after the test), ``fake`` (seeded Faker), and the
+everything created through it is cleaned after the test), ``module_ledger`` /
+``session_ledger`` (the same for module- and session-scoped fixtures: shared resources,
+cleaned when their scope ends), ``fake`` (seeded Faker), and the
 events fixtures ``event_stream`` / ``events`` (a per-worker subscription to the profile's
 topic, and one test's assertions on it). Thin glue: no environment logic lives here, and no
 kind of any particular service — those are an adapter's (the reference one is ``fixtures/``).
@@ -67,7 +69,8 @@ def namespace(harness_session: HarnessSession) -> Namespace:
 
 @dataclass
 class TestLedger:
-    """The ledger as one test sees it: everything created here is cleaned after the test."""
+    """The ledger as one scope sees it — a test (``ledger``), a module (``module_ledger``) or
+    the session (``session_ledger``): everything created here is cleaned when it ends."""
 
     __test__: ClassVar[bool] = False
 
@@ -102,10 +105,71 @@ def ledger(request: pytest.FixtureRequest, harness_session: HarnessSession) -> I
                 f"`harness sweep` removes them later",
             )
         return
+    _clean(harness_session, scope)
+
+
+def _clean(harness_session: HarnessSession, scope: str) -> None:
+    """Delete a scope's resources; a failure fails the teardown as a cleanup failure."""
     result = harness_session.ledger.cleanup(scope)
     if not result.ok:
         problems = "; ".join(f"{r.describe()}: {r.error}" for r in result.failed + result.refused)
         pytest.fail(f"harness cleanup failed: {harness_session.redactor.text(problems)}")
+
+
+#: The journal's scope of a module's shared resources (``module:<module node id>``) and of
+#: the session's.
+MODULE_SCOPE_PREFIX = "module:"
+SESSION_SCOPE = "session:ledger"
+
+
+def _end_shared_scope(
+    request: pytest.FixtureRequest,
+    harness_session: HarnessSession,
+    scope: str,
+    fixture: str,
+    within: pytest.Module | None,
+) -> None:
+    """A shared scope ended: its resources are cleaned — or, with ``--keep-on-failure``,
+    kept when a test that used them (``fixture`` in its closure: directly or through a
+    fixture built on it) failed on this worker; listed by the run's summary, left to the
+    sweeper."""
+    from harness.pytest_plugin.plugin import keeps_on_failure
+
+    users = [
+        item
+        for item in request.session.items
+        if fixture in getattr(item, "fixturenames", ())
+        and (within is None or item.getparent(pytest.Module) is within)
+    ]
+    if any(keeps_on_failure(item) for item in users):
+        harness_session.ledger.keep(scope)
+        return
+    _clean(harness_session, scope)
+
+
+@pytest.fixture(scope="module")
+def module_ledger(
+    request: pytest.FixtureRequest, harness_session: HarnessSession
+) -> Iterator[TestLedger]:
+    """``ledger`` for module-scoped fixtures: what they create (one account read by every
+    test of the module, say) is journaled before the request like everything else, shared
+    by the module's tests and deleted after the last of them — or kept with
+    ``--keep-on-failure`` when a test that used it failed."""
+    module = request.node if isinstance(request.node, pytest.Module) else None
+    scope = MODULE_SCOPE_PREFIX + request.node.nodeid
+    yield TestLedger(harness_session.ledger, scope)
+    _end_shared_scope(request, harness_session, scope, "module_ledger", module)
+
+
+@pytest.fixture(scope="session")
+def session_ledger(
+    request: pytest.FixtureRequest, harness_session: HarnessSession
+) -> Iterator[TestLedger]:
+    """``ledger`` for session-scoped fixtures: what they create is shared by every test of
+    this worker and deleted after its last test — or kept with ``--keep-on-failure`` when a
+    test that used it failed."""
+    yield TestLedger(harness_session.ledger, SESSION_SCOPE)
+    _end_shared_scope(request, harness_session, SESSION_SCOPE, "session_ledger", None)
 
 
 @cache

@@ -127,7 +127,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=options.seconds,
         default=3.0,
         metavar="SECONDS",
-        help="how long the residue check lets asynchronous deletes settle (default 3)",
+        help="how long the residue check lets asynchronous deletes settle, and keeps looking "
+        "for what the service still writes for a leak it removed (default 3)",
     )
     group.addoption(
         "--residue-scan-limit",

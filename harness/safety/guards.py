@@ -19,7 +19,7 @@ from typing import Any
 from harness.cleanup.journal import Resource
 from harness.cleanup.ledger import Outcome, OwnershipError
 from harness.kinds.base import Found, Kind
-from harness.namespace import Namespace, RunId, find_namespace, parse_email
+from harness.namespace import Namespace, RunId, belongs, find_namespace, parse_email
 
 __all__ = ["Owner", "OwnershipError", "guarded_batch_delete", "guarded_deleter"]
 
@@ -73,8 +73,10 @@ def guarded_deleter(
 ) -> Callable[[Resource], Outcome]:
     """The single delete path: route a journaled resource to its kind, after the gate. With
     ``cascade``, what the service wrote for it by itself (items of kinds that answer
-    ``related``: their marker carries this resource's marker) goes with it, each through
-    the gate too; ``on_related`` hears of each one (the run counts them)."""
+    ``related`` whose marker *belongs* to this resource's, :func:`~harness.namespace.belongs`:
+    equal, or continued after a separator — never a look-alike's, ``…-ann1`` when cleaning
+    ``…-ann``) goes with it, each through the gate too; ``on_related`` hears of each one
+    (the run counts them)."""
     related_kinds = [k for k in kinds.values() if type(k).related is not Kind.related]
 
     def delete(resource: Resource) -> Outcome:
@@ -89,6 +91,8 @@ def guarded_deleter(
         marker = kind.marker(resource.ids)
         for other in related_kinds if cascade and marker else []:
             for item in other.related(str(marker)):
+                if not belongs(other.marker(item.ids), marker):
+                    continue  # another resource's (a look-alike name): not this one's to take
                 check(other, item.ids, owner)
                 if other.delete(item.ids) == "deleted":
                     on_related(item)

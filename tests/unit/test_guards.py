@@ -133,13 +133,48 @@ def test_without_the_cascade_only_the_resource_is_deleted() -> None:
     assert accounts.store == {} and "welcome" in notes.store and notes.deleted == []
 
 
-def test_a_related_item_of_another_run_is_refused_by_the_gate() -> None:
+def test_a_related_item_that_belongs_but_is_not_ours_is_refused_by_the_gate() -> None:
+    """The resource's name on a real mail domain belongs to it by the rule, yet carries no
+    harness namespace the gate accepts: refused, not deleted."""
     accounts, notes, name = accounts_and_notes()
-    notes.related_of[name] = [notes.add("theirs", OTHER.name("acct"))]
+    notes.related_of[name] = [notes.add("theirs", name + "@gmail.com")]
     delete = guarded_deleter({"account": accounts, "note": notes}, Owner(run=OURS.run))
-    with pytest.raises(OwnershipError, match="belongs to run"):
+    with pytest.raises(OwnershipError, match="carries no harness namespace"):
         delete(resource(name, kind="account"))
     assert "theirs" in notes.store and notes.deleted == []
+
+
+def test_the_cascade_takes_only_what_belongs_never_a_look_alikes() -> None:
+    """A kind's ``related`` may answer by prefix (a scan's ``begins_with``): ``…-acct1``'s
+    session and another run's item are left alone — skipped, not refused, so the resource's
+    own items still go and its cleanup succeeds."""
+    accounts, notes, name = accounts_and_notes()
+    own = [notes.add("own", name + "-session"), notes.add("mail", name + "@" + TEST_DOMAIN)]
+    others = [
+        notes.add("lookalike", OURS.name("acct1")),
+        notes.add("lookalike-session", OURS.name("acct1") + "-session"),
+        notes.add("theirs", OTHER.name("acct")),
+    ]
+    notes.related_of[name] = [others[0], own[0], others[1], own[1], others[2]]
+    heard: list[Found] = []
+    kinds = {"account": accounts, "note": notes}
+    delete = guarded_deleter(kinds, Owner(run=OURS.run), on_related=heard.append)
+    assert delete(resource(name, kind="account")) == "deleted"
+    assert heard == own
+    assert sorted(notes.store) == ["lookalike", "lookalike-session", "theirs"]
+    assert [d["key"] for d in notes.deleted] == ["own", "mail"]
+
+
+def test_the_cascade_judges_belonging_by_the_marker_the_gate_checks() -> None:
+    """What a kind's ``marker(ids)`` says (what the gate and the conditional delete use), not
+    the summary a ``related`` answer carries."""
+    accounts, notes, name = accounts_and_notes()
+    notes.add("x", OURS.name("acct1"))
+    posing = Found("note", {"key": "x", "marker": OURS.name("acct1")}, "note x", marker=name)
+    notes.related_of[name] = [posing]
+    delete = guarded_deleter({"account": accounts, "note": notes}, Owner(run=OURS.run))
+    assert delete(resource(name, kind="account")) == "deleted"
+    assert "x" in notes.store and notes.deleted == []
 
 
 def test_a_gone_resource_whose_writes_were_still_there_counts_as_deleted() -> None:

@@ -121,9 +121,10 @@ def test_recovery_cleans_what_belongs_to_the_resources_of_every_journal(tmp_path
 def test_a_belonging_item_the_gate_refuses_is_reported_and_the_journal_kept(
     tmp_path: Path,
 ) -> None:
-    """A kind answering ``related`` with another run's item (a bug, or a crafted marker)."""
+    """A kind answering ``related`` with an item that belongs by its name but is someone's
+    (the account's name on a real mail domain: a bug, or a crafted marker)."""
     run, directory, [name] = dead_run(tmp_path, "main")
-    theirs = Namespace(RunId.generate(), "main").name("acct")
+    theirs = name + "@gmail.com"
 
     class Lying(MemoryKind):
         def related(self, owner_marker: str) -> list[Found]:
@@ -136,7 +137,8 @@ def test_a_belonging_item_the_gate_refuses_is_reported_and_the_journal_kept(
     )
     [refused] = result.refused
     assert refused.describe() == f"note(id=t, owner={theirs})"
-    assert refused.error.startswith("refusing to delete") and "belongs to run" in refused.error
+    assert refused.error.startswith("refusing to delete")
+    assert "carries no harness namespace" in refused.error
     assert result.belonging == [] and result.failed == [] and not result.ok
     assert notes.items == {"t": theirs} and directory.exists()  # kept: run it again later
 

@@ -230,7 +230,11 @@ def test_a_leak_that_stays_through_the_settle_window_is_reported() -> None:
     messages: list[str] = []
     result = run_check({"thing": kind}, settle=0.05, interval=0.01, progress=messages.append)
     assert [f.ids["key"] for f in result.leaked] == ["stuck"]
-    assert messages == ["residue check: 1 item(s) present, letting them settle (0.05s)"]
+    assert messages == [
+        "residue check: 1 item(s) present, letting them settle (0.05s)",
+        "residue check: 1 leaked item(s) removed; looking for what the service still writes "
+        "for them (0.05s)",
+    ]
 
 
 def test_an_item_found_twice_namespace_wide_counts_once() -> None:
@@ -264,14 +268,14 @@ def test_recorded_resources_of_unknown_kinds_are_skipped_not_fatal() -> None:
 
 def test_related_items_are_asked_for_by_the_recorded_marker_of_kinds_that_answer() -> None:
     """Only kinds that override ``related`` are asked, with the resource's own marker; what
-    they answer belongs to it (even outside the run's prefix, so only by key finds it)."""
+    they answer belongs to it when its marker continues the resource's."""
 
     class Silent(DictKind):
         related = Kind.related  # the default: answers nothing
 
     users, notes, silent = DictKind("user"), DictKind("note"), Silent("silent")
     users.add("u", OURS.name("u"))
-    session = notes.add("s", "session-of-" + OURS.name("u"))
+    session = notes.add("s", OURS.name("u") + "-session")
     notes.related_of[OURS.name("u")] = [session]
     silent.related_of[OURS.name("u")] = [silent.add("z", "x")]
     present, belonging = look_by_key(
