@@ -149,6 +149,9 @@ class Reporting:
         self.policy = policy
         self.html_prefix: list[str] | None = None
         self.notes: list[str] = []
+        #: The terminal summary is written, or will never be (a run that did not start): a
+        #: warning goes straight to the terminal instead of into ``notes``.
+        self.summary_done = False
         self.published: dict[str, Any] | None = None
         self._key_redactor: Redactor | None = None
 
@@ -169,6 +172,7 @@ class Reporting:
             return result
         except pytest.exit.Exception as stop:
             webhooks = [t for t in self.targets if t.kind == "webhook"]
+            self.summary_done = True  # a run that did not start has no summary
             if webhooks and not self.is_worker:
                 report = {
                     "run_id": os.environ.get("HARNESS_RUN_ID", "(not started)"),
@@ -281,8 +285,11 @@ class Reporting:
                 self._warn(f"{step.__name__.strip('_').replace('_', ' ')}: {error}")
 
     def _warn(self, message: str) -> None:
-        self.notes.append(f"WARNING: {message}")
-        self._progress(f"WARNING: {message}")
+        """Said once: with the summary's notes, or now if the summary is already out."""
+        if self.summary_done:
+            self._progress(f"WARNING: {message}")
+        else:
+            self.notes.append(f"WARNING: {message}")
 
     def _write_summaries(self, state: RunState, report: dict[str, Any]) -> None:
         text = summary.render(report)
@@ -322,6 +329,7 @@ class Reporting:
 
     @pytest.hookimpl(trylast=True)  # under the core plugin's env-harness section
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        self.summary_done = True  # the notes below are the last; later warnings say so now
         state = self.state()
         if self.is_worker or state is None:
             return
