@@ -7,6 +7,8 @@ import re
 
 from harness.cleanup.residue import DEFAULT_SCAN_LIMIT
 from harness.cli.main import _parser
+from harness.reporting.plugin import _MAX_MESSAGE
+from harness.safety.redact import SHOWN, SHOWN_TEXT
 from tests.conftest import REPO
 
 DOCUMENTS = ("README.md", "docs/adapters.md", "docs/cost-model.md")
@@ -34,3 +36,15 @@ def test_the_residue_scan_limit_default_is_stated_as_the_code_has_it() -> None:
     found = re.findall(r"\(default (\d[\d,]*); 0: never\)", _residue_help())
     stated["harness residue --help"] = [_figure(s) for s in found]
     assert stated == {where: [DEFAULT_SCAN_LIMIT] for where in stated}
+
+
+def test_the_readme_states_the_caps_of_long_bodies_as_the_code_has_them() -> None:
+    text = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    said = re.search(
+        r"is shown up to ([\d,]+) characters \(a failure's lines together and a captured "
+        r"section up to ([\d,]+)\), ending `… \[N characters cut\]`; the one-line failure in "
+        r"the JSON report, summary and alert up to (\d+)\.",
+        text,
+    )
+    assert said is not None, "the README no longer states the caps"
+    assert [_figure(f) for f in said.groups()] == [SHOWN, SHOWN_TEXT, _MAX_MESSAGE]
