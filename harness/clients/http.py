@@ -169,7 +169,7 @@ class Recorded:
                 else self.request_data,
             ),
             response_body=_shown_body(redactor, self.response_data),
-            error=redactor.shown(self.error),
+            error=redactor.shown(self.error, _MAX_BODY),
             request_headers=redactor.headers(_shown_headers(self.request_headers)),
             response_headers=redactor.headers(_shown_headers(self.response_headers)),
         )

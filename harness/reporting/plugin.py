@@ -82,7 +82,7 @@ def _scrub(value: Any, redactor: Redactor, seen: set[int]) -> Any:
     and each list's strings together to ``SHOWN_TEXT`` (a marker says how much), before
     masking: a 10 MB body in an assertion costs what is shown of it."""
     if isinstance(value, str):
-        return redactor.shown(value)
+        return redactor.shown(value, SHOWN)
     if id(value) in seen:
         return value
     if isinstance(value, list):
@@ -124,7 +124,7 @@ def redact_report(report: pytest.TestReport, redactor: Redactor) -> None:
     (see :func:`_scrub`; a captured section to ``SHOWN_TEXT`` characters)."""
     longrepr = report.longrepr
     if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
-        report.longrepr = (longrepr[0], longrepr[1], redactor.shown(longrepr[2]))
+        report.longrepr = (longrepr[0], longrepr[1], redactor.shown(longrepr[2], SHOWN))
     elif longrepr is not None:
         report.longrepr = _scrub(longrepr, redactor, set())
         text = str(report.longrepr)

@@ -252,7 +252,7 @@ class Redactor:
                 i += 1
         return end
 
-    def shown(self, value: str, limit: int = SHOWN) -> str:
+    def shown(self, value: str, limit: int) -> str:
         """``value`` masked as :meth:`form` masks it, in at most ``limit`` characters. A longer
         one is cut *before* it is masked — a 10 MB body costs what its head costs — and ends
         with :func:`cut_marker`. The cut never splits a registered secret (it moves back to

@@ -164,13 +164,15 @@ def test_delete_removes_a_group_or_topic_and_gone_is_absent() -> None:
     ]
 
 
-def test_a_group_the_broker_no_longer_knows_at_all_is_absent() -> None:
+def test_a_group_or_topic_the_broker_does_not_know_is_absent() -> None:
     admin = FakeAdmin(groups=[], topics=[])
     admin.fail[f"{RUN}-gw0-events"] = KafkaError._NOENT
-    groups, _ = kinds(admin)
+    groups, topics = kinds(admin)
     assert groups.delete({"name": f"{RUN}-gw0-events"}) == "absent"
     assert groups.delete({}) == "absent"  # no name: asked for "", which is not there
     assert admin.requests[-1] == ("delete_consumer_groups", [""], TIMEOUT)
+    assert topics.delete({}) == "absent"
+    assert admin.requests[-1] == ("delete_topics", [""], TIMEOUT)
 
 
 @pytest.mark.parametrize(

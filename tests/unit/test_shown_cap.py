@@ -40,16 +40,16 @@ def test_the_marker_says_how_many_characters_are_not_shown() -> None:
 
 def test_a_value_within_the_limit_is_masked_whole_as_a_form() -> None:
     masking = redactor(SECRET)
-    assert masking.shown(f"a={SECRET}&token=a,b") == f"a={MASK}&token={MASK}"
+    assert masking.shown(f"a={SECRET}&token=a,b", SHOWN) == f"a={MASK}&token={MASK}"
     exact = "x" * (SHOWN - len(SECRET)) + SECRET  # exactly the limit: not cut
-    assert masking.shown(exact) == "x" * (SHOWN - len(SECRET)) + MASK
+    assert masking.shown(exact, SHOWN) == "x" * (SHOWN - len(SECRET)) + MASK
 
 
 def test_a_longer_value_is_its_head_and_the_marker_within_the_limit() -> None:
     masking = redactor()
     assert masking.shown("x" * 100, 50) == "x" * 28 + "… [72 characters cut]"  # 49 in all
     assert masking.shown("x" * 100, 5) == "… [100 characters cut]"  # no room for a head
-    assert len(masking.shown("y" * 10_000_000)) <= SHOWN
+    assert len(masking.shown("y" * 10_000_000, SHOWN)) <= SHOWN
 
 
 def test_the_cut_moves_back_to_the_start_of_a_secret_it_would_split() -> None:
