@@ -69,6 +69,7 @@ class QueueKind(Kind):
             Protocol="sqs",
             Endpoint=arn,
             Attributes={"RawMessageDelivery": "true"},
+            # SNS confirms a queue subscribed by its owner at once: the ARN comes back anyway
             ReturnSubscriptionArn=True,  # pragma: no mutate (equivalent: confirmed at once)
         )["SubscriptionArn"]
         return {"queue_url": url, "queue_arn": arn, "subscription_arn": subscription}
