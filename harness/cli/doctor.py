@@ -57,6 +57,9 @@ class Check:
     status: str
     detail: str = ""
     fix: str = ""
+    #: A FAIL because the target cannot be reached (an AWS endpoint that does not answer):
+    #: the run's 7, not 1.
+    unreachable: bool = False
 
 
 def _aws_failure(name: str, error: Exception, profile: Profile, aws: Aws, fix: str) -> Check:
@@ -77,6 +80,7 @@ def _aws_failure(name: str, error: Exception, profile: Profile, aws: Aws, fix: s
             FAIL,
             f"cannot reach the AWS endpoint {aws.endpoint_url or '(default)'}",
             f"check aws_endpoint_url of [{profile.name}] or HARNESS_AWS_ENDPOINT_URL",
+            unreachable=True,
         )
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
@@ -302,13 +306,15 @@ def render(rows: list[Check]) -> str:
 
 
 def status(rows: list[Check]) -> int:
-    """The exit status (:mod:`harness.run.outcome`): 8 the configuration cannot be used,
-    7 the service is unreachable or is not the profile's environment, 1 another check
-    failed, 0 all OK."""
+    """The exit status (:mod:`harness.run.outcome`), as ``harness run`` would end for the
+    same target: 8 the configuration cannot be used, 7 the service or the AWS endpoint is
+    unreachable or is not the profile's environment, 1 another check failed, 0 all OK."""
     failing = {row.name for row in rows if row.status == FAIL}
     if "configuration" in failing:
         return outcome.CONFIG
     if failing & {"reachability", "identity", "sandbox"}:
+        return outcome.UNREACHABLE
+    if any(row.unreachable for row in rows if row.status == FAIL):
         return outcome.UNREACHABLE
     return outcome.FAILED if failing else outcome.PASSED
 

@@ -714,7 +714,8 @@ def _run_pytest(options: argparse.Namespace, passthrough: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line; every failure is one line on stderr and a status of the table in
-    :mod:`harness.run.outcome` — never a traceback (``HARNESS_DEBUG=1`` shows one)."""
+    :mod:`harness.run.outcome` — never a traceback (``HARNESS_DEBUG=1`` prints one before
+    that line; the status stays the same)."""
     streams.guard()  # `harness run | head` must not end a run before its cleanup
     try:
         return _main(list(sys.argv[1:] if argv is None else argv))
@@ -729,8 +730,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _fail("harness: interrupted", outcome.INTERRUPTED)
     except Exception as error:
-        if os.environ.get("HARNESS_DEBUG"):
-            raise
+        if os.environ.get("HARNESS_DEBUG"):  # the traceback too, the status unchanged
+            import traceback
+
+            traceback.print_exc()
         return _unexpected(error)
 
 

@@ -5,9 +5,10 @@ errors and 502/503/504 — POST is never retried, so a create is never sent twic
 ``User-Agent`` and ``X-Harness-Run`` headers that let the service tell test traffic apart,
 pluggable auth (the service's ``uid``/``token`` headers), and the transcript of the current
 test: method, path with its query, status, latency, bodies and the headers worth reading,
-redacted, shown when a test fails. Bodies are kept as data (a ``json=`` dict, a ``data=``
-form) so masking by key reaches every depth; sensitive values in bodies, query strings and
-headers are also registered, so they are masked by value wherever else they turn up.
+redacted — a long body cut first, to a cap — shown when a test fails. Bodies are kept as
+data (a ``json=`` dict, a ``data=`` form) so masking by key reaches every depth; sensitive
+values in bodies, query strings and headers are also registered, so they are masked by value
+wherever else they turn up.
 
 On a protected profile it carries the profile's :class:`~harness.safety.protect.HttpGuard`:
 every request — through ``request``, ``send`` or a redirect — is checked before it leaves,
@@ -28,11 +29,12 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from harness.safety.protect import HttpGuard, ProtectedTargetError
-from harness.safety.redact import Redactor
+from harness.safety.redact import SHOWN, Redactor, shorten
 
 USER_AGENT = "env-harness/0.1"
 DEFAULT_TIMEOUT = (3.05, 15.0)
-_MAX_BODY = 2000
+#: The most characters of one body or header set a transcript shows (then a cut marker).
+_MAX_BODY = SHOWN
 #: ``requests.Session.request``'s parameters after the URL, in order (all may be positional).
 _POSITIONAL = (
     "params",
@@ -106,17 +108,29 @@ class Exchange:
         )
         for label, body in parts:
             if body not in (None, "", {}):
-                text = (
-                    body
-                    if isinstance(body, str)
-                    else json.dumps(
-                        body,
-                        sort_keys=True,
-                        ensure_ascii=False,  # pragma: no mutate (equivalent: None is as false)
-                    )
-                )
-                lines.append(f"{label} {text[:_MAX_BODY]}")
+                text = body if isinstance(body, str) else _json(body)
+                lines.append(f"{label} {shorten(text, _MAX_BODY)}")
         return "\n".join(lines)
+
+
+def _json(data: Any) -> str:
+    return json.dumps(
+        data,
+        sort_keys=True,
+        ensure_ascii=False,  # pragma: no mutate (equivalent: None is as false)
+    )
+
+
+def _shown_body(redactor: Redactor, body: Any) -> Any:
+    """A body as a transcript shows it: masked as data — key by key, at any depth — while
+    its JSON fits in ``_MAX_BODY`` characters; a longer one has its sensitive keys' values
+    masked, is written out, then cut before the rest is masked (:meth:`Redactor.shown`):
+    never masked whole, so a 10 MB response costs what is shown of it."""
+    if isinstance(body, str):
+        return redactor.shown(body, _MAX_BODY)
+    if not isinstance(body, dict | list) or len(_json(body)) <= _MAX_BODY:
+        return redactor.data(body)
+    return redactor.shown(_json(redactor.masked_keys(body)), _MAX_BODY)
 
 
 @dataclass
@@ -148,13 +162,14 @@ class Recorded:
             path=self.path,
             status=self.status,
             latency_ms=self.latency_ms,
-            request_body=redactor.data(
+            request_body=_shown_body(
+                redactor,
                 _decode(self.request_data)
                 if isinstance(self.request_data, bytes)
-                else self.request_data
+                else self.request_data,
             ),
-            response_body=redactor.data(self.response_data),
-            error=redactor.text(self.error),
+            response_body=_shown_body(redactor, self.response_data),
+            error=redactor.shown(self.error, _MAX_BODY),
             request_headers=redactor.headers(_shown_headers(self.request_headers)),
             response_headers=redactor.headers(_shown_headers(self.response_headers)),
         )

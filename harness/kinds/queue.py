@@ -28,8 +28,15 @@ def queue_name(namespace: str) -> str:
 
 
 def _missing(error: ClientError) -> bool:
-    code = str(error.response.get("Error", {}).get("Code", ""))
-    return "NonExistentQueue" in code or code in ("QueueDoesNotExist", "NotFound")
+    code = error.response.get("Error", {}).get("Code")
+    return isinstance(code, str) and (
+        "NonExistentQueue" in code or code in ("QueueDoesNotExist", "NotFound")
+    )
+
+
+def _endpoint_name(subscription: Mapping[str, Any]) -> str:
+    """The last part of a subscription's endpoint: a queue's name, for an SQS ARN."""
+    return str(subscription["Endpoint"]).rpartition(":")[2]
 
 
 class QueueKind(Kind):
@@ -62,7 +69,8 @@ class QueueKind(Kind):
             Protocol="sqs",
             Endpoint=arn,
             Attributes={"RawMessageDelivery": "true"},
-            ReturnSubscriptionArn=True,
+            # SNS confirms a queue subscribed by its owner at once: the ARN comes back anyway
+            ReturnSubscriptionArn=True,  # pragma: no mutate (equivalent: confirmed at once)
         )["SubscriptionArn"]
         return {"queue_url": url, "queue_arn": arn, "subscription_arn": subscription}
 
@@ -76,7 +84,7 @@ class QueueKind(Kind):
             return
         pages = self.aws.sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic)
         for page in pages:
-            for sub in page.get("Subscriptions", []):
+            for sub in page.get("Subscriptions") or ():
                 if sub.get("Protocol") == "sqs":
                     yield sub
 
@@ -100,9 +108,9 @@ class QueueKind(Kind):
         name = str(ids.get("name", ""))
         if not name.endswith(SUFFIX):
             raise OwnershipError(f"refusing to delete queue {name!r}: not a harness events queue")
-        deleted = False
+        deleted = False  # pragma: no mutate (equivalent: None is as false)
         for sub in self._subscriptions():
-            if str(sub.get("Endpoint", "")).rsplit(":", 1)[-1] == name:
+            if _endpoint_name(sub) == name:
                 self.aws.sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
                 deleted = True
         url = self._queue_url(name)
@@ -120,13 +128,13 @@ class QueueKind(Kind):
         kwargs: dict[str, Any] = {"QueueNamePrefix": prefix, "MaxResults": 1000}
         while True:
             page = self.aws.sqs.list_queues(**kwargs)
-            for url in page.get("QueueUrls", []):
-                names.add(url.rstrip("/").rsplit("/", 1)[-1])
+            for url in page.get("QueueUrls", []):  # left out of an empty answer
+                names.add(url.rpartition("/")[2])
             if not page.get("NextToken"):
                 break
             kwargs["NextToken"] = page["NextToken"]
         for sub in self._subscriptions():
-            endpoint = str(sub.get("Endpoint", "")).rsplit(":", 1)[-1]
+            endpoint = _endpoint_name(sub)
             if endpoint.startswith(prefix):
                 names.add(endpoint)
         return [

@@ -345,6 +345,7 @@ _CONTROLLER_CONFIG: list[pytest.Config] = []
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
+    _refuse_negative_workers(config)
     if not _is_worker(config):
         _CONTROLLER_CONFIG.append(config)
     if config.option.collectonly or not is_active(config):
@@ -366,6 +367,18 @@ def _check_outputs(config: pytest.Config) -> None:
         outputs.prepare(named, os.environ.get("HARNESS_RUN_ID", ""))
     except (outputs.OutputError, OSError) as error:
         raise pytest.UsageError(str(error)) from None
+
+
+def _refuse_negative_workers(config: pytest.Config) -> None:
+    """xdist takes any whole number for ``-n``: a negative one quietly runs the tests in one
+    process. The harness refuses it before anything starts, as ``harness run -n`` does (one
+    line, exit 8 through :func:`pytest_cmdline_main`); ``-n 0`` stays xdist's "no workers"."""
+    workers = config.getoption("numprocesses", None)
+    if isinstance(workers, int) and workers < 0 and is_active(config):
+        raise pytest.UsageError(
+            f"-n {workers}: give 1 or more workers, or auto (omit -n, or -n 0, to run in "
+            "one process)"
+        )
 
 
 def _on_first_stop(config: pytest.Config) -> None:

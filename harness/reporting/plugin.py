@@ -3,11 +3,12 @@
 A pytest plugin loaded with ``harness.pytest_plugin.plugin``. It owns the ``--summary``,
 ``--alert`` and ``--alert-on`` options (``--html`` is pytest-html's, made self-contained
 here), masking every secret the worker knows in each test report *before* it leaves the
-worker (so JUnit, HTML, the terminal and xdist's controller only ever see redacted text),
-collecting one line per failure, and — once the run's exit status and residue are known
-(right after the core plugin's end sequence, before pytest-html writes its file) — writing
-the Markdown summary (and ``$GITHUB_STEP_SUMMARY``), the harness section of the HTML report
-and sending alerts. Latency samples travel with each worker's figures
+worker, long messages and sections cut to a cap first (so JUnit, HTML, the terminal and
+xdist's controller only ever see redacted, bounded text), collecting one line per failure,
+and — once the run's exit status and residue are known (right after the core plugin's end
+sequence, before pytest-html writes its file) — writing the Markdown summary (and
+``$GITHUB_STEP_SUMMARY``), the harness section of the HTML report and sending alerts.
+Latency samples travel with each worker's figures
 (:func:`harness.run.lifecycle.finish_worker`). Nothing here may change the run's exit
 status: a delivery problem is a warning line.
 
@@ -30,7 +31,7 @@ from harness.clients.aws import Aws
 from harness.pytest_plugin.plugin import STATE, RunState
 from harness.reporting import alerts, html_report, latency, summary
 from harness.run import outcome
-from harness.safety.redact import Redactor
+from harness.safety.redact import SHOWN, SHOWN_TEXT, Redactor, cut_marker, shorten
 
 _MAX_MESSAGE = 240
 
@@ -77,14 +78,16 @@ def pytest_configure(config: pytest.Config) -> None:
 def _scrub(value: Any, redactor: Redactor, seen: set[int]) -> Any:
     """Redact every string inside pytest's failure representation (dataclasses, lists and
     tuples of them), keeping its structure — so the terminal, JUnit and HTML still get the
-    crash message and the traceback, only masked."""
+    crash message and the traceback, only masked. Each string is cut to ``SHOWN`` characters
+    and each list's strings together to ``SHOWN_TEXT`` (a marker says how much), before
+    masking: a 10 MB body in an assertion costs what is shown of it."""
     if isinstance(value, str):
-        return redactor.text(value)
+        return redactor.shown(value, SHOWN)
     if id(value) in seen:
         return value
     if isinstance(value, list):
         seen.add(id(value))
-        value[:] = [_scrub(v, redactor, seen) for v in value]
+        value[:] = _scrub_lines(value, redactor, seen)
     elif isinstance(value, tuple):
         return tuple(_scrub(v, redactor, seen) for v in value)
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -94,17 +97,43 @@ def _scrub(value: Any, redactor: Redactor, seen: set[int]) -> Any:
     return value
 
 
+def _scrub_lines(values: list[Any], redactor: Redactor, seen: set[int]) -> list[Any]:
+    """A list's items scrubbed; its strings (a traceback entry's lines) kept while they fit in
+    ``SHOWN_TEXT`` characters, the rest said in one marker line."""
+    kept: list[Any] = []
+    room = SHOWN_TEXT
+    for index, value in enumerate(values):
+        if isinstance(value, str):
+            if room <= 0:
+                left = sum(len(v) for v in values[index:] if isinstance(v, str))
+                kept.append(cut_marker(left))
+                kept += [
+                    _scrub(v, redactor, seen) for v in values[index:] if not isinstance(v, str)
+                ]
+                return kept
+            value = redactor.shown(value, min(room, SHOWN))
+            room -= len(value)
+            kept.append(value)
+        else:
+            kept.append(_scrub(value, redactor, seen))
+    return kept
+
+
 def redact_report(report: pytest.TestReport, redactor: Redactor) -> None:
-    """Mask secrets in the failure text and every captured section, in place."""
+    """Mask secrets in the failure text and every captured section, in place, each cut first
+    (see :func:`_scrub`; a captured section to ``SHOWN_TEXT`` characters)."""
     longrepr = report.longrepr
     if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
-        report.longrepr = (longrepr[0], longrepr[1], redactor.text(longrepr[2]))
+        report.longrepr = (longrepr[0], longrepr[1], redactor.shown(longrepr[2], SHOWN))
     elif longrepr is not None:
         report.longrepr = _scrub(longrepr, redactor, set())
         text = str(report.longrepr)
-        if redactor.text(text) != text:  # a representation _scrub does not know: flatten it
-            report.longrepr = redactor.text(text)
-    report.sections = [(title, redactor.text(content)) for title, content in report.sections]
+        masked = redactor.shown(text, 4 * SHOWN_TEXT)
+        if masked != text:  # a representation _scrub does not know: flatten it
+            report.longrepr = masked
+    report.sections = [
+        (title, redactor.shown(content, SHOWN_TEXT)) for title, content in report.sections
+    ]
 
 
 def failure_line(report: pytest.TestReport) -> str:
@@ -115,8 +144,7 @@ def failure_line(report: pytest.TestReport) -> str:
         raw = str(report.longrepr or "")
         errors = [line[1:].strip() for line in raw.splitlines() if line.startswith("E ")]
         text = errors[0] if errors else (raw.strip().splitlines() or ["failed"])[-1]
-    line = " ".join(text.split())
-    return line if len(line) <= _MAX_MESSAGE else line[: _MAX_MESSAGE - 1] + "…"
+    return shorten(" ".join(text.split()), _MAX_MESSAGE)
 
 
 class _RedactRecords(logging.Filter):
@@ -149,6 +177,9 @@ class Reporting:
         self.policy = policy
         self.html_fragment = ""
         self.notes: list[str] = []
+        #: The terminal summary is written, or will never be (a run that did not start): a
+        #: warning goes straight to the terminal instead of into ``notes``.
+        self.summary_done = False
         self.published: dict[str, Any] | None = None
         self._key_redactor: Redactor | None = None
 
@@ -169,6 +200,7 @@ class Reporting:
             return result
         except pytest.exit.Exception as stop:
             webhooks = [t for t in self.targets if t.kind == "webhook"]
+            self.summary_done = True  # a run that did not start has no summary
             if webhooks and not self.is_worker:
                 report = {
                     "run_id": os.environ.get("HARNESS_RUN_ID", "(not started)"),
@@ -261,8 +293,11 @@ class Reporting:
                 self._warn(f"{step.__name__.strip('_').replace('_', ' ')}: {error}")
 
     def _warn(self, message: str) -> None:
-        self.notes.append(f"WARNING: {message}")
-        self._progress(f"WARNING: {message}")
+        """Said once: with the summary's notes, or now if the summary is already out."""
+        if self.summary_done:
+            self._progress(f"WARNING: {message}")
+        else:
+            self.notes.append(f"WARNING: {message}")
 
     def _write_summaries(self, state: RunState, report: dict[str, Any]) -> None:
         text = summary.render(report)
@@ -294,6 +329,7 @@ class Reporting:
 
     @pytest.hookimpl(trylast=True)  # under the core plugin's env-harness section
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        self.summary_done = True  # the notes below are the last; later warnings say so now
         state = self.state()
         if self.is_worker or state is None:
             return

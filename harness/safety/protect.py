@@ -33,6 +33,8 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READ_OPERATION_PREFIXES = ("Get", "Describe", "List", "Head")
 READ_OPERATIONS = frozenset({"Query", "Scan", "BatchGetItem", "TransactGetItems"})
 _SETTING_HINT = "set protected = false only for a test environment"
+#: The AWS rule's handler id: installed twice on one event system, it is there once.
+AWS_GUARD_ID = "harness-protect"
 
 
 class ProtectedTargetError(Exception):
@@ -53,6 +55,11 @@ def parse_route(text: str) -> tuple[str, str]:
     if len(parts) != 2 or not parts[0].isalpha() or not parts[1].startswith("/"):
         raise ValueError(f'{text!r} is not a route; write it as "METHOD /path", e.g. "POST /login"')
     return parts[0].upper(), parts[1]
+
+
+def _bare(path: str) -> str:
+    """A request path without its query string and fragment."""
+    return path.partition("?")[0].partition("#")[0]
 
 
 def _route_regex(path: str) -> re.Pattern[str]:
@@ -86,16 +93,16 @@ class HttpGuard:
         method = method.upper()
         if method in READ_METHODS:
             return True
-        bare = "" if "://" in path else path.split("?", 1)[0].split("#", 1)[0]  # host: never
-        return bool(bare) and any(
-            m == method and pattern.fullmatch(bare) for m, pattern in self._routes
-        )
+        if "://" in path:  # another host (or a URL in the query string): never
+            return False
+        bare = _bare(path)
+        return any(m == method and pattern.fullmatch(bare) for m, pattern in self._routes)
 
     def check(self, method: str, path: str) -> None:
         """Raise :class:`ProtectedTargetError` unless ``method path`` may be sent."""
         if self.allows(method, path):
             return
-        route = f"{method.upper()} {path.split('?', 1)[0].split('#', 1)[0] or path}"
+        route = f"{method.upper()} {_bare(path) or path}"
         raise refusal(
             self.profile,
             route,
@@ -126,7 +133,7 @@ def install_aws_guard(events: Any, profile_name: str) -> None:
             f"List*, Head*, Query, Scan); {_SETTING_HINT}",
         )
 
-    events.register("provide-client-params.*.*", refuse_writes, unique_id="harness-protect")
+    events.register("provide-client-params.*.*", refuse_writes, unique_id=AWS_GUARD_ID)
 
 
 def refuse_create(profile: str, kind: str) -> ProtectedTargetError:

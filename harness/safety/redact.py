@@ -1,8 +1,9 @@
 """Redaction: secrets never reach a transcript, report, log line or failure message.
 
 Owns the list of sensitive field names and the set of secret values seen during a run
-(tokens, passwords). Everything that renders run data for humans or files passes it through
-here first. It never decides what is secret from the value's shape alone.
+(tokens, passwords), and how much of a long text a report shows (cut before it is masked,
+never through a secret). Everything that renders run data for humans or files passes it
+through here first. It never decides what is secret from the value's shape alone.
 """
 
 from __future__ import annotations
@@ -15,6 +16,13 @@ from urllib.parse import parse_qsl, unquote_plus
 
 MASK = "«redacted»"
 _MIN_LEARNED = 8
+#: The most characters of one message, body or line a report shows; the rest is cut, and a
+#: marker says how much (:meth:`Redactor.shown`, :func:`shorten`).
+SHOWN = 2_000
+#: The most characters of a whole text a report shows: a failure's lines together, a
+#: captured section.
+SHOWN_TEXT = 50_000
+_EARLIER_CUT = re.compile(r"… \[(\d+) characters cut\]\Z")
 #: A key is sensitive when, ignoring case, ``_`` and ``-``, it contains one of these words
 #: (``access_token``, ``X-Api-Key``, ``newPassword``, ``Set-Cookie``, ``client_secret`` …).
 SENSITIVE_WORDS = (
@@ -32,6 +40,23 @@ SENSITIVE_WORDS = (
 )
 _SCHEMES = r"(?:Bearer|Basic|Token|Digest)\s+"
 _FORM = re.compile(r"^[^=&\s]+=[^&\s]*(?:&[^=&\s]+=[^&\s]*)*$")
+
+
+def cut_marker(count: int) -> str:
+    """What ends a text that was cut: how many of its characters are not shown."""
+    return f"… [{count} characters cut]"
+
+
+def shorten(text: str, limit: int) -> str:
+    """Already masked ``text`` in at most ``limit`` characters: its head and
+    :func:`cut_marker`, whose count includes what an earlier cut of it left out."""
+    if len(text) <= limit:
+        return text
+    earlier = _EARLIER_CUT.search(text)
+    before = int(earlier[1]) if earlier else 0
+    body = text[: earlier.start()] if earlier else text
+    room = max(limit - len(cut_marker(len(body) + before)), 0)
+    return body[:room] + cut_marker(len(body) - room + before)
 
 
 def _normalise(key: str) -> str:
@@ -84,6 +109,12 @@ class Redactor:
         # Authorization: Bearer x (a header line)
         self._header_line = re.compile(
             rf"^(?P<key>[ \t]*{key}):[ \t]+(?P<value>\S.*)$", re.IGNORECASE | re.MULTILINE
+        )
+        # 'password': 'x… — a quoted value that a cut left open, to the end of the text
+        self._open_quoted = re.compile(
+            rf"(?P<key>{key})(?P<kq>\\?[\"']?)(?P<sep>\s*[:=]\s*)"
+            rf"(?P<q>\\?[\"'])(?:(?!(?P=q)).)*\Z",
+            re.IGNORECASE,
         )
 
     def is_sensitive(self, key: str) -> bool:
@@ -206,6 +237,40 @@ class Redactor:
             return value
         return self._by_key(self._by_value(value))
 
+    def _clear_cut(self, value: str, end: int) -> int:
+        """``end``, moved back to the start of every registered secret it would split."""
+        lengths = self._lengths
+        if not lengths:
+            return end
+        longest = lengths[0]
+        i = max(end - longest, 0)
+        while i < end:
+            if any(i + n > end and value[i : i + n] in self._secrets for n in lengths):
+                end = i
+                i = max(end - longest, 0)
+            else:
+                i += 1
+        return end
+
+    def shown(self, value: str, limit: int) -> str:
+        """``value`` masked as :meth:`form` masks it, in at most ``limit`` characters. A longer
+        one is cut *before* it is masked — a 10 MB body costs what its head costs — and ends
+        with :func:`cut_marker`. The cut never splits a registered secret (it moves back to
+        the secret's start), and a quoted value of a sensitive key that it leaves open is
+        masked to the end."""
+        if len(value) <= limit:
+            return self.form(value)
+        room = max(limit - len(cut_marker(len(value))), 0)
+        end = room
+        while True:
+            end = self._clear_cut(value, end)
+            head = self._open_quoted.sub(
+                lambda m: f"{m['key']}{m['kq']}{m['sep']}{m['q']}{MASK}", self.form(value[:end])
+            )
+            if len(head) <= room:
+                return head + cut_marker(len(value) - end)
+            end = end * room // len(head)  # masks longer than what they hide overflowed it
+
     def _fields(self, query: str) -> str:
         """``a=1&token=x`` -> ``a=1&token=«redacted»``: the whole value of each sensitive
         field (its name read decoded) masked; every other field left as it was sent."""
@@ -237,6 +302,19 @@ class Redactor:
             }
         if isinstance(value, list | tuple):
             return [self.data(v) for v in value]
+        return value
+
+    def masked_keys(self, value: Any) -> Any:
+        """A copy of JSON-like data with the values of sensitive keys masked, and nothing else
+        looked at: one cheap walk over a body too long to show whole, which is then written
+        out, cut and masked as text (:meth:`shown`)."""
+        if isinstance(value, dict | Mapping):
+            return {
+                k: (MASK if isinstance(k, str) and self.is_sensitive(k) else self.masked_keys(v))
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.masked_keys(v) for v in value]
         return value
 
     def headers(self, headers: Mapping[str, str]) -> dict[str, str]:

@@ -337,6 +337,7 @@ def test_an_undeliverable_alert_is_a_warning_not_a_failure(harness_run: Any) -> 
     port = broken.server.server_address[1]
     assert f"alert (webhook to 127.0.0.1:{port}) not delivered: HTTP 500" in run.output
     assert "alert (webhook to 127.0.0.1:9) not delivered: ConnectionError" in run.output
+    assert run.output.count(f"alert (webhook to 127.0.0.1:{port}) not delivered") == 1, run.output
     assert "Traceback" not in run.output
 
 

@@ -220,7 +220,7 @@ def test_exchange_render_skips_empty_bodies_and_truncates_long_ones() -> None:
     assert empty.render() == "POST /a -> 200 (3 ms)"
     long = Exchange("POST", "/a", 200, 1, request_body="x" * 5000, response_body={"b": 1, "a": 2})
     lines = long.render().splitlines()
-    assert lines[1] == "  request:  " + "x" * 2000
+    assert lines[1] == "  request:  " + "x" * 1977 + "… [3023 characters cut]"  # 2,000 in all
     assert lines[2] == '  response: {"a": 2, "b": 1}'
     headers = Exchange(
         "GET", "/a", 200, 1, request_headers={"X-A": "é"}, response_headers={"b": "2"}
