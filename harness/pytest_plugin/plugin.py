@@ -698,7 +698,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         for item, why in residue.uncleaned:
             tr.write_line(f"  could not remove {item.summary}: {why}", red=True)
         if residue.cleaned:
-            tr.write_line(f"  {len(residue.cleaned)} item(s) removed after the check")
+            what = "item(s)" if residue.unfinished else "leaked item(s)"
+            tr.write_line(f"  {len(residue.cleaned)} {what} removed after the check")
         elif protected:
             tr.write_line(
                 f"  nothing was removed: [{state.profile.name}] is protected, so the harness "
