@@ -4,7 +4,10 @@ Owns reading ``environments.toml`` and layering overrides on it — CLI option >
 ``HARNESS_<FIELD>`` environment variable > file — into one immutable :class:`Profile`.
 Credentials never live here: AWS access goes through boto3's normal chain, and when a profile
 leaves the AWS region or endpoint unset, boto3 reads ``AWS_REGION``/``AWS_ENDPOINT_URL`` itself.
-Every problem is a :class:`ConfigError` whose message names the fix. It does no network I/O.
+Every problem is a :class:`ConfigError` whose message names the fix. It does no network I/O,
+and never imports the kinds, the clients or the events (nor any adapter): what the adapters
+declare is handed in (``declared``; :func:`harness.kinds.registry.load_profile` composes the
+two), so every layer can import this module without an import cycle.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from harness.errors import ConfigError as ConfigError
+from harness.errors import TargetError as TargetError
 from harness.safety.protect import validate_routes
 
 DEFAULT_PROFILE = "sandbox"
@@ -26,14 +31,10 @@ DEFAULT_SWEEP_MAX = 1000
 DEFAULT_FILE = "environments.toml"
 ENV_PREFIX = "HARNESS_"
 
-
-class ConfigError(Exception):
-    """Bad or missing configuration; the message says what to change."""
-
-
-class TargetError(ConfigError):
-    """The target cannot be reached, or is not the environment the profile names (exit 7,
-    where a plain :class:`ConfigError` is exit 8); the message says what to check."""
+#: The settings the adapters declare (name -> :class:`~harness.kinds.base.Setting`), or how
+#: to learn them from the profile's ``adapters`` and the profiles file's folder
+#: (:func:`harness.kinds.registry.declared_settings`): this module never imports adapters.
+Declared = Mapping[str, Any] | Callable[[tuple[str, ...], str], Mapping[str, Any]]
 
 
 def parse_duration(text: str | int | float) -> float:
@@ -45,6 +46,29 @@ def parse_duration(text: str | int | float) -> float:
         raise ValueError(f"{text!r} is not a duration (use e.g. 90s, 30m, 2h, 7d)")
     number, unit = float(match[1]), match[2] or "s"
     return number * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+
+
+def parse_rate(text: str) -> tuple[float, str]:
+    """``"500"``, ``"500/s"``, ``"500 items/s"`` -> (500, items); ``"50cu"``, ``"50 cu/s"``
+    -> (50, cu): the sweeper's read budget (``sweep_max_rate``, ``--max-rate``). Raises
+    ValueError naming the accepted forms."""
+    raw = str(text).strip().lower().replace(" ", "")
+    raw = raw.removesuffix("/s")
+    unit = "items"
+    for suffix, name in (("items", "items"), ("item", "items"), ("rcu", "cu"), ("cu", "cu")):
+        if raw.endswith(suffix) and raw[: -len(suffix)]:
+            raw, unit = raw[: -len(suffix)], name
+            break
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(
+            f"a read budget is a positive number of items or capacity units per second, "
+            f"e.g. 500 (items/s) or 50cu, not {text!r}"
+        )
+    return value, unit
 
 
 #: Where events may travel (``events_bus``).
@@ -203,8 +227,6 @@ def _coerce(field: str, value: Any, source: str) -> Any:
         except ValueError as error:
             raise ConfigError(f"{source}: test_data_ttl: {error}") from None
     if field == "sweep_max_rate":
-        from harness.kinds.dynamo import parse_rate
-
         text = str(value).strip()
         if text:
             try:
@@ -304,12 +326,14 @@ def load_profile(
     path: Path | str | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
-    declared: Mapping[str, Any] | None = None,
+    *,
+    declared: Declared,
 ) -> Profile:
     """Resolve one profile: CLI ``overrides`` > ``HARNESS_*`` in ``environ`` > the file.
 
-    ``declared`` maps each adapter setting name to its :class:`~harness.kinds.base.Setting`;
-    when None, the adapters the profile names are imported to learn them."""
+    ``declared`` maps each adapter setting name to its :class:`~harness.kinds.base.Setting`,
+    or learns them from the profile's adapters (a callable; what
+    :func:`harness.kinds.registry.load_profile` passes)."""
     environ = os.environ if environ is None else environ
     started_sandbox = (
         environ[STARTED_SANDBOX_VARIABLE].split() if STARTED_SANDBOX_VARIABLE in environ else []
@@ -367,10 +391,8 @@ def load_profile(
             sources[field_name] = "option"
     config_dir = str(file.resolve().parent)
     adapters = tuple(values.get("adapters", ()))
-    if declared is None:
-        from harness.kinds.registry import declared_settings
-
-        declared = declared_settings(adapters, config_dir)
+    if callable(declared):
+        declared = declared(adapters, config_dir)
     unknown = sorted(set(extra_in_file) - set(declared))
     if unknown:
         raise ConfigError(

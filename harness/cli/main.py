@@ -22,7 +22,8 @@ from harness.cleanup.journal import default_state_dir
 # Only light imports here: `harness run` starts the sandbox before the heavy ones (pytest,
 # boto3, the plugins), so the two start-ups overlap. Commands import what they need.
 from harness.config import DEFAULT_SWEEP_MAX as DEFAULT_MAX
-from harness.config import ConfigError, Profile, TargetError, load_profile, refuse_env_overrides
+from harness.config import ConfigError, Profile, TargetError, refuse_env_overrides
+from harness.kinds.registry import load_profile
 from harness.namespace import RunId
 from harness.run import options, outcome
 from harness.run.local_sandbox import (

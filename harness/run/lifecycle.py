@@ -33,13 +33,12 @@ from harness.config import (
     Profile,
     TargetError,
     describe_target,
-    load_profile,
     provenance,
     refuse_env_overrides,
 )
 from harness.events.quiescence import wait_for_quiescence
 from harness.kinds.lease import LeaseKind
-from harness.kinds.registry import load_kinds
+from harness.kinds.registry import load_kinds, load_profile
 from harness.namespace import Namespace, RunId, shard_part, worker_part
 from harness.reporting.report import RunReport
 from harness.run import outcome

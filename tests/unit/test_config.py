@@ -5,6 +5,7 @@ import pytest
 
 from fixtures.kinds import NOTIFICATIONS, TOKENS, USERS
 from harness.config import ConfigError, Profile, load_profile, parse_duration
+from harness.kinds import registry
 
 #: The reference adapter's settings, as its kinds declare them.
 DECLARED = {s.name: s for s in (USERS, TOKENS, NOTIFICATIONS)}
@@ -127,7 +128,7 @@ marker = "owner"
 def test_declared_kinds_need_no_adapter_code(tmp_path: Path) -> None:
     path = tmp_path / "environments.toml"
     path.write_text(DECLARED_KINDS)
-    profile = load_profile("local", path, environ={})
+    profile = registry.load_profile("local", path, environ={})
     assert profile.kinds["note"] == {
         "table": "notes",
         "key": ["owner", "note_id"],
@@ -150,7 +151,7 @@ def test_a_bad_declared_kind_names_the_fix(tmp_path: Path, extra: str, message: 
     path = tmp_path / "environments.toml"
     path.write_text(DECLARED_KINDS + extra)
     with pytest.raises(ConfigError, match=message):
-        load_profile("local", path, environ={})
+        registry.load_profile("local", path, environ={})
 
 
 def test_an_unknown_field_names_the_adapters_settings(profiles: Path) -> None:
@@ -164,7 +165,7 @@ def test_no_identity_is_refused_on_a_protected_profile(tmp_path: Path) -> None:
     path = tmp_path / "environments.toml"
     path.write_text(DECLARED_KINDS.replace("protected = false", "protected = true"))
     with pytest.raises(ConfigError, match="must prove who it is"):
-        load_profile("local", path, environ={})
+        registry.load_profile("local", path, environ={})
 
 
 def test_adapter_settings_are_overridden_by_their_variables(profiles: Path) -> None:
@@ -448,12 +449,12 @@ def test_an_unknown_profile_in_an_existing_file_lists_the_known_ones(profiles: P
 
 
 def test_the_adapters_the_profile_names_declare_its_settings(tmp_path: Path) -> None:
-    """Without ``declared`` the adapter modules are imported to learn their settings."""
+    """The registry's loader imports the adapter modules to learn their settings."""
     text = STAGING + 'adapters = ["fixtures.kinds"]\n'
-    profile = load_profile("staging", write(tmp_path, text), environ={})
+    profile = registry.load_profile("staging", write(tmp_path, text), environ={})
     assert profile.adapters == ("fixtures.kinds",) and profile.users_table == "stg-users"
     with pytest.raises(ConfigError, match="unknown field"):
-        load_profile("staging", write(tmp_path, STAGING), environ={})  # no adapter: unknown
+        registry.load_profile("staging", write(tmp_path, STAGING), environ={})  # no adapter
 
 
 def test_the_process_environment_is_read_when_none_is_given(

@@ -21,6 +21,7 @@ from harness.config import (
     provenance,
     refuse_env_overrides,
 )
+from harness.kinds import registry
 
 DECLARED = {s.name: s for s in (USERS, TOKENS, NOTIFICATIONS)}
 STAGING = """
@@ -139,7 +140,7 @@ def test_adapter_modules_are_found_beside_the_profiles_file(
     )
     monkeypatch.setattr(sys, "path", list(sys.path))  # the folder is added to it: undone after
     try:
-        profile = load_profile("shop", path, environ={})
+        profile = registry.load_profile("shop", path, environ={})
     finally:
         sys.modules.pop(module, None)
     assert profile.settings == {"orders_table": "o"}
@@ -195,7 +196,7 @@ def test_provenance_names_each_flag_variable_and_file(profiles: Path) -> None:
         f"(file {profiles}), environment 'stg-eu' (variable $HARNESS_ENVIRONMENT), "
         f"AWS endpoint http://127.0.0.1:4566 (flag)"
     )
-    unnamed = provenance(load_profile(None, profiles.parent / "none.toml", environ={}))
+    unnamed = provenance(load_profile(None, profiles.parent / "none.toml", environ={}, declared={}))
     assert unnamed["profile_source"] == "default"
 
 
