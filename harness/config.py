@@ -23,12 +23,14 @@ from urllib.parse import urlparse
 
 from harness.errors import ConfigError as ConfigError
 from harness.errors import TargetError as TargetError
+from harness.project import PROFILES_FILE, project_root
+from harness.project import profiles_file as _profiles_file
 from harness.safety.protect import validate_routes
 
 DEFAULT_PROFILE = "sandbox"
 #: ``harness sweep`` refuses to delete more than this many items unless told (--max).
 DEFAULT_SWEEP_MAX = 1000
-DEFAULT_FILE = "environments.toml"
+DEFAULT_FILE = PROFILES_FILE
 ENV_PREFIX = "HARNESS_"
 
 #: The settings the adapters declare (name -> :class:`~harness.kinds.base.Setting`), or how
@@ -153,6 +155,8 @@ class Profile:
     config_dir: str = ""
     #: The profiles file this profile was read from.
     config_file: str = ""
+    #: The folder whose ``.harness`` keeps the run's state (:func:`harness.project.project_root`).
+    project_root: str = field(default="", compare=False)
     #: Guarded fields (:data:`GUARDED`) a ``HARNESS_*`` variable set to something other than
     #: the file's value: field -> variable. See :func:`refuse_env_overrides`.
     env_overrides: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -190,7 +194,16 @@ _ENGINE = {
     f.name: f
     for f in fields(Profile)
     if f.name
-    not in ("name", "kinds", "settings", "sources", "config_dir", "config_file", "env_overrides")
+    not in (
+        "name",
+        "kinds",
+        "settings",
+        "sources",
+        "config_dir",
+        "config_file",
+        "project_root",
+        "env_overrides",
+    )
 }
 #: What decides which environment a run talks to and how it proves it: a variable may not
 #: change these on a profile the user named (see :func:`refuse_env_overrides`).
@@ -303,8 +316,13 @@ def read_profiles(path: Path) -> dict[str, dict[str, Any]]:
     return profiles
 
 
-def profiles_file(path: Path | str | None, environ: Mapping[str, str]) -> Path:
-    return Path(path or environ.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_FILE)
+def profiles_file(
+    path: Path | str | None, environ: Mapping[str, str], start: Path | str | None = None
+) -> Path:
+    """The option's file > ``$HARNESS_CONFIG`` > the nearest ``environments.toml`` from
+    ``start`` (pytest's rootdir; the current folder when None) upward
+    (:func:`harness.project.profiles_file`)."""
+    return _profiles_file(path, environ, start)
 
 
 def default_profile_name(profiles: Mapping[str, Any], file: Path) -> str:
@@ -328,17 +346,20 @@ def load_profile(
     environ: Mapping[str, str] | None = None,
     *,
     declared: Declared,
+    start: Path | str | None = None,
 ) -> Profile:
     """Resolve one profile: CLI ``overrides`` > ``HARNESS_*`` in ``environ`` > the file.
 
     ``declared`` maps each adapter setting name to its :class:`~harness.kinds.base.Setting`,
     or learns them from the profile's adapters (a callable; what
-    :func:`harness.kinds.registry.load_profile` passes)."""
+    :func:`harness.kinds.registry.load_profile` passes). Unless ``path`` or
+    ``$HARNESS_CONFIG`` names the file, it is looked for from ``start`` (pytest's rootdir;
+    the current folder when None) upward."""
     environ = os.environ if environ is None else environ
     started_sandbox = (
         environ[STARTED_SANDBOX_VARIABLE].split() if STARTED_SANDBOX_VARIABLE in environ else []
     )
-    file = profiles_file(path, environ)
+    file = profiles_file(path, environ, start)
     profiles = read_profiles(file)
     if name:
         name_source = "option"
@@ -424,6 +445,7 @@ def load_profile(
         sources=sources,
         config_dir=config_dir,
         config_file=str(file),
+        project_root=str(project_root(path, environ, start)),
         env_overrides=env_overrides,
         **values,
     )

@@ -333,7 +333,7 @@ def run(
 
                 try:
                     sandbox = LocalSandbox.start(
-                        default_state_dir() / "sandbox" / "doctor.log",
+                        default_state_dir(profile.project_root) / "sandbox" / "doctor.log",
                         sandbox_arguments(profile),
                     )
                 except SandboxError as error:

@@ -110,11 +110,15 @@ def load_profile(
     path: Path | str | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    start: Path | str | None = None,
 ) -> Profile:
     """The profile, with the settings its adapters' kinds declare (the adapters it names are
     imported to learn them): :func:`harness.config.load_profile` given
     :func:`declared_settings`. What the plugin and every command load."""
-    return config.load_profile(name, path, overrides, environ, declared=declared_settings)
+    return config.load_profile(
+        name, path, overrides, environ, declared=declared_settings, start=start
+    )
 
 
 def load_kinds(profile: Profile, aws: Aws) -> dict[str, Kind]:

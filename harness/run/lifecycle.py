@@ -72,6 +72,9 @@ class TargetOptions:
     base_url: str | None = None
     #: The user confirmed that HARNESS_* variables may change a named profile's target.
     allow_env_override: bool = False
+    #: Where the profiles file is looked for (upward) when none is named: pytest's rootdir;
+    #: None, the current folder. Its folder is the project root, where ``.harness`` lives.
+    root: str | None = None
 
 
 def resolve_profile(
@@ -79,7 +82,11 @@ def resolve_profile(
 ) -> Profile:
     """The profile; with ``check``, refused when stale variables redirect a named one."""
     profile = load_profile(
-        options.env, options.config, {"base_url": options.base_url}, environ=environ
+        options.env,
+        options.config,
+        {"base_url": options.base_url},
+        environ=environ,
+        start=options.root,
     )
     if check:
         refuse_env_overrides(profile, options.allow_env_override, environ)
@@ -160,7 +167,7 @@ def start_controller(
         profile = resolve_profile(options, check=True)
         if profile.needs_local_sandbox:
             progress("starting the local sandbox…")
-            log = default_state_dir() / "sandbox" / f"{run_id}.log"
+            log = default_state_dir(profile.project_root) / "sandbox" / f"{run_id}.log"
             pending = LocalSandbox.spawn(log, sandbox_arguments(profile))
             faultpoints.reach("sandbox-start")
             sandbox = pending.wait_ready()
@@ -192,7 +199,7 @@ def start_controller(
         run_id=run_id,
         seed=seed,
         worker=worker_part(None, os.environ.get("HARNESS_SHARD")),
-        state_dir=default_state_dir(),
+        state_dir=default_state_dir(profile.project_root),
         report=RunReport(
             str(run_id), profile.expected_environment, profile.name, profile.base_url, seed
         ),
@@ -242,7 +249,7 @@ def start_worker(options: TargetOptions, run_id: str, seed: int, xdist_worker: s
         run_id=rid,
         seed=seed,
         worker=worker_part(xdist_worker, os.environ.get("HARNESS_SHARD")),
-        state_dir=default_state_dir(),
+        state_dir=default_state_dir(profile.project_root),
         report=RunReport(str(rid), profile.expected_environment, profile.name, "", seed),
         shard=shard_part(os.environ.get("HARNESS_SHARD")),
     )
