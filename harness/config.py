@@ -284,36 +284,73 @@ def _coerce(field: str, value: Any, source: str) -> Any:
     return text or (None if field.startswith("aws_") else "")
 
 
-def read_profiles(path: Path) -> dict[str, dict[str, Any]]:
-    """The profiles table of ``path``; a missing file is an empty table, bad TOML an error."""
+#: The top-level table whose fields every profile of the file inherits (``[defaults]``).
+DEFAULTS_TABLE = "defaults"
+#: The top-level key naming the profile a run uses when none is named (``default = "local"``).
+DEFAULT_KEY = "default"
+
+
+@dataclass(frozen=True)
+class ProfilesFile:
+    """What a profiles file says: its profiles, the ``[defaults]`` they share, and the
+    ``default = "…"`` profile ("" when it names none)."""
+
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    default: str = ""
+
+
+def _refuse_credentials(path: Path, where: str, table: Mapping[str, Any]) -> None:
+    if any(k.startswith("aws_secret") or k == "aws_access_key_id" for k in table):
+        raise ConfigError(
+            f"{path}: {where} has unknown field(s) for credentials: credentials "
+            f"never go in this file; use AWS_PROFILE"
+        )
+    secrets = sorted(k for k in table if k in ENVIRONMENT_ONLY)
+    if secrets:
+        variables = ", ".join(ENVIRONMENT_ONLY[k] for k in secrets)
+        raise ConfigError(
+            f"{path}: {where} has {', '.join(secrets)}: credentials never go in "
+            f"this file; remove them and set {variables} in the environment instead"
+        )
+
+
+def read_profiles(path: Path) -> ProfilesFile:
+    """What ``path`` says; a missing file says nothing, bad TOML is an error."""
     try:
         # pragma: no mutate start (equivalent: the same codec on supported systems)
         text = path.read_text(encoding="utf-8")
         # pragma: no mutate end
     except FileNotFoundError:
-        return {}
+        return ProfilesFile()
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML ({error}); fix the syntax there") from None
+    default = data.pop(DEFAULT_KEY, "")
+    if isinstance(default, dict):  # a profile named "default" (before `default =` existed)
+        data[DEFAULT_KEY], default = default, ""
+    defaults = data.pop(DEFAULTS_TABLE, {})
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{path}: {DEFAULTS_TABLE} must be a [defaults] table of shared fields")
+    _refuse_credentials(path, "[defaults]", defaults)
     profiles: dict[str, dict[str, Any]] = {}
     for name, table in data.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: top-level key {name!r} must be a [table] of one profile")
-        if any(k.startswith("aws_secret") or k == "aws_access_key_id" for k in table):
-            raise ConfigError(
-                f"{path}: profile [{name}] has unknown field(s) for credentials: credentials "
-                f"never go in this file; use AWS_PROFILE"
-            )
-        secrets = sorted(k for k in table if k in ENVIRONMENT_ONLY)
-        if secrets:
-            variables = ", ".join(ENVIRONMENT_ONLY[k] for k in secrets)
-            raise ConfigError(
-                f"{path}: profile [{name}] has {', '.join(secrets)}: credentials never go in "
-                f"this file; remove them and set {variables} in the environment instead"
-            )
+        _refuse_credentials(path, f"profile [{name}]", table)
         profiles[name] = table
-    return profiles
+    if not isinstance(default, str):
+        raise ConfigError(
+            f'{path}: default must name a profile, like default = "local" above the first '
+            f"[table], not {default!r}"
+        )
+    if default and default not in profiles and default != DEFAULT_PROFILE:
+        raise ConfigError(
+            f'{path}: default = "{default}" names no profile of this file (profiles: '
+            f"{', '.join(sorted(profiles)) or 'none'}); name one of them, or add [{default}]"
+        )
+    return ProfilesFile(profiles, defaults, default)
 
 
 def profiles_file(
@@ -326,17 +363,85 @@ def profiles_file(
 
 
 def default_profile_name(profiles: Mapping[str, Any], file: Path) -> str:
-    """The profile a run uses when none is named (no ``--env``, no ``$HARNESS_ENV``): the
-    file's only profile; else ``sandbox`` (the embedded reference service), which a file may
-    define or leave out; a file of several other profiles must be told which."""
+    """The profile a run uses when none is named (no ``--env``, no ``$HARNESS_ENV``, no
+    ``default = "…"`` in the file): the file's only profile; else ``sandbox`` (the embedded
+    reference service), which a file may define or leave out; a file of several other
+    profiles must be told which."""
     if DEFAULT_PROFILE in profiles or not profiles:
         return DEFAULT_PROFILE
     if len(profiles) == 1:
         return next(iter(profiles))
     raise ConfigError(
         f"{file} defines profiles {', '.join(sorted(profiles))}: name one with --env NAME "
-        f"or HARNESS_ENV"
+        f'or HARNESS_ENV, or write default = "NAME" at the top of {file}'
     )
+
+
+def _kinds_of(table: dict[str, Any], where: str, example: str) -> dict[str, dict[str, Any]]:
+    """The ``kinds`` tables of a profile (or of ``[defaults]``), taken out of ``table``."""
+    # pragma: no mutate start (equivalent: a missing table gives {} either way)
+    kinds = table.pop("kinds", {}) or {}
+    # pragma: no mutate end
+    if not isinstance(kinds, dict) or not all(isinstance(v, dict) for v in kinds.values()):
+        raise ConfigError(f"{where}: kinds must be tables like [{example}.kinds.account]")
+    return kinds
+
+
+def _file_protects(name: str, values: Mapping[str, Any]) -> bool:
+    """Whether the file's own values (inheritance included) protect the profile: it says
+    ``protected = true``, or does not say and is not the sandbox."""
+    said = values.get("protected")
+    return said if said is not None else name != DEFAULT_PROFILE
+
+
+def _refuse_inherited_loosening(
+    name: str, own: Mapping[str, Any], values: Mapping[str, Any], file: Path
+) -> None:
+    """A protected profile never inherits ``protected = false`` or ``allow_writes`` from
+    ``[defaults]``: it loosens itself only by saying so under its own table."""
+    if "protected" not in own and values.get("protected") is False and name != DEFAULT_PROFILE:
+        raise ConfigError(
+            f"{file}: profile [{name}] would inherit protected = false from [defaults], but a "
+            f"profile that does not say is protected: write protected = false under [{name}] "
+            f"itself if it really is a test environment (or drop it from [defaults])"
+        )
+    if "allow_writes" not in own and values.get("allow_writes") and _file_protects(name, values):
+        raise ConfigError(
+            f"{file}: protected profile [{name}] would inherit allow_writes from [defaults]: a "
+            f"protected profile names the writes it lets through itself; write allow_writes = "
+            f"[...] under [{name}] (or drop it from [defaults])"
+        )
+
+
+def _refuse_loosening(
+    name: str,
+    field_name: str,
+    value: Any,
+    file_values: Mapping[str, Any],
+    how: tuple[str, str],
+    file: Path,
+) -> None:
+    """On a profile the file protects, ``protected`` and ``allow_writes`` may be tightened
+    by a variable or an option, never loosened: ``how`` is (what set it, how to undo it)."""
+    label, undo = how
+    if field_name == "protected" and value is False:
+        said = "protected = true" if file_values.get(field_name) else "it does not say: protected"
+        raise ConfigError(
+            f"{label} would unprotect profile [{name}], which {file} protects ({said}): only "
+            f"the file can loosen a protected profile. {undo}, or write protected = false "
+            f"under [{name}] in {file} if it really is a test environment"
+        )
+    allowed = tuple(file_values.get("allow_writes", ()))
+    extra = (
+        [route for route in value if route not in allowed] if field_name == "allow_writes" else []
+    )
+    if extra:
+        raise ConfigError(
+            f"{label} would let {', '.join(extra)} through on profile [{name}], which {file} "
+            f"protects (its allow_writes: {', '.join(allowed) or 'none'}): only the file can "
+            f"loosen a protected profile. {undo} or name only routes the file allows, or add "
+            f"them to allow_writes under [{name}] in {file}"
+        )
 
 
 def load_profile(
@@ -348,7 +453,9 @@ def load_profile(
     declared: Declared,
     start: Path | str | None = None,
 ) -> Profile:
-    """Resolve one profile: CLI ``overrides`` > ``HARNESS_*`` in ``environ`` > the file.
+    """Resolve one profile: CLI ``overrides`` > ``HARNESS_*`` in ``environ`` > the file
+    (the profile's own table > the file's ``[defaults]``). On a profile the file protects,
+    a variable or an option may tighten ``protected``/``allow_writes`` but never loosen them.
 
     ``declared`` maps each adapter setting name to its :class:`~harness.kinds.base.Setting`,
     or learns them from the profile's adapters (a callable; what
@@ -360,11 +467,14 @@ def load_profile(
         environ[STARTED_SANDBOX_VARIABLE].split() if STARTED_SANDBOX_VARIABLE in environ else []
     )
     file = profiles_file(path, environ, start)
-    profiles = read_profiles(file)
+    read = read_profiles(file)
+    profiles = read.profiles
     if name:
         name_source = "option"
     elif environ.get(f"{ENV_PREFIX}ENV"):
         name, name_source = environ[f"{ENV_PREFIX}ENV"], f"${ENV_PREFIX}ENV"
+    elif read.default:
+        name, name_source = read.default, "file"
     else:
         name, name_source = default_profile_name(profiles, file), "default"
     if name not in profiles and name != DEFAULT_PROFILE:
@@ -374,26 +484,37 @@ def load_profile(
             f"unknown environment profile {name!r} in {where}; known profiles: {known}. "
             f"Add a [{name}] table to {file} or pass --env with one of the known names."
         )
-    table = dict(profiles.get(name, {}))
+    own = dict(profiles.get(name, {}))
+    # [defaults] is shared by the profiles the file defines (not the bare built-in sandbox)
+    inherited = dict(read.defaults) if name in profiles else {}
     source_of = f"{file} [{name}]"
     values: dict[str, Any] = {}
     sources: dict[str, str] = {"name": name_source}
     env_overrides: dict[str, str] = {}
-    # pragma: no mutate start (equivalent: a missing table gives {} either way)
-    declared_kinds = table.pop("kinds", {}) or {}
-    # pragma: no mutate end
-    if not isinstance(declared_kinds, dict):
-        raise ConfigError(f"{source_of}: kinds must be tables like [{name}.kinds.account]")
+    own_kinds = _kinds_of(own, source_of, name)
+    shared_kinds = _kinds_of(inherited, f"{file} [defaults]", DEFAULTS_TABLE)
+    declared_kinds = {
+        kind: {**shared_kinds.get(kind, {}), **own_kinds.get(kind, {})}
+        for kind in {**shared_kinds, **own_kinds}
+    }
+    table = {**inherited, **own}
     engine_in_file = {k: v for k, v in table.items() if k in _ENGINE}
     extra_in_file = {k: v for k, v in table.items() if k not in _ENGINE}
     for field_name, value in engine_in_file.items():
-        values[field_name] = _coerce(field_name, value, source_of)
-        sources[field_name] = "file"
+        mine = field_name in own
+        values[field_name] = _coerce(field_name, value, source_of if mine else f"{file} [defaults]")
+        sources[field_name] = "file" if mine else "defaults"
+    _refuse_inherited_loosening(name, own, values, file)
+    file_values = dict(values)
+    protects = _file_protects(name, file_values)
     for field_name in _ENGINE:
         variable = f"{ENV_PREFIX}{field_name.upper()}"
         env_value = environ.get(variable)
         if env_value is not None and env_value != "":
             value = _coerce(field_name, env_value, f"${variable}")
+            if protects:
+                how = (f"${variable}", f"Unset {variable}")
+                _refuse_loosening(name, field_name, value, file_values, how, file)
             if variable in started_sandbox:
                 sources[field_name] = "sandbox"
             else:
@@ -408,7 +529,11 @@ def load_profile(
             values[field_name] = value
     for field_name, value in (overrides or {}).items():
         if value is not None:
-            values[field_name] = _coerce(field_name, value, f"option for {field_name}")
+            value = _coerce(field_name, value, f"option for {field_name}")
+            if protects:
+                how = (f"the option for {field_name}", "Drop the option")
+                _refuse_loosening(name, field_name, value, file_values, how, file)
+            values[field_name] = value
             sources[field_name] = "option"
     config_dir = str(file.resolve().parent)
     adapters = tuple(values.get("adapters", ()))
@@ -416,8 +541,11 @@ def load_profile(
         declared = declared(adapters, config_dir)
     unknown = sorted(set(extra_in_file) - set(declared))
     if unknown:
+        where = f"profile [{name}]"
+        if not set(unknown) & set(own):
+            where = f"[defaults] (inherited by [{name}])"
         raise ConfigError(
-            f"{file}: profile [{name}] has unknown field(s) {', '.join(unknown)}; engine "
+            f"{file}: {where} has unknown field(s) {', '.join(unknown)}; engine "
             f"fields: {', '.join(_ENGINE)}"
             + (f"; settings of its adapters: {', '.join(sorted(declared))}" if declared else "")
             + (
@@ -430,17 +558,19 @@ def load_profile(
     for setting_name in declared:
         if setting_name in extra_in_file:
             value = extra_in_file[setting_name]
+            mine = setting_name in own
             if not isinstance(value, str):
-                raise ConfigError(f"{source_of}: {setting_name} must be a string, not {value!r}")
+                where = source_of if mine else f"{file} [defaults]"
+                raise ConfigError(f"{where}: {setting_name} must be a string, not {value!r}")
             settings[setting_name] = value.strip()
-            sources[setting_name] = "file"
+            sources[setting_name] = "file" if mine else "defaults"
         variable = f"{ENV_PREFIX}{setting_name.upper()}"
         if environ.get(variable):
             settings[setting_name] = str(environ[variable]).strip()
             sources[setting_name] = "sandbox" if variable in started_sandbox else f"${variable}"
     profile = Profile(
         name=name,
-        kinds={k: dict(v) for k, v in declared_kinds.items()},
+        kinds=declared_kinds,
         settings=settings,
         sources=sources,
         config_dir=config_dir,
@@ -449,7 +579,7 @@ def load_profile(
         env_overrides=env_overrides,
         **values,
     )
-    _validate(profile, file, declared)
+    _validate(profile, file, declared, set(own_kinds))
     return profile
 
 
@@ -474,7 +604,7 @@ def refuse_env_overrides(
         and environ[ALLOW_OVERRIDE_VARIABLE].strip().lower() in _TRUE
     ):
         return
-    if profile.sources.get("name") not in ("option", f"${ENV_PREFIX}ENV"):
+    if profile.sources.get("name") not in ("option", f"${ENV_PREFIX}ENV", "file"):
         return
     changed = dict(profile.env_overrides)
     if profile.is_sandbox:
@@ -483,7 +613,9 @@ def refuse_env_overrides(
                 del changed[field_name]
     if not changed:
         return
-    how = "--env" if profile.sources.get("name") == "option" else f"${ENV_PREFIX}ENV"
+    how = {"option": "--env", "file": f'default = "{profile.name}" in its file'}.get(
+        profile.sources["name"], f"${ENV_PREFIX}ENV"
+    )
     variables = ", ".join(changed.values())
     raise ConfigError(
         f"profile [{profile.name}] was named explicitly ({how}), but {variables} change its "
@@ -506,6 +638,8 @@ def provenance(profile: Profile) -> dict[str, Any]:
             return f"file {file_label}"
         if found == "option":
             return "flag"
+        if found == "defaults":
+            return f"file {file_label} [defaults]"
         if found:
             return found if found == "sandbox" else f"variable {found}"
         return "default"
@@ -513,11 +647,18 @@ def provenance(profile: Profile) -> dict[str, Any]:
     environment_source = source("environment")
     if environment_source == "default":
         environment_source = "the profile's name"
+    protected_source = source("protected")
+    if protected_source == "default":
+        protected_source = (
+            "default: the sandbox profile" if profile.is_sandbox else "default: not the sandbox"
+        )
+    writes = list(profile.allow_writes) if profile.is_protected else []
     return {
         "profile": profile.name,
         "profile_source": {
             "option": "flag --env",
             "default": "default",
+            "file": f'default = "{profile.name}" in {file_label}',
         }.get(name_source, f"variable {name_source}"),
         "config_file": file_label,
         "base_url": profile.base_url,
@@ -527,6 +668,10 @@ def provenance(profile: Profile) -> dict[str, Any]:
         "aws_endpoint_url": profile.aws_endpoint_url or "",
         "aws_endpoint_url_source": source("aws_endpoint_url") if profile.aws_endpoint_url else "",
         "overridden_by_variables": sorted(profile.env_overrides.values()),
+        "protected": profile.is_protected,
+        "protected_source": protected_source,
+        "allow_writes": writes,
+        "allow_writes_source": source("allow_writes") if writes else "",
     }
 
 
@@ -539,17 +684,26 @@ def describe_target(target: Mapping[str, Any]) -> str:
     )
     if target.get("aws_endpoint_url"):
         line += f", AWS endpoint {target['aws_endpoint_url']} ({target['aws_endpoint_url_source']})"
+    if "protected" in target:
+        line += f", {'protected' if target['protected'] else 'unprotected'} "
+        line += f"({target['protected_source']})"
+    if target.get("allow_writes"):
+        line += f", writes allowed: {', '.join(target['allow_writes'])} "
+        line += f"({target['allow_writes_source']})"
     return line
 
 
-def _validate(profile: Profile, file: Path, declared: Mapping[str, Any]) -> None:
+def _validate(
+    profile: Profile, file: Path, declared: Mapping[str, Any], own_kinds: set[str]
+) -> None:
     if profile.base_url and not re.match(r"^https?://[^/\s]+", profile.base_url):
         raise ConfigError(
             f"base_url {profile.base_url!r} of profile [{profile.name}] is not an http(s) URL; "
             f"set it like https://api.staging.example.com"
         )
     for kind_name, spec in profile.kinds.items():
-        _validate_declared_kind(profile.name, kind_name, spec, file)
+        table = profile.name if kind_name in own_kinds else DEFAULTS_TABLE
+        _validate_declared_kind(table, kind_name, spec, file)
     if profile.identity == "none" and profile.is_protected:
         raise ConfigError(
             f'profile [{profile.name}] is protected and has identity = "none": a protected '

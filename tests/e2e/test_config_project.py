@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import pytest
 
 from harness.clients.aws import Aws
 from harness.run.local_sandbox import LocalSandbox
+from tests.digest import digest, snapshot
 
 pytestmark = pytest.mark.e2e
 
@@ -159,3 +162,111 @@ def test_a_run_killed_in_a_subfolder_is_recovered_from_the_root(
     assert recovered.returncode == 0, shown(recovered)
     assert re.search(r": [1-9]\d* deleted", recovered.stdout), shown(recovered)
     assert "Item" not in users.get_item(Key=key, ConsistentRead=True), shown(recovered)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("HARNESS_PROTECTED", "false"), ("HARNESS_ALLOW_WRITES", "POST /users")]
+)
+def test_a_variable_cannot_loosen_a_protected_profile(
+    project: Path,
+    live_sandbox: LocalSandbox,
+    sandbox_environ: dict[str, str],
+    aws: Aws,
+    tmp_path: Path,
+    variable: str,
+    value: str,
+) -> None:
+    """Issue 20, item 3: `--env prod` (protected = true) with a loosening variable exported
+    is refused before anything is started: one line naming the variable, exit 8, the report
+    says `config`, and the target is exactly as it was."""
+    prod = {**fields_of(live_sandbox), "adapters": ["fixtures.kinds"], "protected": True}
+    prod["allow_writes"] = ["POST /login"]
+    (project / "environments.toml").write_text(toml_table("prod", prod))
+    report_path = tmp_path / "report.json"
+    before = digest(snapshot(aws))
+    environ = user_environ(sandbox_environ, **{variable: value})
+    run = harness(environ, project, "run", "--env", "prod", "--report", str(report_path))
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.returncode == 8, shown(run)
+    assert len(lines) == 1 and lines[0].startswith(f"harness: ${variable} would "), shown(run)
+    assert "only the file can loosen a protected profile" in lines[0]
+    assert "Traceback" not in run.stdout + run.stderr
+    report = json.loads(report_path.read_text())
+    assert (report["outcome"], report["exit_status"]) == ("config", 8)
+    assert digest(snapshot(aws)) == before
+
+
+NOTES = """\
+def test_a_note_of_a_shared_kind(ledger, namespace, harness_session, env):
+    owner = namespace.name()
+    table = harness_session.aws.table(env.kinds["note"]["table"])
+
+    def put():
+        table.put_item(Item={"Owner": owner, "Text": "written by the test"})
+        return {}
+
+    ledger.create("note", {"Owner": owner}, put)
+    assert table.get_item(Key={"Owner": owner}, ConsistentRead=True)["Item"]["Owner"] == owner
+"""
+
+
+@pytest.fixture
+def notes_table(aws: Aws) -> Iterator[str]:
+    """A table of the project's own, for a kind declared in [defaults]; removed after."""
+    name = f"notes-{secrets.token_hex(3)}"
+    aws.dynamodb_client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "Owner", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "Owner", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    try:
+        yield name
+    finally:
+        aws.dynamodb_client.delete_table(TableName=name)
+
+
+def test_profiles_written_once_run_under_plain_pytest_and_with_env(
+    project: Path,
+    live_sandbox: LocalSandbox,
+    sandbox_environ: dict[str, str],
+    aws: Aws,
+    notes_table: str,
+    tmp_path: Path,
+) -> None:
+    """Issue 21, item 5: two profiles sharing [defaults] (the sandbox's names, the adapter,
+    a declared kind) and `default = "local"`: plain `pytest` runs [local], `--env other` runs
+    [other]; each creates through the shared kind and the reference adapter and leaves
+    nothing."""
+    shared = {**fields_of(live_sandbox), "adapters": ["fixtures.kinds"]}
+    base_url = shared.pop("base_url")
+    text = (
+        'default = "local"\n\n'
+        + toml_table("defaults", shared)
+        + f'\n[defaults.kinds.note]\ntable = "{notes_table}"\nkey = ["Owner"]\nmarker = "Owner"\n\n'
+        + toml_table("local", {"base_url": base_url, "protected": False})
+        + "\n"
+        + toml_table("other", {"base_url": base_url, "protected": False, "test_data_ttl": "1h"})
+    )
+    (project / "environments.toml").write_text(text)
+    (project / "suites" / "test_notes.py").write_text(NOTES)
+    environ = user_environ(sandbox_environ)
+    for args, profile in (([], "local"), (["--env", "other"], "other")):
+        report_path = tmp_path / f"{profile}.json"
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", f"--harness-report={report_path}", *args],
+            cwd=project,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert run.returncode == 0, shown(run)
+        report = json.loads(report_path.read_text())
+        assert report["profile"] == profile, report["target"]
+        source = 'default = "local" in environments.toml' if not args else "flag --env"
+        assert report["target"]["profile_source"] == source
+        assert report["tests"]["passed"] == 2
+        assert report["resources"]["created"] == report["resources"]["cleaned"] >= 2
+        assert report["resources"]["leaked"] == 0
+        assert aws.table(notes_table).scan(ConsistentRead=True)["Items"] == []

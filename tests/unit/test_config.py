@@ -95,9 +95,14 @@ def test_errors_name_the_fix(
         load(name, path, environ=environ)
 
 
-def test_protected_from_environment(profiles: Path) -> None:
-    environ = {"HARNESS_PROTECTED": "false"}
-    assert not load("staging", profiles, environ=environ).is_protected
+def test_protected_from_environment_only_tightens(profiles: Path) -> None:
+    """A variable may protect a profile the file leaves open, never open one it protects
+    (staging says nothing: protected; issue 20, item 3)."""
+    with pytest.raises(ConfigError, match=r"^\$HARNESS_PROTECTED would unprotect profile"):
+        load("staging", profiles, environ={"HARNESS_PROTECTED": "false"})
+    profiles.write_text(STAGING + "protected = false\n")
+    assert not load("staging", profiles, environ={}).is_protected
+    assert load("staging", profiles, environ={"HARNESS_PROTECTED": "true"}).is_protected
 
 
 @pytest.mark.parametrize(
@@ -274,7 +279,8 @@ def test_the_profile_name_option_wins_over_harness_env(profiles: Path) -> None:
     ],
 )
 def test_protected_spellings(tmp_path: Path, value: object, expected: bool) -> None:
-    profile = load("staging", write(tmp_path, STAGING), overrides={"protected": value}, environ={})
+    path = write(tmp_path, STAGING + "protected = false\n")  # open: either way is allowed
+    profile = load("staging", path, overrides={"protected": value}, environ={})
     assert profile.protected is expected
 
 
@@ -318,8 +324,9 @@ def test_identity_modes(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load("staging", path, environ={"HARNESS_IDENTITY": "none"})
     assert 'is protected and has identity = "none"' in str(error.value)
-    unprotected = {"HARNESS_IDENTITY": "none", "HARNESS_PROTECTED": "no"}
-    assert load("staging", path, environ=unprotected).identity == "none"
+    unprotected = write(tmp_path, STAGING + "protected = false\n")
+    assert load("staging", unprotected, environ={"HARNESS_IDENTITY": "none"}).identity == "none"
+    path = write(tmp_path, STAGING)
     with pytest.raises(ConfigError) as error:
         load("staging", path, environ={"HARNESS_IDENTITY": "aws-account"})
     assert str(error.value) == (

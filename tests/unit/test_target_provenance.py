@@ -91,7 +91,8 @@ def test_several_profiles_without_a_name_are_refused_naming_the_file(tmp_path: P
     with pytest.raises(ConfigError) as error:
         load_profile(None, path, environ={}, declared=DECLARED)
     assert str(error.value) == (
-        f"{path} defines profiles qa, staging: name one with --env NAME or HARNESS_ENV"
+        f"{path} defines profiles qa, staging: name one with --env NAME or HARNESS_ENV, or "
+        f'write default = "NAME" at the top of {path}'
     )
 
 
@@ -163,10 +164,14 @@ def test_provenance_of_a_profile_built_in_code_says_defaults() -> None:
         "aws_endpoint_url": "",
         "aws_endpoint_url_source": "",
         "overridden_by_variables": [],
+        "protected": True,
+        "protected_source": "default: not the sandbox",
+        "allow_writes": [],
+        "allow_writes_source": "",
     }
     assert describe_target(provenance(Profile(name="sandbox"))) == (
         "target [sandbox] (flag --env): (no base_url) (default), "
-        "environment 'sandbox' (the profile's name)"
+        "environment 'sandbox' (the profile's name), unprotected (default: the sandbox profile)"
     )
 
 
@@ -190,11 +195,15 @@ def test_provenance_names_each_flag_variable_and_file(profiles: Path) -> None:
         "aws_endpoint_url": "http://127.0.0.1:4566",
         "aws_endpoint_url_source": "flag",
         "overridden_by_variables": ["HARNESS_ENVIRONMENT"],
+        "protected": True,
+        "protected_source": "default: not the sandbox",
+        "allow_writes": [],
+        "allow_writes_source": "",
     }
     assert describe_target(target) == (
         f"target [staging] (variable $HARNESS_ENV): https://api.staging.example.com "
         f"(file {profiles}), environment 'stg-eu' (variable $HARNESS_ENVIRONMENT), "
-        f"AWS endpoint http://127.0.0.1:4566 (flag)"
+        f"AWS endpoint http://127.0.0.1:4566 (flag), protected (default: not the sandbox)"
     )
     unnamed = provenance(load_profile(None, profiles.parent / "none.toml", environ={}, declared={}))
     assert unnamed["profile_source"] == "default"
