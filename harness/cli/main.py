@@ -102,8 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--env",
         metavar="NAME",
-        help="profile in environments.toml (default: $HARNESS_ENV, the file's only profile, "
-        "or sandbox)",
+        help="profile in environments.toml (default: $HARNESS_ENV, the file's default = "
+        '"NAME", its only profile, or sandbox)',
     )
     run.add_argument(
         "--suite", choices=sorted(SUITES), default="all", help="which tests (default: all)"
@@ -158,7 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--env",
         metavar="NAME",
-        help="profile (default: $HARNESS_ENV, the file's only profile, or sandbox)",
+        help="profile (default: $HARNESS_ENV, the file's default, its only profile, or sandbox)",
     )
     sweep.add_argument(
         "--older-than",
@@ -260,7 +260,7 @@ def _add_report_commands(commands: argparse._SubParsersAction) -> None:
     doctor.add_argument(
         "--env",
         metavar="NAME",
-        help="profile (default: $HARNESS_ENV, the file's only profile, or sandbox)",
+        help="profile (default: $HARNESS_ENV, the file's default, its only profile, or sandbox)",
     )
     doctor.add_argument("--harness-config", metavar="PATH", help="profiles file")
     doctor.add_argument(
