@@ -1,7 +1,11 @@
 """Environment profiles: which environment a run targets and how to reach it.
 
-Owns reading ``environments.toml`` and layering overrides on it — CLI option >
-``HARNESS_<FIELD>`` environment variable > file — into one immutable :class:`Profile`.
+Owns reading ``environments.toml`` (found by :mod:`harness.project`) and layering overrides on
+it — CLI option > ``HARNESS_<FIELD>`` environment variable > the profile's table > the file's
+``[defaults]`` — into one immutable :class:`Profile`, and the file's ``default = "…"``
+profile. A profile the file protects is loosened only by the file: a variable or an option
+may tighten ``protected``/``allow_writes``, never loosen them, and a protected profile never
+inherits a loosening from ``[defaults]``.
 Credentials never live here: AWS access goes through boto3's normal chain, and when a profile
 leaves the AWS region or endpoint unset, boto3 reads ``AWS_REGION``/``AWS_ENDPOINT_URL`` itself.
 Every problem is a :class:`ConfigError` whose message names the fix. It does no network I/O,
