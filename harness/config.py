@@ -16,6 +16,7 @@ two), so every layer can import this module without an import cycle.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -62,14 +63,14 @@ def parse_rate(text: str) -> tuple[float, str]:
     raw = raw.removesuffix("/s")
     unit = "items"
     for suffix, name in (("items", "items"), ("item", "items"), ("rcu", "cu"), ("cu", "cu")):
-        if raw.endswith(suffix) and raw[: -len(suffix)]:
-            raw, unit = raw[: -len(suffix)], name
+        if raw.endswith(suffix):  # a bare unit leaves "", which is not a number: refused below
+            raw, unit = raw.removesuffix(suffix), name
             break
     try:
         value = float(raw)
     except ValueError:
-        value = -1.0
-    if not value > 0 or value != value or value == float("inf"):
+        value = 0.0
+    if not (value > 0 and math.isfinite(value)):  # nan and inf are not budgets either
         raise ValueError(
             f"a read budget is a positive number of items or capacity units per second, "
             f"e.g. 500 (items/s) or 50cu, not {text!r}"

@@ -43,7 +43,8 @@ def shown(path: Path) -> Path:
 
 
 def _named(named: Path | str | None, environ: Mapping[str, str]) -> str:
-    return str(named or "") or environ.get(CONFIG_VARIABLE, "")
+    """The file the option or ``$HARNESS_CONFIG`` names; "" when neither does."""
+    return str(named or environ.get(CONFIG_VARIABLE) or "")
 
 
 def profiles_file(

@@ -232,6 +232,8 @@ def test_a_protected_profile_never_inherits_allow_writes(path: Path) -> None:
         "[...] under [staging] (or drop it from [defaults])"
     )
     assert load(path, "local").allow_writes == ("POST /login",)  # open: harmless
+    path.write_text(text + "\n[sandbox]\n")
+    assert load(path, "sandbox").allow_writes == ("POST /login",)  # open by default: harmless
     own = text.replace("[staging]\n", '[staging]\nallow_writes = ["POST /logout"]\n')
     path.write_text(own)
     assert load(path, "staging").allow_writes == ("POST /logout",)
