@@ -1,7 +1,10 @@
 """A project's profiles file, as a user lays it out, against the live sandbox: found from a
-subfolder (`cd suites && harness run`), with the journals kept in the project root where
-`harness recover` from the root finds them. Nothing names the file here: HARNESS_CONFIG (which
-the `sandbox_environ` fixture sets) and every other HARNESS_* variable are dropped, and the
+subfolder (`cd suites && harness run`, `-n 2`) with the journals kept in the project root,
+where `harness recover` from the root finds a killed run's; a variable that would loosen a
+protected profile refused before anything starts (exit 8, the target unchanged); and two
+profiles written once ([defaults] with a declared kind, `default = "local"`) run under plain
+`pytest` and `--env other`. Nothing names the file here: HARNESS_CONFIG (which the
+`sandbox_environ` fixture sets) and every other HARNESS_* variable are dropped, and the
 sandbox's names are written into the project's environments.toml instead."""
 
 from __future__ import annotations
