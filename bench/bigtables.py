@@ -52,11 +52,11 @@ from harness.cleanup import sweeper
 from harness.cleanup.journal import Resource
 from harness.cleanup.residue import check as residue_check
 from harness.clients.aws import Aws
-from harness.config import load_profile
 from harness.events.quiescence import wait_for_quiescence
 from harness.kinds import Kind, load_kinds
 from harness.kinds.declared import DeclaredKind
 from harness.kinds.dynamo import ScanControl
+from harness.kinds.registry import load_profile
 from harness.namespace import Namespace, RunId
 from harness.safety import preflight
 from harness.safety.guards import Owner

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 from bench._common import emit, median, note, sandbox
-from harness.config import load_profile
 from harness.events.contracts import Contracts
 from harness.events.kafka import KafkaTransport, client_config
 from harness.events.stream import EventStream, Expectations, LatencyRecorder, percentile
+from harness.kinds.registry import load_profile
 from harness.namespace import Namespace, RunId, worker_part
 
 REPO = Path(__file__).resolve().parents[1]

@@ -39,8 +39,8 @@ from bench._common import (
     write_suite,
 )
 from harness.clients.aws import Aws
-from harness.config import load_profile
 from harness.events.quiescence import wait_for_quiescence
+from harness.kinds.registry import load_profile
 
 PLAIN_CONFTEST = """
 import os

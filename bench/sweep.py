@@ -22,8 +22,8 @@ from fixtures.kinds import MARKER
 from harness.cleanup.journal import Resource
 from harness.cleanup.sweeper import execute, plan
 from harness.clients.aws import Aws
-from harness.config import load_profile
 from harness.kinds import load_kinds
+from harness.kinds.registry import load_profile
 from harness.namespace import Namespace, RunId
 from harness.safety.guards import Owner, guarded_deleter
 

@@ -1,39 +1,47 @@
 """Environment profiles: which environment a run targets and how to reach it.
 
-Owns reading ``environments.toml`` and layering overrides on it — CLI option >
-``HARNESS_<FIELD>`` environment variable > file — into one immutable :class:`Profile`.
+Owns reading ``environments.toml`` (found by :mod:`harness.project`) and layering overrides on
+it — CLI option > ``HARNESS_<FIELD>`` environment variable > the profile's table > the file's
+``[defaults]`` — into one immutable :class:`Profile`, and the file's ``default = "…"``
+profile. A profile the file protects is loosened only by the file: a variable or an option
+may tighten ``protected``/``allow_writes``, never loosen them, and a protected profile never
+inherits a loosening from ``[defaults]``.
 Credentials never live here: AWS access goes through boto3's normal chain, and when a profile
 leaves the AWS region or endpoint unset, boto3 reads ``AWS_REGION``/``AWS_ENDPOINT_URL`` itself.
-Every problem is a :class:`ConfigError` whose message names the fix. It does no network I/O.
+Every problem is a :class:`ConfigError` whose message names the fix. It does no network I/O,
+and never imports the kinds, the clients or the events (nor any adapter): what the adapters
+declare is handed in (``declared``; :func:`harness.kinds.registry.load_profile` composes the
+two), so every layer can import this module without an import cycle.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from harness.errors import ConfigError as ConfigError
+from harness.errors import TargetError as TargetError
+from harness.project import PROFILES_FILE, project_root
+from harness.project import profiles_file as _profiles_file
 from harness.safety.protect import validate_routes
 
 DEFAULT_PROFILE = "sandbox"
 #: ``harness sweep`` refuses to delete more than this many items unless told (--max).
 DEFAULT_SWEEP_MAX = 1000
-DEFAULT_FILE = "environments.toml"
+DEFAULT_FILE = PROFILES_FILE
 ENV_PREFIX = "HARNESS_"
 
-
-class ConfigError(Exception):
-    """Bad or missing configuration; the message says what to change."""
-
-
-class TargetError(ConfigError):
-    """The target cannot be reached, or is not the environment the profile names (exit 7,
-    where a plain :class:`ConfigError` is exit 8); the message says what to check."""
+#: The settings the adapters declare (name -> :class:`~harness.kinds.base.Setting`), or how
+#: to learn them from the profile's ``adapters`` and the profiles file's folder
+#: (:func:`harness.kinds.registry.declared_settings`): this module never imports adapters.
+Declared = Mapping[str, Any] | Callable[[tuple[str, ...], str], Mapping[str, Any]]
 
 
 def parse_duration(text: str | int | float) -> float:
@@ -45,6 +53,29 @@ def parse_duration(text: str | int | float) -> float:
         raise ValueError(f"{text!r} is not a duration (use e.g. 90s, 30m, 2h, 7d)")
     number, unit = float(match[1]), match[2] or "s"
     return number * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+
+
+def parse_rate(text: str) -> tuple[float, str]:
+    """``"500"``, ``"500/s"``, ``"500 items/s"`` -> (500, items); ``"50cu"``, ``"50 cu/s"``
+    -> (50, cu): the sweeper's read budget (``sweep_max_rate``, ``--max-rate``). Raises
+    ValueError naming the accepted forms."""
+    raw = str(text).strip().lower().replace(" ", "")
+    raw = raw.removesuffix("/s")
+    unit = "items"
+    for suffix, name in (("items", "items"), ("item", "items"), ("rcu", "cu"), ("cu", "cu")):
+        if raw.endswith(suffix):  # a bare unit leaves "", which is not a number: refused below
+            raw, unit = raw.removesuffix(suffix), name
+            break
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not (value > 0 and math.isfinite(value)):  # nan and inf are not budgets either
+        raise ValueError(
+            f"a read budget is a positive number of items or capacity units per second, "
+            f"e.g. 500 (items/s) or 50cu, not {text!r}"
+        )
+    return value, unit
 
 
 #: Where events may travel (``events_bus``).
@@ -129,6 +160,8 @@ class Profile:
     config_dir: str = ""
     #: The profiles file this profile was read from.
     config_file: str = ""
+    #: The folder whose ``.harness`` keeps the run's state (:func:`harness.project.project_root`).
+    project_root: str = field(default="", compare=False)
     #: Guarded fields (:data:`GUARDED`) a ``HARNESS_*`` variable set to something other than
     #: the file's value: field -> variable. See :func:`refuse_env_overrides`.
     env_overrides: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -166,7 +199,16 @@ _ENGINE = {
     f.name: f
     for f in fields(Profile)
     if f.name
-    not in ("name", "kinds", "settings", "sources", "config_dir", "config_file", "env_overrides")
+    not in (
+        "name",
+        "kinds",
+        "settings",
+        "sources",
+        "config_dir",
+        "config_file",
+        "project_root",
+        "env_overrides",
+    )
 }
 #: What decides which environment a run talks to and how it proves it: a variable may not
 #: change these on a profile the user named (see :func:`refuse_env_overrides`).
@@ -203,8 +245,6 @@ def _coerce(field: str, value: Any, source: str) -> Any:
         except ValueError as error:
             raise ConfigError(f"{source}: test_data_ttl: {error}") from None
     if field == "sweep_max_rate":
-        from harness.kinds.dynamo import parse_rate
-
         text = str(value).strip()
         if text:
             try:
@@ -249,54 +289,164 @@ def _coerce(field: str, value: Any, source: str) -> Any:
     return text or (None if field.startswith("aws_") else "")
 
 
-def read_profiles(path: Path) -> dict[str, dict[str, Any]]:
-    """The profiles table of ``path``; a missing file is an empty table, bad TOML an error."""
+#: The top-level table whose fields every profile of the file inherits (``[defaults]``).
+DEFAULTS_TABLE = "defaults"
+#: The top-level key naming the profile a run uses when none is named (``default = "local"``).
+DEFAULT_KEY = "default"
+
+
+@dataclass(frozen=True)
+class ProfilesFile:
+    """What a profiles file says: its profiles, the ``[defaults]`` they share, and the
+    ``default = "…"`` profile ("" when it names none)."""
+
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    default: str = ""
+
+
+def _refuse_credentials(path: Path, where: str, table: Mapping[str, Any]) -> None:
+    if any(k.startswith("aws_secret") or k == "aws_access_key_id" for k in table):
+        raise ConfigError(
+            f"{path}: {where} has unknown field(s) for credentials: credentials "
+            f"never go in this file; use AWS_PROFILE"
+        )
+    secrets = sorted(k for k in table if k in ENVIRONMENT_ONLY)
+    if secrets:
+        variables = ", ".join(ENVIRONMENT_ONLY[k] for k in secrets)
+        raise ConfigError(
+            f"{path}: {where} has {', '.join(secrets)}: credentials never go in "
+            f"this file; remove them and set {variables} in the environment instead"
+        )
+
+
+def read_profiles(path: Path) -> ProfilesFile:
+    """What ``path`` says; a missing file says nothing, bad TOML is an error."""
     try:
         # pragma: no mutate start (equivalent: the same codec on supported systems)
         text = path.read_text(encoding="utf-8")
         # pragma: no mutate end
     except FileNotFoundError:
-        return {}
+        return ProfilesFile()
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML ({error}); fix the syntax there") from None
+    default = data.pop(DEFAULT_KEY, "")
+    if isinstance(default, dict):  # a profile named "default" (before `default =` existed)
+        data[DEFAULT_KEY], default = default, ""
+    defaults = data.pop(DEFAULTS_TABLE, {})
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{path}: {DEFAULTS_TABLE} must be a [defaults] table of shared fields")
+    _refuse_credentials(path, "[defaults]", defaults)
     profiles: dict[str, dict[str, Any]] = {}
     for name, table in data.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: top-level key {name!r} must be a [table] of one profile")
-        if any(k.startswith("aws_secret") or k == "aws_access_key_id" for k in table):
-            raise ConfigError(
-                f"{path}: profile [{name}] has unknown field(s) for credentials: credentials "
-                f"never go in this file; use AWS_PROFILE"
-            )
-        secrets = sorted(k for k in table if k in ENVIRONMENT_ONLY)
-        if secrets:
-            variables = ", ".join(ENVIRONMENT_ONLY[k] for k in secrets)
-            raise ConfigError(
-                f"{path}: profile [{name}] has {', '.join(secrets)}: credentials never go in "
-                f"this file; remove them and set {variables} in the environment instead"
-            )
+        _refuse_credentials(path, f"profile [{name}]", table)
         profiles[name] = table
-    return profiles
+    if not isinstance(default, str):
+        raise ConfigError(
+            f'{path}: default must name a profile, like default = "local" above the first '
+            f"[table], not {default!r}"
+        )
+    if default and default not in profiles and default != DEFAULT_PROFILE:
+        raise ConfigError(
+            f'{path}: default = "{default}" names no profile of this file (profiles: '
+            f"{', '.join(sorted(profiles)) or 'none'}); name one of them, or add [{default}]"
+        )
+    return ProfilesFile(profiles, defaults, default)
 
 
-def profiles_file(path: Path | str | None, environ: Mapping[str, str]) -> Path:
-    return Path(path or environ.get(f"{ENV_PREFIX}CONFIG") or DEFAULT_FILE)
+def profiles_file(
+    path: Path | str | None, environ: Mapping[str, str], start: Path | str | None = None
+) -> Path:
+    """The option's file > ``$HARNESS_CONFIG`` > the nearest ``environments.toml`` from
+    ``start`` (pytest's rootdir; the current folder when None) upward
+    (:func:`harness.project.profiles_file`)."""
+    return _profiles_file(path, environ, start)
 
 
 def default_profile_name(profiles: Mapping[str, Any], file: Path) -> str:
-    """The profile a run uses when none is named (no ``--env``, no ``$HARNESS_ENV``): the
-    file's only profile; else ``sandbox`` (the embedded reference service), which a file may
-    define or leave out; a file of several other profiles must be told which."""
+    """The profile a run uses when none is named (no ``--env``, no ``$HARNESS_ENV``, no
+    ``default = "…"`` in the file): the file's only profile; else ``sandbox`` (the embedded
+    reference service), which a file may define or leave out; a file of several other
+    profiles must be told which."""
     if DEFAULT_PROFILE in profiles or not profiles:
         return DEFAULT_PROFILE
     if len(profiles) == 1:
         return next(iter(profiles))
     raise ConfigError(
         f"{file} defines profiles {', '.join(sorted(profiles))}: name one with --env NAME "
-        f"or HARNESS_ENV"
+        f'or HARNESS_ENV, or write default = "NAME" at the top of {file}'
     )
+
+
+def _kinds_of(table: dict[str, Any], where: str, example: str) -> dict[str, dict[str, Any]]:
+    """The ``kinds`` tables of a profile (or of ``[defaults]``), taken out of ``table``."""
+    # pragma: no mutate start (equivalent: a missing table gives {} either way)
+    kinds = table.pop("kinds", {}) or {}
+    # pragma: no mutate end
+    if not isinstance(kinds, dict) or not all(isinstance(v, dict) for v in kinds.values()):
+        raise ConfigError(f"{where}: kinds must be tables like [{example}.kinds.account]")
+    return kinds
+
+
+def _file_protects(name: str, values: Mapping[str, Any]) -> bool:
+    """Whether the file's own values (inheritance included) protect the profile: it says
+    ``protected = true``, or does not say and is not the sandbox."""
+    said = values.get("protected")
+    return said if said is not None else name != DEFAULT_PROFILE
+
+
+def _refuse_inherited_loosening(
+    name: str, own: Mapping[str, Any], values: Mapping[str, Any], file: Path
+) -> None:
+    """A protected profile never inherits ``protected = false`` or ``allow_writes`` from
+    ``[defaults]``: it loosens itself only by saying so under its own table."""
+    if "protected" not in own and values.get("protected") is False and name != DEFAULT_PROFILE:
+        raise ConfigError(
+            f"{file}: profile [{name}] would inherit protected = false from [defaults], but a "
+            f"profile that does not say is protected: write protected = false under [{name}] "
+            f"itself if it really is a test environment (or drop it from [defaults])"
+        )
+    if "allow_writes" not in own and values.get("allow_writes") and _file_protects(name, values):
+        raise ConfigError(
+            f"{file}: protected profile [{name}] would inherit allow_writes from [defaults]: a "
+            f"protected profile names the writes it lets through itself; write allow_writes = "
+            f"[...] under [{name}] (or drop it from [defaults])"
+        )
+
+
+def _refuse_loosening(
+    name: str,
+    field_name: str,
+    value: Any,
+    file_values: Mapping[str, Any],
+    how: tuple[str, str],
+    file: Path,
+) -> None:
+    """On a profile the file protects, ``protected`` and ``allow_writes`` may be tightened
+    by a variable or an option, never loosened: ``how`` is (what set it, how to undo it)."""
+    label, undo = how
+    if field_name == "protected" and value is False:
+        said = "protected = true" if file_values.get(field_name) else "it does not say: protected"
+        raise ConfigError(
+            f"{label} would unprotect profile [{name}], which {file} protects ({said}): only "
+            f"the file can loosen a protected profile. {undo}, or write protected = false "
+            f"under [{name}] in {file} if it really is a test environment"
+        )
+    allowed = tuple(file_values.get("allow_writes", ()))
+    extra = (
+        [route for route in value if route not in allowed] if field_name == "allow_writes" else []
+    )
+    if extra:
+        raise ConfigError(
+            f"{label} would let {', '.join(extra)} through on profile [{name}], which {file} "
+            f"protects (its allow_writes: {', '.join(allowed) or 'none'}): only the file can "
+            f"loosen a protected profile. {undo} or name only routes the file allows, or add "
+            f"them to allow_writes under [{name}] in {file}"
+        )
 
 
 def load_profile(
@@ -304,22 +454,32 @@ def load_profile(
     path: Path | str | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
-    declared: Mapping[str, Any] | None = None,
+    *,
+    declared: Declared,
+    start: Path | str | None = None,
 ) -> Profile:
-    """Resolve one profile: CLI ``overrides`` > ``HARNESS_*`` in ``environ`` > the file.
+    """Resolve one profile: CLI ``overrides`` > ``HARNESS_*`` in ``environ`` > the file
+    (the profile's own table > the file's ``[defaults]``). On a profile the file protects,
+    a variable or an option may tighten ``protected``/``allow_writes`` but never loosen them.
 
-    ``declared`` maps each adapter setting name to its :class:`~harness.kinds.base.Setting`;
-    when None, the adapters the profile names are imported to learn them."""
+    ``declared`` maps each adapter setting name to its :class:`~harness.kinds.base.Setting`,
+    or learns them from the profile's adapters (a callable; what
+    :func:`harness.kinds.registry.load_profile` passes). Unless ``path`` or
+    ``$HARNESS_CONFIG`` names the file, it is looked for from ``start`` (pytest's rootdir;
+    the current folder when None) upward."""
     environ = os.environ if environ is None else environ
     started_sandbox = (
         environ[STARTED_SANDBOX_VARIABLE].split() if STARTED_SANDBOX_VARIABLE in environ else []
     )
-    file = profiles_file(path, environ)
-    profiles = read_profiles(file)
+    file = profiles_file(path, environ, start)
+    read = read_profiles(file)
+    profiles = read.profiles
     if name:
         name_source = "option"
     elif environ.get(f"{ENV_PREFIX}ENV"):
         name, name_source = environ[f"{ENV_PREFIX}ENV"], f"${ENV_PREFIX}ENV"
+    elif read.default:
+        name, name_source = read.default, "file"
     else:
         name, name_source = default_profile_name(profiles, file), "default"
     if name not in profiles and name != DEFAULT_PROFILE:
@@ -329,26 +489,37 @@ def load_profile(
             f"unknown environment profile {name!r} in {where}; known profiles: {known}. "
             f"Add a [{name}] table to {file} or pass --env with one of the known names."
         )
-    table = dict(profiles.get(name, {}))
+    own = dict(profiles.get(name, {}))
+    # [defaults] is shared by the profiles the file defines (not the bare built-in sandbox)
+    inherited = dict(read.defaults) if name in profiles else {}
     source_of = f"{file} [{name}]"
     values: dict[str, Any] = {}
     sources: dict[str, str] = {"name": name_source}
     env_overrides: dict[str, str] = {}
-    # pragma: no mutate start (equivalent: a missing table gives {} either way)
-    declared_kinds = table.pop("kinds", {}) or {}
-    # pragma: no mutate end
-    if not isinstance(declared_kinds, dict):
-        raise ConfigError(f"{source_of}: kinds must be tables like [{name}.kinds.account]")
+    own_kinds = _kinds_of(own, source_of, name)
+    shared_kinds = _kinds_of(inherited, f"{file} [defaults]", DEFAULTS_TABLE)
+    declared_kinds = {
+        kind: {**shared_kinds.get(kind, {}), **own_kinds.get(kind, {})}
+        for kind in {**shared_kinds, **own_kinds}
+    }
+    table = {**inherited, **own}
     engine_in_file = {k: v for k, v in table.items() if k in _ENGINE}
     extra_in_file = {k: v for k, v in table.items() if k not in _ENGINE}
     for field_name, value in engine_in_file.items():
-        values[field_name] = _coerce(field_name, value, source_of)
-        sources[field_name] = "file"
+        mine = field_name in own
+        values[field_name] = _coerce(field_name, value, source_of if mine else f"{file} [defaults]")
+        sources[field_name] = "file" if mine else "defaults"
+    _refuse_inherited_loosening(name, own, values, file)
+    file_values = dict(values)
+    protects = _file_protects(name, file_values)
     for field_name in _ENGINE:
         variable = f"{ENV_PREFIX}{field_name.upper()}"
         env_value = environ.get(variable)
         if env_value is not None and env_value != "":
             value = _coerce(field_name, env_value, f"${variable}")
+            if protects:
+                how = (f"${variable}", f"Unset {variable}")
+                _refuse_loosening(name, field_name, value, file_values, how, file)
             if variable in started_sandbox:
                 sources[field_name] = "sandbox"
             else:
@@ -363,18 +534,23 @@ def load_profile(
             values[field_name] = value
     for field_name, value in (overrides or {}).items():
         if value is not None:
-            values[field_name] = _coerce(field_name, value, f"option for {field_name}")
+            value = _coerce(field_name, value, f"option for {field_name}")
+            if protects:
+                how = (f"the option for {field_name}", "Drop the option")
+                _refuse_loosening(name, field_name, value, file_values, how, file)
+            values[field_name] = value
             sources[field_name] = "option"
     config_dir = str(file.resolve().parent)
     adapters = tuple(values.get("adapters", ()))
-    if declared is None:
-        from harness.kinds.registry import declared_settings
-
-        declared = declared_settings(adapters, config_dir)
+    if callable(declared):
+        declared = declared(adapters, config_dir)
     unknown = sorted(set(extra_in_file) - set(declared))
     if unknown:
+        where = f"profile [{name}]"
+        if not set(unknown) & set(own):
+            where = f"[defaults] (inherited by [{name}])"
         raise ConfigError(
-            f"{file}: profile [{name}] has unknown field(s) {', '.join(unknown)}; engine "
+            f"{file}: {where} has unknown field(s) {', '.join(unknown)}; engine "
             f"fields: {', '.join(_ENGINE)}"
             + (f"; settings of its adapters: {', '.join(sorted(declared))}" if declared else "")
             + (
@@ -387,25 +563,28 @@ def load_profile(
     for setting_name in declared:
         if setting_name in extra_in_file:
             value = extra_in_file[setting_name]
+            mine = setting_name in own
             if not isinstance(value, str):
-                raise ConfigError(f"{source_of}: {setting_name} must be a string, not {value!r}")
+                where = source_of if mine else f"{file} [defaults]"
+                raise ConfigError(f"{where}: {setting_name} must be a string, not {value!r}")
             settings[setting_name] = value.strip()
-            sources[setting_name] = "file"
+            sources[setting_name] = "file" if mine else "defaults"
         variable = f"{ENV_PREFIX}{setting_name.upper()}"
         if environ.get(variable):
             settings[setting_name] = str(environ[variable]).strip()
             sources[setting_name] = "sandbox" if variable in started_sandbox else f"${variable}"
     profile = Profile(
         name=name,
-        kinds={k: dict(v) for k, v in declared_kinds.items()},
+        kinds=declared_kinds,
         settings=settings,
         sources=sources,
         config_dir=config_dir,
         config_file=str(file),
+        project_root=str(project_root(path, environ, start)),
         env_overrides=env_overrides,
         **values,
     )
-    _validate(profile, file, declared)
+    _validate(profile, file, declared, set(own_kinds))
     return profile
 
 
@@ -430,7 +609,7 @@ def refuse_env_overrides(
         and environ[ALLOW_OVERRIDE_VARIABLE].strip().lower() in _TRUE
     ):
         return
-    if profile.sources.get("name") not in ("option", f"${ENV_PREFIX}ENV"):
+    if profile.sources.get("name") not in ("option", f"${ENV_PREFIX}ENV", "file"):
         return
     changed = dict(profile.env_overrides)
     if profile.is_sandbox:
@@ -439,7 +618,9 @@ def refuse_env_overrides(
                 del changed[field_name]
     if not changed:
         return
-    how = "--env" if profile.sources.get("name") == "option" else f"${ENV_PREFIX}ENV"
+    how = {"option": "--env", "file": f'default = "{profile.name}" in its file'}.get(
+        profile.sources["name"], f"${ENV_PREFIX}ENV"
+    )
     variables = ", ".join(changed.values())
     raise ConfigError(
         f"profile [{profile.name}] was named explicitly ({how}), but {variables} change its "
@@ -462,6 +643,8 @@ def provenance(profile: Profile) -> dict[str, Any]:
             return f"file {file_label}"
         if found == "option":
             return "flag"
+        if found == "defaults":
+            return f"file {file_label} [defaults]"
         if found:
             return found if found == "sandbox" else f"variable {found}"
         return "default"
@@ -469,11 +652,18 @@ def provenance(profile: Profile) -> dict[str, Any]:
     environment_source = source("environment")
     if environment_source == "default":
         environment_source = "the profile's name"
+    protected_source = source("protected")
+    if protected_source == "default":
+        protected_source = (
+            "default: the sandbox profile" if profile.is_sandbox else "default: not the sandbox"
+        )
+    writes = list(profile.allow_writes) if profile.is_protected else []
     return {
         "profile": profile.name,
         "profile_source": {
             "option": "flag --env",
             "default": "default",
+            "file": f'default = "{profile.name}" in {file_label}',
         }.get(name_source, f"variable {name_source}"),
         "config_file": file_label,
         "base_url": profile.base_url,
@@ -483,6 +673,10 @@ def provenance(profile: Profile) -> dict[str, Any]:
         "aws_endpoint_url": profile.aws_endpoint_url or "",
         "aws_endpoint_url_source": source("aws_endpoint_url") if profile.aws_endpoint_url else "",
         "overridden_by_variables": sorted(profile.env_overrides.values()),
+        "protected": profile.is_protected,
+        "protected_source": protected_source,
+        "allow_writes": writes,
+        "allow_writes_source": source("allow_writes") if writes else "",
     }
 
 
@@ -495,17 +689,26 @@ def describe_target(target: Mapping[str, Any]) -> str:
     )
     if target.get("aws_endpoint_url"):
         line += f", AWS endpoint {target['aws_endpoint_url']} ({target['aws_endpoint_url_source']})"
+    if "protected" in target:
+        line += f", {'protected' if target['protected'] else 'unprotected'} "
+        line += f"({target['protected_source']})"
+    if target.get("allow_writes"):
+        line += f", writes allowed: {', '.join(target['allow_writes'])} "
+        line += f"({target['allow_writes_source']})"
     return line
 
 
-def _validate(profile: Profile, file: Path, declared: Mapping[str, Any]) -> None:
+def _validate(
+    profile: Profile, file: Path, declared: Mapping[str, Any], own_kinds: set[str]
+) -> None:
     if profile.base_url and not re.match(r"^https?://[^/\s]+", profile.base_url):
         raise ConfigError(
             f"base_url {profile.base_url!r} of profile [{profile.name}] is not an http(s) URL; "
             f"set it like https://api.staging.example.com"
         )
     for kind_name, spec in profile.kinds.items():
-        _validate_declared_kind(profile.name, kind_name, spec, file)
+        table = profile.name if kind_name in own_kinds else DEFAULTS_TABLE
+        _validate_declared_kind(table, kind_name, spec, file)
     if profile.identity == "none" and profile.is_protected:
         raise ConfigError(
             f'profile [{profile.name}] is protected and has identity = "none": a protected '

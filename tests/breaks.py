@@ -186,6 +186,23 @@ BREAKS = [
         "",
         (U + "test_http_recording.py::test_every_request_carries_the_run_header_and_user_agent",),
     ),
+    Break(
+        "protection: a variable may loosen a protected profile (HARNESS_PROTECTED=false)",
+        "harness/config.py",
+        '            if protects:\n                how = (f"${variable}", f"Unset {variable}")',
+        '            if False:\n                how = (f"${variable}", f"Unset {variable}")',
+        (
+            U + "test_config_protection.py::"
+            "test_a_variable_cannot_unprotect_a_profile_the_file_protects",
+        ),
+    ),
+    Break(
+        "discovery: the profiles file looked for in the current folder only, not above",
+        "harness/project.py",
+        "    for candidate in (folder, *folder.parents):",
+        "    for candidate in (folder,):",
+        (U + "test_config_discovery.py::test_the_nearest_file_is_found_in_the_folder_or_above",),
+    ),
 ]
 
 

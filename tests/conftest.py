@@ -16,7 +16,7 @@ import pytest
 from hypothesis import settings
 
 from harness.clients.aws import Aws
-from harness.config import load_profile
+from harness.kinds.registry import load_profile
 from harness.run.local_sandbox import LocalSandbox
 
 # Property tests check properties, not speed: hypothesis's per-example deadline measures wall

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.project import STATE_FOLDER, project_root
+
 State = Literal["pending", "created", "deleted", "failed", "kept"]
 SETTLED: frozenset[str] = frozenset({"deleted", "kept"})
 
@@ -40,8 +42,14 @@ class Resource:
         return f"{self.kind}({ids})"
 
 
-def default_state_dir() -> Path:
-    return Path(os.environ.get("HARNESS_STATE_DIR") or ".harness")
+def default_state_dir(root: Path | str | None = None) -> Path:
+    """``$HARNESS_STATE_DIR``, else ``.harness`` in the project root: ``root`` (a profile's
+    ``project_root``), or the one found from the current folder — the folder of the nearest
+    ``environments.toml`` (:func:`harness.project.project_root`)."""
+    override = os.environ.get("HARNESS_STATE_DIR")
+    if override:
+        return Path(override)
+    return Path(root or project_root(None, os.environ)) / STATE_FOLDER
 
 
 def run_dir(state_dir: Path, run_id: str, shard: str = "") -> Path:

@@ -32,14 +32,13 @@ from harness.config import (
     ConfigError,
     Profile,
     describe_target,
-    load_profile,
     provenance,
     refuse_env_overrides,
 )
 from harness.kinds.base import Setting
 from harness.kinds.declared import DeclaredKind
 from harness.kinds.lease import EXPIRES
-from harness.kinds.registry import load_kinds, settings_tables
+from harness.kinds.registry import load_kinds, load_profile, settings_tables
 from harness.run import outcome
 from harness.run.local_sandbox import LocalSandbox, SandboxError
 from harness.safety import preflight
@@ -340,7 +339,7 @@ def run(
 
                 try:
                     sandbox = LocalSandbox.start(
-                        default_state_dir() / "sandbox" / "doctor.log",
+                        default_state_dir(profile.project_root) / "sandbox" / "doctor.log",
                         sandbox_arguments(profile),
                     )
                 except SandboxError as error:

@@ -22,7 +22,8 @@ from harness.cleanup.journal import default_state_dir
 # Only light imports here: `harness run` starts the sandbox before the heavy ones (pytest,
 # boto3, the plugins), so the two start-ups overlap. Commands import what they need.
 from harness.config import DEFAULT_SWEEP_MAX as DEFAULT_MAX
-from harness.config import ConfigError, Profile, TargetError, load_profile, refuse_env_overrides
+from harness.config import ConfigError, Profile, TargetError, refuse_env_overrides
+from harness.kinds.registry import load_profile
 from harness.namespace import RunId
 from harness.reporting import outputs
 from harness.run import options, outcome, streams
@@ -107,8 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--env",
         metavar="NAME",
-        help="profile in environments.toml (default: $HARNESS_ENV, the file's only profile, "
-        "or sandbox)",
+        help="profile in environments.toml (default: $HARNESS_ENV, the file's default = "
+        '"NAME", its only profile, or sandbox)',
     )
     run.add_argument(
         "--suite", choices=sorted(SUITES), default="all", help="which tests (default: all)"
@@ -163,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--env",
         metavar="NAME",
-        help="profile (default: $HARNESS_ENV, the file's only profile, or sandbox)",
+        help="profile (default: $HARNESS_ENV, the file's default, its only profile, or sandbox)",
     )
     sweep.add_argument(
         "--older-than",
@@ -280,7 +281,7 @@ def _add_report_commands(commands: argparse._SubParsersAction) -> None:
     doctor.add_argument(
         "--env",
         metavar="NAME",
-        help="profile (default: $HARNESS_ENV, the file's only profile, or sandbox)",
+        help="profile (default: $HARNESS_ENV, the file's default, its only profile, or sandbox)",
     )
     doctor.add_argument("--harness-config", metavar="PATH", help="profiles file")
     doctor.add_argument(

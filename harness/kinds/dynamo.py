@@ -26,6 +26,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+# The read budget's syntax is a profile field's (sweep_max_rate): it lives in config now.
+from harness.config import parse_rate as parse_rate
+
 #: BatchGetItem's limit of keys per call.
 BATCH_GET_MAX = 100
 
@@ -139,28 +142,6 @@ class RateLimiter:
         start for every page, work that grows with the square of the table."""
         per_item = 1.0 if self.unit == "items" else 0.5
         return max(10, min(10_000, int(5 * self.rate / per_item)))
-
-
-def parse_rate(text: str) -> tuple[float, str]:
-    """``"500"``, ``"500/s"``, ``"500 items/s"`` -> (500, items); ``"50cu"``, ``"50 cu/s"``
-    -> (50, cu). Raises ValueError naming the accepted forms."""
-    raw = str(text).strip().lower().replace(" ", "")
-    raw = raw.removesuffix("/s")
-    unit = "items"
-    for suffix, name in (("items", "items"), ("item", "items"), ("rcu", "cu"), ("cu", "cu")):
-        if raw.endswith(suffix) and raw[: -len(suffix)]:
-            raw, unit = raw[: -len(suffix)], name
-            break
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value != value or value == float("inf"):
-        raise ValueError(
-            f"a read budget is a positive number of items or capacity units per second, "
-            f"e.g. 500 (items/s) or 50cu, not {text!r}"
-        )
-    return value, unit
 
 
 def _encode(value: Any) -> Any:

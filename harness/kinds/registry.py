@@ -11,7 +11,9 @@ Owns discovery, in one place that the pytest plugin and every CLI command share:
   entry-point group; every :class:`~harness.kinds.base.Kind` subclass with a ``name`` in them;
 - kinds declared without code under ``[profile.kinds.NAME]`` (:mod:`harness.kinds.declared`).
 
-It imports user code but never talks to an environment.
+It is also the layer that composes a profile with what its adapters declare
+(:func:`load_profile`): :mod:`harness.config` reads files and variables and never imports an
+adapter. It imports user code but never talks to an environment.
 """
 
 from __future__ import annotations
@@ -21,15 +23,17 @@ import sys
 from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from harness.config import ConfigError
+from harness import config
+from harness.config import Profile
+from harness.errors import ConfigError
 from harness.kinds.base import Kind, Setting
 
 if TYPE_CHECKING:
     from harness.clients.aws import Aws
-    from harness.config import Profile
 
 ENTRY_POINT_GROUP = "env_harness.adapters"
 
@@ -99,6 +103,22 @@ def declared_settings(adapters: Iterable[str], config_dir: str) -> dict[str, Set
         for setting in cls.settings:
             settings[setting.name] = setting
     return settings
+
+
+def load_profile(
+    name: str | None = None,
+    path: Path | str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    start: Path | str | None = None,
+) -> Profile:
+    """The profile, with the settings its adapters' kinds declare (the adapters it names are
+    imported to learn them): :func:`harness.config.load_profile` given
+    :func:`declared_settings`. What the plugin and every command load."""
+    return config.load_profile(
+        name, path, overrides, environ, declared=declared_settings, start=start
+    )
 
 
 def load_kinds(profile: Profile, aws: Aws) -> dict[str, Kind]:

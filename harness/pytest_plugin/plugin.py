@@ -89,7 +89,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--harness-config",
         dest="harness_config",
         metavar="PATH",
-        help="profiles file (default: $HARNESS_CONFIG or ./environments.toml)",
+        help="profiles file (default: $HARNESS_CONFIG, else the nearest environments.toml "
+        "from the rootdir up)",
     )
     group.addoption(
         "--base-url", dest="harness_base_url", metavar="URL", help="override the base URL"
@@ -214,6 +215,7 @@ def _target(config: pytest.Config) -> TargetOptions:
         config=config.getoption("harness_config"),
         base_url=config.getoption("harness_base_url"),
         allow_env_override=bool(config.getoption("harness_allow_env_override")),
+        root=str(config.rootpath),  # the profiles file is found from pytest's rootdir
     )
 
 

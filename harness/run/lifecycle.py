@@ -36,14 +36,13 @@ from harness.config import (
     Profile,
     TargetError,
     describe_target,
-    load_profile,
     provenance,
     refuse_env_overrides,
 )
 from harness.events.quiescence import wait_for_quiescence
 from harness.kinds.base import Kind
 from harness.kinds.lease import LeaseKind
-from harness.kinds.registry import load_kinds
+from harness.kinds.registry import load_kinds, load_profile
 from harness.namespace import Namespace, RunId, shard_part, worker_part
 from harness.reporting import latency
 from harness.reporting.report import RunReport
@@ -79,6 +78,9 @@ class TargetOptions:
     base_url: str | None = None
     #: The user confirmed that HARNESS_* variables may change a named profile's target.
     allow_env_override: bool = False
+    #: Where the profiles file is looked for (upward) when none is named: pytest's rootdir;
+    #: None, the current folder. Its folder is the project root, where ``.harness`` lives.
+    root: str | None = None
 
 
 def resolve_profile(
@@ -86,7 +88,11 @@ def resolve_profile(
 ) -> Profile:
     """The profile; with ``check``, refused when stale variables redirect a named one."""
     profile = load_profile(
-        options.env, options.config, {"base_url": options.base_url}, environ=environ
+        options.env,
+        options.config,
+        {"base_url": options.base_url},
+        environ=environ,
+        start=options.root,
     )
     if check:
         refuse_env_overrides(profile, options.allow_env_override, environ)
@@ -209,7 +215,7 @@ def _start_controller(
         profile = resolve_profile(options, check=True)
         if profile.needs_local_sandbox:
             progress("starting the local sandbox…")
-            log = default_state_dir() / "sandbox" / f"{run_id}.log"
+            log = default_state_dir(profile.project_root) / "sandbox" / f"{run_id}.log"
             pending = LocalSandbox.spawn(log, sandbox_arguments(profile))
             undo.add(pending.stop)
             faultpoints.reach("sandbox-start")
@@ -233,7 +239,7 @@ def _start_controller(
                 message += f" ({describe_target(known)})"
         raise StartError(message, status, known) from None
     progress(describe_target(target))
-    state_dir = default_state_dir()
+    state_dir = default_state_dir(profile.project_root)
     folder = run_dir(state_dir, str(run_id), shard)
     worker = worker_part(None, os.environ.get("HARNESS_SHARD"))
     lock = _take_run_lock(folder, worker, str(run_id), target, undo)
@@ -355,7 +361,7 @@ def start_worker(options: TargetOptions, run_id: str, seed: int, xdist_worker: s
     rid = RunId.parse(run_id)
     shard = shard_part(os.environ.get("HARNESS_SHARD"))
     worker = worker_part(xdist_worker, os.environ.get("HARNESS_SHARD"))
-    state_dir = default_state_dir()
+    state_dir = default_state_dir(profile.project_root)
     try:
         lock = hold(run_dir(state_dir, run_id, shard), worker)
     except (RunInUse, OSError) as error:

@@ -14,6 +14,7 @@ import pytest
 from harness.cleanup.residue import check
 from harness.clients.aws import Aws
 from harness.config import ConfigError, load_profile
+from harness.kinds import registry
 from harness.kinds.declared import DeclaredKind
 from harness.namespace import Namespace, RunId
 from harness.safety.guards import Owner
@@ -31,7 +32,7 @@ SPEC = {
 
 @pytest.fixture(scope="module")
 def notes(sandbox_environ: dict[str, str]) -> tuple[DeclaredKind, Counter[str], Namespace]:
-    profile = load_profile("sandbox", REPO / "environments.toml", environ=sandbox_environ)
+    profile = registry.load_profile("sandbox", REPO / "environments.toml", environ=sandbox_environ)
     aws = Aws(profile)
     table = f"notes-{secrets.token_hex(3)}"
     aws.dynamodb_client.create_table(

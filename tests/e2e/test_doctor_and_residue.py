@@ -17,7 +17,7 @@ import requests
 
 from harness.cli import doctor
 from harness.clients.aws import Aws
-from harness.config import load_profile
+from harness.kinds.registry import load_profile
 from harness.namespace import Namespace, RunId
 from tests.conftest import REPO
 from tests.digest import items_mentioning

@@ -25,9 +25,10 @@ from typing import Any
 
 import pytest
 
-from harness.config import Profile, load_profile
+from harness.config import Profile
 from harness.events.contracts import Contracts, ContractViolation, encode_wire, registry_version
 from harness.events.stream import EventStream, Expectations, LatencyRecorder, build_event
+from harness.kinds.registry import load_profile
 from harness.namespace import Namespace, RunId, worker_part
 from harness.run.local_sandbox import LocalSandbox
 from tests.e2e.test_environment_unchanged import harness_run

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from harness.clients.aws import Aws
-from harness.config import load_profile
 from harness.kinds import load_kinds
+from harness.kinds.registry import load_profile
 from harness.safety import preflight
 from tests.conftest import REPO
 

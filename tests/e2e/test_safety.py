@@ -19,8 +19,8 @@ import requests
 from harness.cleanup.journal import Journal
 from harness.cleanup.recovery import write_owner
 from harness.clients.aws import Aws
-from harness.config import load_profile
 from harness.kinds.lease import LeaseKind
+from harness.kinds.registry import load_profile
 from harness.namespace import Namespace, RunId
 from harness.waiting import eventually, wait_until
 from tests.conftest import REPO

@@ -18,9 +18,9 @@ import pytest
 
 from harness.cleanup import sweeper
 from harness.clients.aws import Aws
-from harness.config import load_profile
 from harness.kinds import Kind, load_kinds
 from harness.kinds.dynamo import Checkpoint, ScanControl
+from harness.kinds.registry import load_profile
 from harness.namespace import Namespace, RunId
 from tests.conftest import REPO
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from harness.clients.aws import Aws
-from harness.config import load_profile
 from harness.kinds import load_kinds
+from harness.kinds.registry import load_profile
 from harness.namespace import RunId
 from harness.safety.guards import Owner, check
 from tests.conftest import CONTRACTS, REPO

@@ -5,6 +5,7 @@ import pytest
 
 from fixtures.kinds import NOTIFICATIONS, TOKENS, USERS
 from harness.config import ConfigError, Profile, load_profile, parse_duration
+from harness.kinds import registry
 
 #: The reference adapter's settings, as its kinds declare them.
 DECLARED = {s.name: s for s in (USERS, TOKENS, NOTIFICATIONS)}
@@ -94,9 +95,14 @@ def test_errors_name_the_fix(
         load(name, path, environ=environ)
 
 
-def test_protected_from_environment(profiles: Path) -> None:
-    environ = {"HARNESS_PROTECTED": "false"}
-    assert not load("staging", profiles, environ=environ).is_protected
+def test_protected_from_environment_only_tightens(profiles: Path) -> None:
+    """A variable may protect a profile the file leaves open, never open one it protects
+    (staging says nothing: protected; issue 20, item 3)."""
+    with pytest.raises(ConfigError, match=r"^\$HARNESS_PROTECTED would unprotect profile"):
+        load("staging", profiles, environ={"HARNESS_PROTECTED": "false"})
+    profiles.write_text(STAGING + "protected = false\n")
+    assert not load("staging", profiles, environ={}).is_protected
+    assert load("staging", profiles, environ={"HARNESS_PROTECTED": "true"}).is_protected
 
 
 @pytest.mark.parametrize(
@@ -127,7 +133,7 @@ marker = "owner"
 def test_declared_kinds_need_no_adapter_code(tmp_path: Path) -> None:
     path = tmp_path / "environments.toml"
     path.write_text(DECLARED_KINDS)
-    profile = load_profile("local", path, environ={})
+    profile = registry.load_profile("local", path, environ={})
     assert profile.kinds["note"] == {
         "table": "notes",
         "key": ["owner", "note_id"],
@@ -150,7 +156,7 @@ def test_a_bad_declared_kind_names_the_fix(tmp_path: Path, extra: str, message: 
     path = tmp_path / "environments.toml"
     path.write_text(DECLARED_KINDS + extra)
     with pytest.raises(ConfigError, match=message):
-        load_profile("local", path, environ={})
+        registry.load_profile("local", path, environ={})
 
 
 def test_an_unknown_field_names_the_adapters_settings(profiles: Path) -> None:
@@ -164,7 +170,7 @@ def test_no_identity_is_refused_on_a_protected_profile(tmp_path: Path) -> None:
     path = tmp_path / "environments.toml"
     path.write_text(DECLARED_KINDS.replace("protected = false", "protected = true"))
     with pytest.raises(ConfigError, match="must prove who it is"):
-        load_profile("local", path, environ={})
+        registry.load_profile("local", path, environ={})
 
 
 def test_adapter_settings_are_overridden_by_their_variables(profiles: Path) -> None:
@@ -273,7 +279,8 @@ def test_the_profile_name_option_wins_over_harness_env(profiles: Path) -> None:
     ],
 )
 def test_protected_spellings(tmp_path: Path, value: object, expected: bool) -> None:
-    profile = load("staging", write(tmp_path, STAGING), overrides={"protected": value}, environ={})
+    path = write(tmp_path, STAGING + "protected = false\n")  # open: either way is allowed
+    profile = load("staging", path, overrides={"protected": value}, environ={})
     assert profile.protected is expected
 
 
@@ -317,8 +324,9 @@ def test_identity_modes(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load("staging", path, environ={"HARNESS_IDENTITY": "none"})
     assert 'is protected and has identity = "none"' in str(error.value)
-    unprotected = {"HARNESS_IDENTITY": "none", "HARNESS_PROTECTED": "no"}
-    assert load("staging", path, environ=unprotected).identity == "none"
+    unprotected = write(tmp_path, STAGING + "protected = false\n")
+    assert load("staging", unprotected, environ={"HARNESS_IDENTITY": "none"}).identity == "none"
+    path = write(tmp_path, STAGING)
     with pytest.raises(ConfigError) as error:
         load("staging", path, environ={"HARNESS_IDENTITY": "aws-account"})
     assert str(error.value) == (
@@ -448,12 +456,12 @@ def test_an_unknown_profile_in_an_existing_file_lists_the_known_ones(profiles: P
 
 
 def test_the_adapters_the_profile_names_declare_its_settings(tmp_path: Path) -> None:
-    """Without ``declared`` the adapter modules are imported to learn their settings."""
+    """The registry's loader imports the adapter modules to learn their settings."""
     text = STAGING + 'adapters = ["fixtures.kinds"]\n'
-    profile = load_profile("staging", write(tmp_path, text), environ={})
+    profile = registry.load_profile("staging", write(tmp_path, text), environ={})
     assert profile.adapters == ("fixtures.kinds",) and profile.users_table == "stg-users"
     with pytest.raises(ConfigError, match="unknown field"):
-        load_profile("staging", write(tmp_path, STAGING), environ={})  # no adapter: unknown
+        registry.load_profile("staging", write(tmp_path, STAGING), environ={})  # no adapter
 
 
 def test_the_process_environment_is_read_when_none_is_given(

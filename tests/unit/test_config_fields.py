@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import ConfigError, Profile, load_profile
+from harness.config import ConfigError, Profile, load_profile, parse_rate
 
 BASE = '[staging]\nbase_url = "https://api.staging.example.com"\n'
 
@@ -30,6 +30,31 @@ def in_file(tmp_path: Path) -> str:
 
 
 # -- sweep_max_rate ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [
+        ("1", (1.0, "items")),
+        ("0.5cu", (0.5, "cu")),
+        ("500item", (500.0, "items")),
+        ("500 ITEM/s", (500.0, "items")),
+        ("50 cu / s", (50.0, "cu")),  # spaces anywhere
+        ("2 r c u", (2.0, "cu")),
+    ],
+)
+def test_a_read_budget_in_every_spelling(text: str, rate: tuple[float, str]) -> None:
+    assert parse_rate(text) == rate
+
+
+@pytest.mark.parametrize("text", ["cu", "rcu", "items", "/s", "5cuitems", "1e999", "-inf", "0.0"])
+def test_a_read_budget_is_a_positive_finite_number_of_one_unit(text: str) -> None:
+    with pytest.raises(ValueError) as error:
+        parse_rate(text)
+    assert str(error.value) == (
+        "a read budget is a positive number of items or capacity units per second, e.g. 500 "
+        f"(items/s) or 50cu, not {text!r}"
+    )
 
 
 def test_sweep_max_rate_is_checked_and_kept_as_written(tmp_path: Path) -> None:
@@ -68,7 +93,8 @@ def test_sensitive_keys_must_be_a_list_of_words(tmp_path: Path, bad: str) -> Non
 
 def test_allow_writes_from_a_comma_separated_variable(tmp_path: Path) -> None:
     environ = {"HARNESS_ALLOW_WRITES": " post /login , , PUT /b "}
-    assert load(tmp_path, environ=environ).allow_writes == ("POST /login", "PUT /b")
+    extra = "protected = false\n"  # the file leaves it open: a variable may name any routes
+    assert load(tmp_path, extra, environ).allow_writes == ("POST /login", "PUT /b")
 
 
 @pytest.mark.parametrize("bad", ["[1]", '{"POST /login" = true}', "5"])

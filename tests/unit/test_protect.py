@@ -262,10 +262,12 @@ def test_allow_writes_and_sensitive_keys_in_a_profile(tmp_path: Path) -> None:
     profile = load_profile("prod", profiles, environ={}, declared={})
     assert profile.allow_writes == ("POST /login", "POST /sessions/{id}")
     assert profile.sensitive_keys == ("pin", "otp")
-    from_env = load_profile(
-        "prod", profiles, environ={"HARNESS_ALLOW_WRITES": "POST /a, PUT /b"}, declared={}
+    narrower = {"HARNESS_ALLOW_WRITES": "POST /login"}  # a variable may only narrow the file's
+    assert load_profile("prod", profiles, environ=narrower, declared={}).allow_writes == (
+        "POST /login",
     )
-    assert from_env.allow_writes == ("POST /a", "PUT /b")
+    with pytest.raises(ConfigError, match=r"^\$HARNESS_ALLOW_WRITES would let POST /a through"):
+        load_profile("prod", profiles, environ={"HARNESS_ALLOW_WRITES": "POST /a"}, declared={})
     profiles.write_text('[prod]\nbase_url = "https://api.example.com"\nallow_writes = ["/login"]\n')
     with pytest.raises(ConfigError, match=r'allow_writes: .* write it as "METHOD /path"'):
         load_profile("prod", profiles, environ={}, declared={})

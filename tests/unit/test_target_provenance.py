@@ -21,6 +21,7 @@ from harness.config import (
     provenance,
     refuse_env_overrides,
 )
+from harness.kinds import registry
 
 DECLARED = {s.name: s for s in (USERS, TOKENS, NOTIFICATIONS)}
 STAGING = """
@@ -90,7 +91,8 @@ def test_several_profiles_without_a_name_are_refused_naming_the_file(tmp_path: P
     with pytest.raises(ConfigError) as error:
         load_profile(None, path, environ={}, declared=DECLARED)
     assert str(error.value) == (
-        f"{path} defines profiles qa, staging: name one with --env NAME or HARNESS_ENV"
+        f"{path} defines profiles qa, staging: name one with --env NAME or HARNESS_ENV, or "
+        f'write default = "NAME" at the top of {path}'
     )
 
 
@@ -139,7 +141,7 @@ def test_adapter_modules_are_found_beside_the_profiles_file(
     )
     monkeypatch.setattr(sys, "path", list(sys.path))  # the folder is added to it: undone after
     try:
-        profile = load_profile("shop", path, environ={})
+        profile = registry.load_profile("shop", path, environ={})
     finally:
         sys.modules.pop(module, None)
     assert profile.settings == {"orders_table": "o"}
@@ -162,10 +164,14 @@ def test_provenance_of_a_profile_built_in_code_says_defaults() -> None:
         "aws_endpoint_url": "",
         "aws_endpoint_url_source": "",
         "overridden_by_variables": [],
+        "protected": True,
+        "protected_source": "default: not the sandbox",
+        "allow_writes": [],
+        "allow_writes_source": "",
     }
     assert describe_target(provenance(Profile(name="sandbox"))) == (
         "target [sandbox] (flag --env): (no base_url) (default), "
-        "environment 'sandbox' (the profile's name)"
+        "environment 'sandbox' (the profile's name), unprotected (default: the sandbox profile)"
     )
 
 
@@ -189,13 +195,17 @@ def test_provenance_names_each_flag_variable_and_file(profiles: Path) -> None:
         "aws_endpoint_url": "http://127.0.0.1:4566",
         "aws_endpoint_url_source": "flag",
         "overridden_by_variables": ["HARNESS_ENVIRONMENT"],
+        "protected": True,
+        "protected_source": "default: not the sandbox",
+        "allow_writes": [],
+        "allow_writes_source": "",
     }
     assert describe_target(target) == (
         f"target [staging] (variable $HARNESS_ENV): https://api.staging.example.com "
         f"(file {profiles}), environment 'stg-eu' (variable $HARNESS_ENVIRONMENT), "
-        f"AWS endpoint http://127.0.0.1:4566 (flag)"
+        f"AWS endpoint http://127.0.0.1:4566 (flag), protected (default: not the sandbox)"
     )
-    unnamed = provenance(load_profile(None, profiles.parent / "none.toml", environ={}))
+    unnamed = provenance(load_profile(None, profiles.parent / "none.toml", environ={}, declared={}))
     assert unnamed["profile_source"] == "default"
 
 
