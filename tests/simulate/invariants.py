@@ -1,10 +1,11 @@
 """The invariants checked after every scenario, and the violations they find.
 
 1. ``report=exit`` — the exit status and the JSON report's ``outcome``/``exit_status`` agree;
-   or the process died by a signal (negative status) and the report is absent or says it is
-   incomplete. A report left from an earlier run (the driver puts a stale passing one at the
-   path first) or another run's report is a violation, and so is a Ctrl-C or SIGTERM before
-   the verdict that ends in anything but ``interrupted`` (130).
+   or the process died by a signal and the report is absent, says it is incomplete, or says
+   the status a shell then sees (128 + the signal: ``interrupted``/130 for a death by
+   SIGINT). A report left from an earlier run (the driver puts a stale passing one at the
+   path first), a torn one or another run's is a violation, and so is a Ctrl-C or SIGTERM
+   before the verdict that ends in anything but ``interrupted`` (130).
 2. ``environment`` — after at most one ``harness recover`` with no arguments (same
    environment, same state directory), the independent digest (:mod:`tests.simulate.digest`)
    equals the one taken before the scenario.
@@ -154,9 +155,18 @@ def check_report(result: CommandResult, expect_interrupted: bool = False) -> lis
             # (a run that never started writes its report with no run id: that is its own)
             bad(f"{result.status}; the report is run {report.get('run_id')!r}'s, not this run's")
         elif code < 0:
+            # what a shell (and so CI) sees of a death by a signal: 128 + the signal number
+            shell = 128 - code
             incomplete = report.get("complete") is False or report.get("outcome") == "incomplete"
-            if not incomplete:
-                bad(f"{result.status}, yet the report reads as complete: {_said(report)}")
+            as_shell = (report.get("exit_status"), report.get("outcome")) == (
+                shell,
+                outcome.word(shell),
+            )
+            if not (incomplete or as_shell):
+                bad(
+                    f"{result.status} (a shell sees {shell}), yet the report reads as complete: "
+                    f"{_said(report)}"
+                )
         elif report.get("exit_status") != code or report.get("outcome") != outcome.word(code):
             bad(f"{result.status}, the report says {_said(report)}")
     if expect_interrupted and code >= 0 and code != outcome.INTERRUPTED:
