@@ -80,10 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: list[Outcome] = []
     print(f"simulate: {len(chosen)} scenario(s), base seed {options.seed}", flush=True)
     with Simulation(keep=options.keep, progress=lambda m: print(f"simulate: {m}")) as sim:
-        for scenario in chosen:
+        for index, scenario in enumerate(chosen, 1):
             outcome = sim.run(scenario)
             outcomes.append(outcome)
-            print(table.render_line(outcome), flush=True)
+            print(f"[{index}/{len(chosen)}] {table.render_line(outcome)}", flush=True)
     seconds = time.monotonic() - started
     print()
     print(table.render_table(outcomes))
