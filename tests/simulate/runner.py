@@ -288,6 +288,8 @@ class Simulation:
         self.private_tmp = True
 
     def __enter__(self) -> Simulation:
+        #: Folders made here for the work folder (removed again when left empty).
+        self._made = [p for p in (self.root.parent, self.root.parent.parent) if not p.exists()]
         self.root.mkdir(parents=True, exist_ok=False)
         try:
             self.private_tmp = _namespaces_work(self.root / "probe")
@@ -307,8 +309,9 @@ class Simulation:
             self.sandbox = None
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                self.root.parent.rmdir()  # .harness/simulate, when no other simulation uses it
+            for folder in self._made:  # .harness/simulate, .harness: when nothing else is there
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     # -- pieces the scenarios share --------------------------------------------------------
 
