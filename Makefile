@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench clean kafka-jars mutate mutate-smoke
+.PHONY: run test lint typecheck unit bench clean kafka-jars mutate mutate-smoke simulate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,14 @@ mutate: $(STAMP)
 
 mutate-smoke: $(STAMP)
 	$(BIN)/python tests/mutate.py --smoke
+
+# The fault simulation of the run lifecycle (docs/testing.md): real `harness run` processes
+# against one sandbox, one fault (signals, a full disk, dropped connections) at one phase
+# each, every invariant checked after every scenario; exit 1 on any violation. ARGS=--quick
+# runs a bounded slice, ARGS="--only ID@SEED" replays one scenario, ARGS=--list lists them.
+simulate: $(STAMP)
+	$(BYTECODE)
+	$(BIN)/python -m tests.simulate $(ARGS)
 
 bench: $(STAMP)
 	$(BYTECODE)

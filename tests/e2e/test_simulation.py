@@ -1,0 +1,172 @@
+"""The fault simulation's seeded slice (``make simulate`` runs the whole matrix): real
+``harness run`` processes against one sandbox, each held at a phase by the engine's fault
+point and hurt there — every fault of the matrix at least once, the key phases, and the
+multi-run scenarios of issue 25 — then held to every invariant (tests/simulate/invariants.py).
+
+A scenario that violates an invariant on today's code is ``xfail(strict=True)`` naming the
+issue item that mends it: the slice passes today and turns red when the fix lands (the fixer
+removes the mark). ``raises=AssertionError``: only the scenario's verdict may fail it, never
+the driver. The driver's own detectors are proven first: each must see what it is for
+(a process left behind, a stray file, a changed environment, a lying report).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.namespace import RunId
+from tests.simulate import digest, invariants
+from tests.simulate.matrix import FAULTS, MULTI, Scenario, parse_selector
+from tests.simulate.processes import ProcessWatch
+from tests.simulate.runner import Simulation
+
+pytestmark = pytest.mark.e2e
+
+SEED = 1
+STALE = "issue 25 item 4: the earlier run's report is left at the path (no report of its own)"
+LEASE = "issue 25 item 5: recover leaves a dead run's lease when its data is settled"
+DOUBLE = "issue 20 item 1: a double Ctrl-C exits 130 but the report says passed/0"
+FALSE_LEAK = "issue 20 item 7: a killed worker's recorded data is reported as leaked"
+TORN = "issue 25 item 6: a report write failure leaves a torn report and exit 3"
+
+#: (scenario, why it fails today — None: it keeps every invariant today).
+SLICE: list[tuple[str, str | None]] = [
+    ("sandbox-start.sigint.n1", STALE),
+    ("preflight.sigterm-controller.n1", STALE),
+    ("lease.sigkill-controller.n1", f"{STALE}; {LEASE}"),
+    ("create.sigint2-0.05.n1", DOUBLE),
+    ("created.fsize.n1", None),
+    ("created.drop-service.n2", None),
+    ("cleanup.sigint2-0.3.n2", "issue 20 item 1: a second Ctrl-C in cleanup writes no report"),
+    ("cleanup.sigkill-worker.n2", FALSE_LEAK),
+    ("cleanup.sigterm-group.n1", None),
+    ("worker-finish.sigterm-controller.n2", None),
+    ("preflight.sigint2-1.n1", STALE),
+    ("residue.drop-aws.n2", None),
+    ("report.fsize.n1", TORN),
+    ("multi.same-run-id", "issue 25 item 1: a refused duplicate run makes the live run look dead"),
+    ("multi.shard-recover", f"issue 25 item 2: recover RUN_ID takes a live shard's data; {STALE}"),
+    ("multi.other-hostname", "issue 25 item 3: recovery ignores a live run's fresh lease"),
+    ("multi.residue-live-shard", "issue 25 item 4: residue RUN_ID takes a live shard's data"),
+]
+
+
+def _params() -> list[object]:
+    return [
+        pytest.param(
+            selector,
+            id=selector,
+            marks=[pytest.mark.xfail(strict=True, raises=AssertionError, reason=why)]
+            if why
+            else [],
+        )
+        for selector, why in SLICE
+    ]
+
+
+@pytest.fixture(scope="module")
+def simulation() -> Iterator[Simulation]:
+    with Simulation() as sim:
+        yield sim
+
+
+def test_the_slice_covers_every_fault_and_the_key_phases() -> None:
+    scenarios = [parse_selector(s, SEED) for s, _ in SLICE]
+    singles = [s for s in scenarios if isinstance(s, Scenario)]
+    assert {s.fault for s in singles} == set(FAULTS)
+    assert {"preflight", "lease", "create", "created", "cleanup", "residue", "report"} <= {
+        s.phase for s in singles
+    }
+    assert {s.workers for s in singles} == {1, 2}
+    assert {s.id for s in scenarios if s.id.startswith("multi.")} == {f"multi.{m}" for m in MULTI}
+
+
+@pytest.mark.parametrize("selector", _params())
+def test_scenario_keeps_every_invariant(simulation: Simulation, selector: str) -> None:
+    outcome = simulation.run(parse_selector(selector, SEED))
+    print(outcome.render())
+    assert outcome.ok, outcome.render()
+
+
+# -- the driver's detectors, each shown what it must see ------------------------------------
+
+
+def test_a_process_left_in_a_session_of_its_own_is_seen(simulation: Simulation) -> None:
+    workspace = simulation.workspace("detector-process")
+    watch = ProcessWatch()
+    try:
+        # like the sandbox's emulator: a child that starts a session of its own, then outlives
+        # its parent
+        command = "setsid sleep 60 & sleep 0.5; exit 0"
+        launched = simulation.launch(
+            "sh", ["sh", "-c", command], workspace, simulation.environ(), watch
+        )
+        assert launched.finish(20).returncode == 0
+        found = invariants.check_processes(watch.wait_gone(1.0))
+        assert [v.invariant for v in found] == [invariants.NOTHING_LEFT]
+        assert "sleep 60" in found[0].detail
+    finally:
+        watch.kill_all()
+        watch.stop()
+    assert watch.wait_gone(5.0) == []
+
+
+def test_a_stray_file_and_a_tmp_entry_are_seen(simulation: Simulation) -> None:
+    workspace = simulation.workspace("detector-files")
+    before = invariants.project_files(workspace.project)
+    watch = ProcessWatch()
+    try:
+        launched = simulation.launch(
+            "sh",
+            ["sh", "-c", "touch /tmp/left-behind stray.txt .harness-ok; mkdir -p .harness"],
+            workspace,
+            simulation.environ(),
+            watch,
+        )
+        assert launched.finish(20).returncode == 0
+    finally:
+        watch.stop()
+    found = invariants.check_files(workspace.project, before, [], workspace.tmp)
+    details = " ".join(v.detail for v in found)
+    assert "stray.txt" in details and ".harness-ok" in details
+    if simulation.private_tmp:
+        assert "left-behind" in details
+        assert not Path("/tmp/left-behind").exists()  # it went to the command's own /tmp
+
+
+def test_a_changed_environment_is_seen_and_put_back(simulation: Simulation) -> None:
+    aws = simulation.aws
+    table = simulation.exports["HARNESS_USERS_TABLE"]
+    before = digest.snapshot(aws)
+    aws.dynamodb.put_item(TableName=table, Item={"Uid": {"N": "7"}, "Email": {"S": "x@y.test"}})
+    after = digest.snapshot(aws)
+    lines = digest.diff(before, after)
+    assert len(lines) == 1 and lines[0].startswith(f"{table} + ") and "Uid=7" in lines[0]
+    assert before.digest() != after.digest()
+    assert digest.restore(aws, before, after) == []
+    assert digest.diff(before, digest.snapshot(aws)) == []
+
+
+def test_a_lying_or_stale_report_is_seen(tmp_path: Path) -> None:
+    run_id = str(RunId.generate())
+    path = tmp_path / "report.json"
+    stale = invariants.stale_report(path)
+    left = invariants.CommandResult("run", run_id, 130, "", path, stale)
+    assert "still at the path" in invariants.check_report(left)[0].detail
+    path.write_text(json.dumps({"run_id": run_id, "outcome": "passed", "exit_status": 0}))
+    lying = invariants.CommandResult("run", run_id, 130, "", path, stale)
+    assert "the report says outcome='passed'" in invariants.check_report(lying)[0].detail
+    killed = invariants.CommandResult("run", run_id, -9, "", path, stale)
+    assert "reads as complete" in invariants.check_report(killed)[0].detail
+    path.write_text(json.dumps({"run_id": run_id, "outcome": "interrupted", "exit_status": 130}))
+    truthful = invariants.CommandResult("run", run_id, 130, "", path, stale)
+    assert invariants.check_report(truthful, expect_interrupted=True) == []
+    interrupted = invariants.CommandResult("run", run_id, -2, "", path, stale)
+    assert invariants.check_report(interrupted) == []  # a shell sees 130 = the report's
+    path.unlink()
+    absent = invariants.CommandResult("run", run_id, -9, "", path, stale)
+    assert invariants.check_report(absent) == []  # death by a signal: no report is the truth
