@@ -3,7 +3,9 @@
 Owns checking — without stopping at the first problem — configuration (the adapters load),
 reachability of the service, its identity (as the profile's ``identity`` says), AWS
 credentials, every table the kinds declare (adapter settings and declared kinds), TTL where a
-setting asks for it, the lease table, the events topic and the processor queue, and rendering
+setting asks for it, the lease table, the events topic and the processor queue, this machine's
+runs of the target (alive, or dead with something left, as the liveness authority says), and
+rendering
 them as an OK / FAIL / SKIP table. It reuses preflight's
 checks and reads only: it never writes to the environment.
 """
@@ -192,7 +194,33 @@ def aws_checks(profile: Profile, aws: Aws) -> list[Check]:
     else:
         rows.append(_topic_check(profile, aws))
         rows.append(_queue_check(profile, aws))
+    rows.append(runs_check(profile, kinds))
     return rows
+
+
+def runs_check(profile: Profile, kinds: Mapping[str, Any]) -> Check:
+    """This machine's journal folders of the target, as the liveness authority judges them
+    (:mod:`harness.cleanup.liveness`): how many runs are alive, and whether a dead one left
+    something for ``harness recover``. Reads only: each dead folder's locks are taken and
+    given back at once."""
+    from harness.cleanup.liveness import Liveness, run_folders
+    from harness.kinds.lease import LeaseKind
+
+    lease = kinds.get("lease")
+    state_dir = default_state_dir(profile.project_root)
+    liveness = Liveness(lease if isinstance(lease, LeaseKind) else None, state_dir)
+    alive = dead = 0
+    for folder in run_folders(state_dir):
+        if folder.owner.get("base_url") not in (None, profile.base_url):
+            continue
+        if liveness.verdict(folder).alive:
+            alive += 1
+        elif folder.unsettled():
+            dead += 1
+    detail = f"{alive} alive, {dead} dead with something left, under {state_dir}/runs"
+    if dead:
+        return Check("runs here", WARN, detail, f"harness recover --env {profile.name}")
+    return Check("runs here", OK, detail)
 
 
 def _ttl_check(profile: Profile, aws: Aws, field: str, name: str, attribute: str) -> Check:
