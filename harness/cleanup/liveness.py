@@ -357,7 +357,10 @@ class Liveness:
         """Claims on the dead folders (of ``run_id``; of runs that targeted ``base_url``),
         one at a time: the caller releases each before the next is claimed."""
         for folder in run_folders(self.state_dir, run_id):
-            if base_url is not None and folder.owner.get("base_url") != base_url:
+            # A folder with no owner file and no journal is a run that died between its
+            # lock and its owner file: nothing to replay, only its lease and the folder.
+            unowned = not folder.owner and not folder.journals()
+            if base_url is not None and folder.owner.get("base_url") != base_url and not unowned:
                 continue
             claim = self.claim_dead(folder)
             if claim is not None:

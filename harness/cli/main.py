@@ -9,7 +9,6 @@ and plain ``pytest`` behave the same.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
@@ -654,15 +653,29 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
     try:
         return _run_pytest(options, passthrough)
     except KeyboardInterrupt:
-        with contextlib.suppress(OSError):
-            outputs.write_failed_start(
-                report,
-                outcome.INTERRUPTED,
-                f"interrupted ({STOP.signal_name or 'KeyboardInterrupt'}) before the tests "
-                f"started: nothing of the run was created",
-                os.environ.get("HARNESS_RUN_ID", ""),
-            )
+        _report_failed_start(
+            report,
+            outcome.INTERRUPTED,
+            f"interrupted ({STOP.signal_name or 'KeyboardInterrupt'}) before the tests "
+            f"started: nothing of the run was created",
+        )
         raise
+    except Exception as error:  # the CLI's own line and status follow in main()
+        text = " ".join(str(error).split()) or type(error).__name__
+        _report_failed_start(report, outcome.INTERNAL_ERROR, f"{type(error).__name__}: {text}")
+        raise
+
+
+def _report_failed_start(report: Path, status: int, message: str) -> None:
+    """The report of a `harness run` that ended before pytest took over; a report that cannot
+    be written (a full disk) is said, and keeps saying 'incomplete'."""
+    try:
+        outputs.write_failed_start(report, status, message, os.environ.get("HARNESS_RUN_ID", ""))
+    except OSError as error:
+        say(
+            f"harness: could not write the JSON report {report}: {error.strerror or error} (it "
+            f"still says 'incomplete'; exit {status} is the run's verdict)"
+        )
 
 
 def _named_outputs(passthrough: list[str]) -> dict[str, Path]:

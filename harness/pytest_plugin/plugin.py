@@ -180,9 +180,18 @@ _Stop.__name__ = _Stop.__qualname__ = "harness"
 def _stop(config: pytest.Config, error: StartError) -> None:
     report_path = config.getoption("harness_report")
     if report_path and not _is_worker(config):
-        with contextlib.suppress(OSError):  # checked writable at configure; said below anyway
+        try:
             write_failed_start(Path(report_path), error.status, str(error), target=error.target)
+        except OSError as failure:
+            _could_not_write(report_path, failure, error.status)
     raise _Stop(str(error), returncode=error.status)
+
+
+def _could_not_write(report_path: str, error: OSError, status: int) -> None:
+    say(
+        f"harness: could not write the JSON report {report_path}: {error.strerror or error} (it "
+        f"still says 'incomplete'; exit {status} is the run's verdict)"
+    )
 
 
 def get_state(config: pytest.Config) -> RunState:
@@ -435,6 +444,17 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
                 return
 
 
+def pytest_internalerror(excrepr: Any, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """A bug (or a full disk) broke pytest itself: the report says ``internal_error`` (3),
+    as the exit status will, rather than staying ``incomplete``."""
+    config = _CONTROLLER_CONFIG[0] if _CONTROLLER_CONFIG else None
+    state = config.stash.get(STATE, None) if config is not None else None
+    if config is None or state is None:
+        return
+    state.report.errors.append(f"internal error: {excinfo.typename}: {excinfo.value}")
+    _write_report(config, state, outcome.INTERNAL_ERROR)
+
+
 def _abandon(config: pytest.Config) -> None:
     """A second Ctrl-C or SIGTERM: stop cleaning now. The controller says what is still in
     place and how to remove it, and writes the report (``interrupted``, cleanup
@@ -535,9 +555,14 @@ def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]
     except Exception as error:
         say(
             f"harness: WARNING: after the run, {type(error).__name__}: {error} (the run's "
-            f"verdict and JSON report stand: exit {int(session.exitstatus)})"
+            f"verdict stands: exit {int(session.exitstatus)})"
         )
         return None
+    finally:
+        # Last of all — after the summary, the HTML and the alerts — so a run killed before
+        # its very end leaves 'incomplete', never a verdict its exit status contradicts.
+        faultpoints.reach("report")
+        _write_report(config, state, int(session.exitstatus))
 
 
 def _tear_down_fixtures(session: pytest.Session) -> None:
@@ -589,8 +614,6 @@ def _end_run(session: pytest.Session, state: RunState) -> None:
         state.report.interrupted = {"signal": STOP.signal_name, "cleanup": "finished"}
     if STOP.requested or not clean:
         state.report.left_behind = left_behind(state)
-    faultpoints.reach("report")
-    _write_report(config, state, int(session.exitstatus))
 
 
 def _wait_for_workers(
@@ -641,11 +664,7 @@ def _write_report(config: pytest.Config, state: RunState, status: int) -> None:
     try:
         state.report.write(Path(report_path), status)
     except OSError as error:
-        say(
-            f"harness: could not write the JSON report {report_path}: "
-            f"{error.strerror or error} (it still says 'incomplete'; exit {status} is the "
-            f"run's verdict)"
-        )
+        _could_not_write(report_path, error, status)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+from requests import RequestException
+
 from harness import faultpoints
 from harness.cleanup.journal import SETTLED, Resource, default_state_dir, replay, run_dir
 from harness.cleanup.lease import Lease
@@ -238,6 +241,16 @@ def _start_controller(
             if known and isinstance(error, TargetError):
                 message += f" ({describe_target(known)})"
         raise StartError(message, status, known) from None
+    except (BotoCoreError, ClientError, RequestException) as error:
+        # the target went away while preflight asked it something (a dropped connection)
+        known = provenance(profile) if profile is not None else {}
+        text = " ".join(str(error).split()) or type(error).__name__
+        raise StartError(
+            f"the target failed during preflight: {type(error).__name__}: {text} (check it "
+            f"with `harness doctor`)",
+            outcome.UNREACHABLE,
+            known,
+        ) from None
     progress(describe_target(target))
     state_dir = default_state_dir(profile.project_root)
     folder = run_dir(state_dir, str(run_id), shard)
@@ -285,7 +298,15 @@ def _start_controller(
         undo.add(lease.release)
         state.lease = lease
         faultpoints.reach("lease")
-    write_owner(state_dir, str(run_id), profile.name, profile.base_url, shard)
+    try:
+        write_owner(state_dir, str(run_id), profile.name, profile.base_url, shard)
+    except OSError as error:
+        raise StartError(
+            f"cannot write the run's journal folder {folder}: {error.strerror or error}; free "
+            f"the disk, or set HARNESS_STATE_DIR to a folder that can be written",
+            outcome.CONFIG,
+            target,
+        ) from None
     if not profile.is_protected:
         faultpoints.reach("recovery")
         try:

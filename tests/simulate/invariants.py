@@ -1,7 +1,9 @@
 """The invariants checked after every scenario, and the violations they find.
 
 1. ``report=exit`` — the exit status and the JSON report's ``outcome``/``exit_status`` agree;
-   or the process died by a signal and the report is absent, says it is incomplete, or says
+   or the run said it could not write its report (a full disk) and the report still says it
+   is incomplete; or the process died by a signal and the report is absent, says it is
+   incomplete, or says
    the status a shell then sees (128 + the signal: ``interrupted``/130 for a death by
    SIGINT). A report left from an earlier run (the driver puts a stale passing one at the
    path first), a torn one or another run's is a violation, and so is a Ctrl-C or SIGTERM
@@ -127,6 +129,11 @@ def stale_report(path: Path) -> str:
     return text
 
 
+#: What a run says on stderr when it cannot write its report (a full disk): the report then
+#: keeps saying ``incomplete`` — truthful, and documented (README, "Reports").
+COULD_NOT_WRITE = "could not write the JSON report"
+
+
 def _said(report: dict[str, Any]) -> str:
     return f"outcome={report.get('outcome')!r} exit_status={report.get('exit_status')!r}"
 
@@ -167,6 +174,8 @@ def check_report(result: CommandResult, expect_interrupted: bool = False) -> lis
                     f"{result.status} (a shell sees {shell}), yet the report reads as complete: "
                     f"{_said(report)}"
                 )
+        elif report.get("outcome") == "incomplete" and COULD_NOT_WRITE in result.output:
+            pass  # a full disk: the run said so, and the report says it holds no verdict
         elif report.get("exit_status") != code or report.get("outcome") != outcome.word(code):
             bad(f"{result.status}, the report says {_said(report)}")
     if expect_interrupted and code >= 0 and code != outcome.INTERRUPTED:
