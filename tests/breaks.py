@@ -203,6 +203,61 @@ BREAKS = [
         "    for candidate in (folder,):",
         (U + "test_config_discovery.py::test_the_nearest_file_is_found_in_the_folder_or_above",),
     ),
+    Break(
+        "interrupts: the first stop no longer recorded when it arrives (issue 20, item 1)",
+        "harness/run/interrupts.py",
+        "        self.requested, self.signal_name = True, name\n",
+        "        self.signal_name = name\n",
+        (
+            U + "test_interrupts_and_streams.py::"
+            "test_the_first_stop_is_recorded_at_once_and_ends_the_tests",
+        ),
+    ),
+    Break(
+        "interrupts: a controller's pass-on abandons a worker's cleanup",
+        "harness/run/interrupts.py",
+        "            if signum == FORWARDED or self.abandoned:",
+        "            if self.abandoned:",
+        (U + "test_interrupts_and_streams.py::test_a_forwarded_stop_never_abandons",),
+    ),
+    Break(
+        "reports: an earlier run's report left at the path (issue 25, item 4)",
+        "harness/reporting/outputs.py",
+        "            write_placeholder(path, run_id)\n",
+        "            pass\n",
+        (
+            U + "test_interrupts_and_streams.py::"
+            "test_outputs_are_checked_before_the_run_and_stale_ones_cleared",
+        ),
+    ),
+    Break(
+        "residue: a recorded item still there reported as a leak (issue 20, item 7)",
+        "harness/cleanup/residue.py",
+        "    result.unfinished = [f for f in left if _key(f) in recorded_present]\n"
+        "    result.leaked = [f for f in left if _key(f) not in recorded_present]\n",
+        "    result.leaked = left\n",
+        (
+            U + "test_residue.py::"
+            "test_a_recorded_resource_still_present_is_unfinished_cleanup_never_a_leak",
+        ),
+    ),
+    Break(
+        "liveness: a fresh lease no longer keeps a lockless folder alive (issue 25, item 3)",
+        "harness/cleanup/liveness.py",
+        "        if not readable or (lease is not None and self._lease_verdict(lease).alive):",
+        "        if not readable:",
+        (
+            U + "test_liveness.py::"
+            "test_a_fresh_lease_keeps_a_lockless_folder_alive_and_names_its_holder",
+        ),
+    ),
+    Break(
+        "liveness: recover/residue RUN_ID blind to a live shard (issue 25, items 2 and 4)",
+        "harness/cleanup/liveness.py",
+        "            verdict = self.verdict(folder)\n            if verdict.alive:",
+        "            verdict = self.verdict(folder)\n            if False:",
+        (U + "test_liveness.py::test_alive_parts_name_every_live_shard_here_and_elsewhere",),
+    ),
 ]
 
 
