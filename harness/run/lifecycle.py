@@ -222,7 +222,7 @@ def _start_controller(
             pending = LocalSandbox.spawn(log, sandbox_arguments(profile))
             undo.add(pending.stop)
             faultpoints.reach("sandbox-start")
-            sandbox = pending.wait_ready()
+            sandbox = pending.wait_ready(progress=lambda line: progress(f"  {line}"))
             mark_started_sandbox(sandbox.exports, os.environ)
             profile = resolve_profile(options, check=True)
         shard = shard_part(os.environ.get("HARNESS_SHARD"))
