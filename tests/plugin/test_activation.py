@@ -6,6 +6,7 @@ pytest processes against a real sandbox."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -63,3 +64,17 @@ def test_harness_run_takes_charge_without_a_profiles_file(newcomer: pytest.Pytes
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "1 passed" in done.stdout
+
+
+def test_plain_pytest_starting_its_own_sandbox_says_each_step_as_it_happens(
+    newcomer: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No running sandbox named: the run starts one itself, and relays its start-up steps
+    (a cold Kafka start is a minute: never a silent one)."""
+    for key in [k for k in os.environ if k.startswith("HARNESS_") and k != "HARNESS_STATE_DIR"]:
+        monkeypatch.delenv(key)
+    result = newcomer.runpytest_subprocess("-p", "no:cacheprovider", "--harness")
+    result.assert_outcomes(passed=1)
+    err = result.stderr.str()
+    assert "harness: starting the local sandbox…" in err
+    assert "harness:   [" in err and " ready in " in err, err
