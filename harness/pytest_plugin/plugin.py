@@ -488,7 +488,9 @@ def _abandon(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if config in _CONTROLLER_CONFIG:
         _CONTROLLER_CONFIG.remove(config)
-    STOP.uninstall()
+    # A run nested in another pytest's test (pytester in-process) gives the signals back; a
+    # run of its own keeps them settled to its report's status until the process ends.
+    STOP.uninstall(keep_settled="PYTEST_CURRENT_TEST" not in os.environ)
     state = config.stash.get(STATE, None)
     if state is not None:
         state.release_lock()
@@ -563,6 +565,7 @@ def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]
         # its very end leaves 'incomplete', never a verdict its exit status contradicts.
         faultpoints.reach("report")
         _write_report(config, state, int(session.exitstatus))
+        STOP.settle(int(session.exitstatus))
 
 
 def _tear_down_fixtures(session: pytest.Session) -> None:

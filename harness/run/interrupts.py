@@ -64,6 +64,10 @@ class Stop:
         self._previous: dict[int, Any] = {}
         self._relay_fds: tuple[int, int] | None = None
         self._previous_wakeup = -1
+        #: How many callers installed the handlers (the CLI, then the plugin in it).
+        self._depth = 0
+        #: The exit status the final report holds, once it is written: a later stop exits so.
+        self.settled: int | None = None
 
     def install(
         self,
@@ -76,7 +80,10 @@ class Stop:
             self._abandon = abandon
         if on_first is not None:
             self._on_first = on_first
-        if self._installed or threading.current_thread() is not threading.main_thread():
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._depth += 1
+        if self._installed:
             return
         for signum in (*_USER_SIGNALS, FORWARDED):
             self._previous[signum] = signal.signal(signum, self._handle)
@@ -110,9 +117,20 @@ class Stop:
         with contextlib.suppress(OSError):
             os.close(write)
 
-    def uninstall(self) -> None:
-        """Give the signals back to whoever had them (a run inside another process's tests)."""
+    def settle(self, status: int) -> None:
+        """The final report is written with ``status``: from now on a stop only ends the
+        process with that status (a second Ctrl-C landing after the report can no longer
+        make the exit status contradict it)."""
+        self.settled = status
+
+    def uninstall(self, *, keep_settled: bool = False) -> None:
+        """Give the signals back to whoever had them — once the last caller that installed
+        them is done, and, with ``keep_settled``, not once the process is settled (its last
+        moments still end as its report says)."""
         if not self._installed or threading.current_thread() is not threading.main_thread():
+            return
+        self._depth -= 1
+        if self._depth > 0 or (keep_settled and self.settled is not None):
             return
         self._stop_relay()
         for signum, handler in self._previous.items():
@@ -126,9 +144,12 @@ class Stop:
         self.requested, self.signal_name = False, ""
         self.cut = self.abandoned = self._finishing = False
         self._cuttable = 0
+        self.settled = None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
+        if self.settled is not None:
+            os._exit(self.settled)  # the report is written: end as it says, nothing left to do
         if self.requested:
             if signum == FORWARDED or self.abandoned:
                 return  # a pass-on never abandons; after abandoning, nothing more to do

@@ -98,6 +98,39 @@ def test_a_stop_taken_by_another_thread_still_wakes_the_main_thread_at_once() ->
     assert float(done.stdout.split()[2].rstrip("s")) < 5
 
 
+def test_a_stop_after_the_final_report_ends_the_process_as_the_report_says() -> None:
+    """Settled (the report written with its status), a late Ctrl-C — and a second one —
+    exits with the report's status: never a death by SIGINT (130) beside a report that says
+    passed (0), even once the plugin that installed the handlers is done."""
+    code = textwrap.dedent(
+        """
+        import os, signal, time
+        from harness.run.interrupts import STOP
+        STOP.install()  # the harness command
+        STOP.install(abandon=lambda: print("abandoned", flush=True))  # the plugin in it
+        STOP.settle(0)
+        STOP.uninstall(keep_settled=True)  # the plugin's unconfigure
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(2)
+        print("not reached", flush=True)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout == "", done.stdout + done.stderr
+
+
+def test_the_handlers_go_back_when_the_last_installer_is_done() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    stop = Stop()
+    stop.install()
+    stop.install()
+    stop.uninstall()
+    assert signal.getsignal(signal.SIGINT) == stop._handle  # one installer still needs them
+    stop.settle(0)
+    stop.uninstall(keep_settled=False)  # nested in another pytest: given back all the same
+    assert signal.getsignal(signal.SIGINT) == before
+
+
 def test_a_forwarded_stop_never_abandons() -> None:
     """A controller passes its stop on (SIGUSR1) to workers a terminal's Ctrl-C reached
     already: in a child process, the pass-on after a stop is nothing — never an abandon."""
