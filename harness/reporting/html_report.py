@@ -1,9 +1,13 @@
-"""The harness's part of the HTML report: run facts, leaks and a latency chart per endpoint.
+"""The harness's part of the HTML report: run facts, leaks and a latency chart per endpoint,
+and what it puts under a test: the service's log lines for a failed one.
 
 pytest-html renders the results table, the failures and their sections (the redacted HTTP
 transcript among them) as one self-contained file; this module owns the HTML fragment the
-harness adds to it — escaped text and inline SVG only, so the file loads nothing from the
-network. It reads only the (already redacted) report and latency samples.
+harness adds to its summary (the target, its bus and event latency, the service version among
+the run's facts) and the per-test extras (:func:`logs_html`; the events timeline is
+:func:`harness.reporting.events.timeline_html`) — escaped text and inline SVG only, so the
+file loads nothing from the network. It reads only the (already redacted) report, latency
+samples and log lines.
 """
 
 from __future__ import annotations
@@ -109,6 +113,46 @@ def run_section(report: Mapping[str, Any]) -> str:
         else "<p>Residue check: clean (nothing left carrying this run's namespace).</p>"
     )
     return f'<h2>env-harness run</h2><table class="harness-run">{rows}</table>{residue}'
+
+
+def html_extra(content: str) -> dict[str, Any]:
+    """A pytest-html extra of HTML (what ``pytest_html.extras.html`` makes), shown under the
+    test in the results table."""
+    return {
+        "name": None,
+        "format_type": "html",
+        "content": content,
+        "mime_type": None,
+        "extension": None,
+    }
+
+
+def render_logs(lines: Iterable[Mapping[str, Any]]) -> str:
+    """The service's lines as text, for the terminal and JUnit: one per line, oldest first."""
+    shown = [f"{line['timestamp']} {line['log_group']} {line['message']}" for line in lines]
+    return "\n".join(shown) or "(no line carries this trace id)"
+
+
+def logs_html(trace_id: str, lines: Iterable[Mapping[str, Any]], error: str = "") -> str:
+    """A failed test's service log lines as a table (already redacted; escaped here)."""
+    rows = "".join(
+        '<tr class="harness-log-line">'
+        f"<td>{escape(str(line['timestamp']))}</td>"
+        f"<td><code>{escape(str(line['log_group']))}</code></td>"
+        f'<td><pre class="harness-log-message">{escape(str(line["message"]))}</pre></td></tr>'
+        for line in lines
+    )
+    title = f"<h4>Service logs of trace <code>{escape(trace_id)}</code></h4>"
+    if error:
+        body = f"<p>The service's logs could not be read: {escape(error)}</p>"
+    elif rows:
+        body = (
+            '<table class="harness-logs"><thead><tr><th>time (UTC)</th><th>log group</th>'
+            f"<th>message</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    else:
+        body = "<p>No line of the service's log groups carries this trace id.</p>"
+    return f'<div class="harness-service-logs">{title}{body}</div>'
 
 
 def fragment(report: Mapping[str, Any], samples: Mapping[str, list[float]]) -> str:

@@ -28,12 +28,17 @@ import pytest
 
 from harness import faultpoints
 from harness.clients.aws import Aws
+from harness.pytest_plugin.fixtures import EVENT_ROWS
 from harness.pytest_plugin.plugin import STATE, RunState
 from harness.reporting import alerts, html_report, latency, summary
+from harness.reporting.events import timeline_html
 from harness.run import outcome
 from harness.safety.redact import SHOWN, SHOWN_TEXT, Redactor, cut_marker, shorten
 
 _MAX_MESSAGE = 240
+#: Sections that the HTML report shows as tables instead (their headers as pytest-html
+#: writes them, centred in dashes; pytest names a fixture's section ``Captured KEY WHEN``).
+HTML_TWINS = (" Captured harness events ", " harness: service logs ")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -224,6 +229,14 @@ class Reporting:
         redactor = self.redactor()
         if redactor is not None:
             redact_report(report, redactor)
+        rows = item.stash.get(EVENT_ROWS, None) if report.when == "teardown" else None
+        if rows:  # the events fixture's timeline, as a table under the test
+            report.extras = [  # type: ignore[attr-defined]
+                *getattr(report, "extras", []),
+                html_report.html_extra(
+                    timeline_html(rows, redactor.text if redactor is not None else str)
+                ),
+            ]
         return report
 
     def redactor(self) -> Redactor | None:
@@ -253,8 +266,15 @@ class Reporting:
         state = self.state()
         if self.is_worker or state is None or not report.failed:
             return
+        traced = getattr(report, "harness_trace", None) or {}
         state.report.failures.append(
-            {"nodeid": report.nodeid, "when": report.when, "message": failure_line(report)}
+            {
+                "nodeid": report.nodeid,
+                "when": report.when,
+                "message": failure_line(report),
+                "trace_id": traced.get("trace_id", ""),
+                "service_logs": list(traced.get("service_logs", [])),
+            }
         )
 
     @pytest.hookimpl(wrapper=True)
@@ -272,6 +292,13 @@ class Reporting:
         the verdict and the residue."""
         if self.html_fragment:
             prefix.append(self.html_fragment)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_html(self, report: Any, data: list[str]) -> None:
+        """Under a test, the service's log lines and the events timeline are tables (the
+        report's extras): their plain-text twins, kept for the terminal and JUnit, are left
+        out of the HTML log."""
+        data[:] = [entry for entry in data if not entry.lstrip("-").startswith(HTML_TWINS)]
 
     def _progress(self, message: str) -> None:
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
