@@ -674,6 +674,9 @@ def provenance(profile: Profile) -> dict[str, Any]:
             "default: the sandbox profile" if profile.is_sandbox else "default: not the sandbox"
         )
     writes = list(profile.allow_writes) if profile.is_protected else []
+    topic = profile.kafka_topic if profile.events_bus == "kafka" else profile.events_topic_arn
+    # the bus only where there is one: a topic to hear the service's events on
+    bus = {"events_bus": profile.events_bus, "events_topic": topic} if topic else {}
     return {
         "profile": profile.name,
         "profile_source": {
@@ -693,6 +696,7 @@ def provenance(profile: Profile) -> dict[str, Any]:
         "protected_source": protected_source,
         "allow_writes": writes,
         "allow_writes_source": source("allow_writes") if writes else "",
+        **bus,
     }
 
 
@@ -711,6 +715,8 @@ def describe_target(target: Mapping[str, Any]) -> str:
     if target.get("allow_writes"):
         line += f", writes allowed: {', '.join(target['allow_writes'])} "
         line += f"({target['allow_writes_source']})"
+    if target.get("events_bus"):
+        line += f", events on {target['events_bus']} (topic {target['events_topic']})"
     return line
 
 

@@ -686,8 +686,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     tr = terminalreporter
     report = state.report
     tr.section("env-harness", sep="-")
+    version = f", service version {report.service_version}" if report.service_version else ""
     tr.write_line(
-        f"run {state.run_id} on [{state.profile.name}] {state.profile.base_url} (seed {state.seed})"
+        f"run {state.run_id} on [{state.profile.name}] {state.profile.base_url} (seed "
+        f"{state.seed}{version})"
     )
     tr.write_line(
         f"resources: {report.resources['created']} created, {report.resources['cleaned']} "

@@ -78,8 +78,9 @@ def headline(report: Mapping[str, Any]) -> str:
     status = "FAILED" if run_failed(report) else "passed"
     counts = ", ".join(f"{n} {k}" for k, n in tests.items() if n) or "no tests"
     leak = f", {leaked} leaked" if leaked else ""
+    version = f" (version {report['service_version']})" if report.get("service_version") else ""
     return (
-        f"env-harness run {report.get('run_id')} on {report.get('environment')} "
+        f"env-harness run {report.get('run_id')} on {report.get('environment')}{version} "
         f"{status}: {counts}{leak} (exit {report.get('exit_status')})"
     )
 

@@ -79,12 +79,28 @@ def latency_section(samples: Mapping[str, list[float]]) -> str:
     )
 
 
+def _events_fact(report: Mapping[str, Any]) -> str:
+    """The bus and topic the run heard the service's events on, and their latency."""
+    target = report.get("target") or {}
+    if not target.get("events_bus"):
+        return ""
+    fact = f"{target['events_bus']} (topic {target.get('events_topic', '')})"
+    for label, key in (("processed", "event_latency"), ("seen", "events_seen")):
+        for event_type, row in (report.get(key) or {}).items():
+            fact += (
+                f"; {event_type} {label} p50 {row['p50'] * 1000:.0f} ms / "
+                f"p95 {row['p95'] * 1000:.0f} ms (n={row['count']})"
+            )
+    return fact
+
+
 def run_section(report: Mapping[str, Any]) -> str:
     identity = report.get("identity") or {}
     facts = [
         ("run id", report.get("run_id")),
         ("environment", report.get("environment")),
-        ("version", identity.get("version", "")),
+        ("service version", report.get("service_version") or identity.get("version", "")),
+        ("events", _events_fact(report)),
         ("profile", report.get("profile")),
         ("base URL", report.get("base_url")),
         ("seed", report.get("seed")),

@@ -313,7 +313,7 @@ class Reporting:
         faultpoints.reach("alert")
         report = state.report.as_dict(int(session.exitstatus))
         self.published = report
-        for step in (self._write_summaries, self._write_html, self._send_alerts):
+        for step in (self._write_summaries, self._write_html, self._send_alerts, self._junit):
             try:
                 step(state, report)
             except Exception as error:  # a report that cannot be written is not a failed run
@@ -340,6 +340,14 @@ class Reporting:
     def _write_html(self, state: RunState, report: dict[str, Any]) -> None:
         if self.config.getoption("htmlpath", None):
             self.html_fragment = html_report.fragment(report, state.report.latency_samples)
+
+    def _junit(self, state: RunState, report: dict[str, Any]) -> None:
+        """JUnit (pytest's own file, written after this) names the deployed build too."""
+        from _pytest.junitxml import xml_key
+
+        xml = self.config.stash.get(xml_key, None)
+        if xml is not None and report.get("service_version"):
+            xml.add_global_property("service_version", str(report["service_version"]))
 
     def _send_alerts(self, state: RunState, report: dict[str, Any]) -> None:
         if not self.targets:

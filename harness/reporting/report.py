@@ -52,6 +52,8 @@ class RunReport:
     event_seen: dict[str, list[float]] = field(default_factory=dict)
     #: What the target said it is (``GET /health``: environment, version).
     identity: dict[str, Any] = field(default_factory=dict)
+    #: The deployed build (the identity answer's ``version``, or the profile's version_path).
+    service_version: str = ""
     #: One entry per failed test phase: ``{"nodeid", "when", "message", "trace_id",
     #: "service_logs": [{"timestamp", "log_group", "message"}]}`` (already redacted).
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -126,6 +128,7 @@ class RunReport:
             "base_url": self.base_url,
             "seed": self.seed,
             "identity": self.identity,
+            "service_version": self.service_version,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
             "duration_seconds": round(time.time() - self.started_at, 3),
             "workers_ready_seconds": self.workers_ready_seconds,

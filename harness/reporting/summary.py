@@ -34,7 +34,8 @@ def render(report: Mapping[str, Any]) -> str:
     failed = int(report.get("exit_status", 0)) != 0 or bool(leaked)
     status = "❌ FAILED" if failed else "✅ passed"
     identity = report.get("identity") or {}
-    version = f", version {identity['version']}" if identity.get("version") else ""
+    shown = report.get("service_version") or identity.get("version")
+    version = f", version {shown}" if shown else ""
     lines = [
         f"## env-harness: {status}",
         "",

@@ -234,6 +234,7 @@ def _start_controller(
         target = provenance(profile)
         faultpoints.reach("preflight")
         identity = preflight.check_service(profile, warn=progress)
+        version = preflight.service_version(profile, identity, warn=progress)
         aws = Aws(profile)
         kinds = load_kinds(profile, aws)
         table_sizes = preflight.check_aws(profile, aws, kinds)
@@ -268,6 +269,7 @@ def _start_controller(
         lock=lock,
     )
     state.report.identity = identity
+    state.report.service_version = version
     state.report.target = target
     state.report.service_logs["log_groups"] = list(profile.log_groups)
     # a protected target gets no writes at all, not even a lease
