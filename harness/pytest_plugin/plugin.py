@@ -308,7 +308,9 @@ def _trace_failure(item: pytest.Item, report: pytest.TestReport, state: RunState
     terminal and JUnit, and a table under the test in the HTML report."""
     trace_id, started = item.stash.get(TRACE, (state.trace.trace_id, state.trace.started))
     found: dict[str, Any] = {"trace_id": trace_id, "service_logs": []}
-    report.user_properties.append(("trace_id", trace_id))
+    if ("trace_id", trace_id) not in item.user_properties:  # JUnit reads the teardown's
+        item.user_properties.append(("trace_id", trace_id))
+        report.user_properties.append(("trace_id", trace_id))
     harness = state.session
     if harness is not None and state.trace.used and state.profile.log_groups:
         logs = harness.service_logs

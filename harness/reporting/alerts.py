@@ -2,7 +2,7 @@
 
 Owns parsing ``--alert`` targets (``webhook=URL``, ``cloudwatch``), the policy (on failure or
 leak; on every run with ``--alert-on always``), the webhook message (built only from the
-already redacted run report: each failure with its trace id and the service's first log
+already redacted run report: each failure with its trace id and the service's last log
 lines for it) and the metrics (Passed, Failed, Skipped, Leaked,
 DurationSeconds with dimension ``environment``). Delivery problems are returned as one-line
 warnings, never raised: an alert must never change a run's exit code. A webhook URL is a
@@ -21,7 +21,7 @@ import requests
 POLICIES = ("failure", "always")
 METRIC_NAMESPACE = "EnvHarness"
 WEBHOOK_TIMEOUT = (3.05, 10.0)
-#: The service's log lines an alert shows per failure, and the characters of each.
+#: The service's last log lines an alert shows per failure, and the characters of each.
 LOG_LINES = 2
 LOG_LINE_CHARS = 200
 
@@ -92,7 +92,7 @@ def slack_message(report: Mapping[str, Any], max_lines: int = 10) -> dict[str, A
         lines.append(f"• `{failure['nodeid']}` — {failure['message']}")
         if failure.get("trace_id"):
             lines.append(f"   trace `{failure['trace_id']}`")
-        for line in (failure.get("service_logs") or [])[:LOG_LINES]:
+        for line in (failure.get("service_logs") or [])[-LOG_LINES:]:  # nearest the failure
             message = " ".join(str(line["message"]).split())[:LOG_LINE_CHARS]
             lines.append(f"   `{line['log_group']}` {message}")
     for leak in report.get("leaked", [])[:max_lines]:

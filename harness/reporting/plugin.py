@@ -36,9 +36,9 @@ from harness.run import outcome
 from harness.safety.redact import SHOWN, SHOWN_TEXT, Redactor, cut_marker, shorten
 
 _MAX_MESSAGE = 240
-#: Sections that the HTML report shows as tables instead (their headers as pytest-html
-#: writes them, centred in dashes; pytest names a fixture's section ``Captured KEY WHEN``).
-HTML_TWINS = (" Captured harness events ", " harness: service logs ")
+#: Sections that the HTML report shows as tables instead (pytest names a fixture's section
+#: ``Captured KEY WHEN``).
+HTML_TWINS = ("Captured harness events ", "harness: service logs ")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -262,7 +262,7 @@ class Reporting:
             if isinstance(handler, logging.Handler):
                 handler.addFilter(_RedactRecords(self))
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+    def _record_failure(self, report: pytest.TestReport) -> None:
         state = self.state()
         if self.is_worker or state is None or not report.failed:
             return
@@ -293,12 +293,20 @@ class Reporting:
         if self.html_fragment:
             prefix.append(self.html_fragment)
 
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_table_html(self, report: Any, data: list[str]) -> None:
-        """Under a test, the service's log lines and the events timeline are tables (the
-        report's extras): their plain-text twins, kept for the terminal and JUnit, are left
-        out of the HTML log."""
-        data[:] = [entry for entry in data if not entry.lstrip("-").startswith(HTML_TWINS)]
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
+        """Under a test in the HTML report, the service's log lines and the events timeline
+        are tables (the report's extras): their plain-text twins are out of the report's
+        sections while pytest-html reads them, and back for the terminal's failure summary."""
+        self._record_failure(report)
+        if not self.config.getoption("htmlpath", None):
+            return (yield)
+        kept = report.sections
+        report.sections = [s for s in kept if not s[0].startswith(HTML_TWINS)]
+        try:
+            return (yield)
+        finally:
+            report.sections = kept
 
     def _progress(self, message: str) -> None:
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")

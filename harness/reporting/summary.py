@@ -1,7 +1,7 @@
 """The Markdown run summary: what a CI job page shows (``$GITHUB_STEP_SUMMARY``, ``--summary``).
 
 Owns rendering the (already redacted) run report as short Markdown: a status line, the
-counts, each failure in one line with its trace id and the service's first log lines for it,
+counts, each failure in one line with its trace id and the service's last log lines for it,
 leaks and cleanup problems, the slowest endpoints and
 event processing latency, and the per-type counts and latency of the events tests saw.
 It reads only the report dictionary; it never touches the environment.
@@ -15,7 +15,8 @@ from typing import Any
 
 SLOWEST = 5
 _MAX_FAILURES = 50
-#: The service's log lines shown under a failure (the JSON and HTML reports have them all).
+#: The service's last log lines shown under a failure, nearest the failure (the JSON and HTML
+#: reports have them all).
 LOG_LINES = 3
 _LOG_LINE_CHARS = 300
 
@@ -120,7 +121,7 @@ def render(report: Mapping[str, Any]) -> str:
 
 
 def _trace_lines(failure: Mapping[str, Any]) -> list[str]:
-    """Under a failure: its trace id, and the first of the service's lines carrying it."""
+    """Under a failure: its trace id, and the service's last lines carrying it."""
     if not failure.get("trace_id"):
         return []
     logs = failure.get("service_logs") or []
@@ -128,13 +129,13 @@ def _trace_lines(failure: Mapping[str, Any]) -> list[str]:
     if logs:
         said += f"; the service's log lines ({len(logs)}):"
     lines = [said]
-    for line in logs[:LOG_LINES]:
+    if len(logs) > LOG_LINES:
+        lines.append(f"    - … {len(logs) - LOG_LINES} earlier (see the JSON or HTML report)")
+    for line in logs[-LOG_LINES:]:
         message = " ".join(str(line["message"]).split())
         if len(message) > _LOG_LINE_CHARS:
             message = message[:_LOG_LINE_CHARS] + "…"
         lines.append(f"    - {line['timestamp']} {_code(line['log_group'])}: {_code(message)}")
-    if len(logs) > LOG_LINES:
-        lines.append(f"    - … {len(logs) - LOG_LINES} more (see the JSON or HTML report)")
     return lines
 
 
