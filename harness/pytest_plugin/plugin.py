@@ -312,7 +312,8 @@ def _trace_failure(item: pytest.Item, report: pytest.TestReport, state: RunState
         item.user_properties.append(("trace_id", trace_id))
         report.user_properties.append(("trace_id", trace_id))
     harness = state.session
-    if harness is not None and state.trace.used and state.profile.log_groups:
+    # after a stop, cleanup comes first: no waiting for log lines
+    if harness is not None and state.trace.used and state.profile.log_groups and not STOP.requested:
         logs = harness.service_logs
         if logs.enabled:
             found["service_logs"] = logs.lookup(trace_id, started)
