@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench clean kafka-jars mutate mutate-smoke simulate
+.PHONY: run test lint typecheck unit bench clean kafka-jars mutate mutate-smoke simulate browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,16 @@ BYTECODE := $(BIN)/python -m compileall -q harness fixtures sandbox
 kafka-jars: $(STAMP)
 	$(BIN)/python -m harness.sandbox.kafka.jars
 
+# The browser the HTML report's test loads it in (tests/e2e/test_html_in_browser.py): headless
+# Chromium and its WebDriver from Debian's packages, installed once where they are missing (as
+# root; elsewhere the browser tests skip with a line saying so, never under CI=true).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+		else echo "make browser: no chromium here and no apt-get as root: the browser tests will skip (install chromium and chromium-driver)"; fi; \
+	fi
+
 run: $(STAMP)
 	$(BYTECODE)
 	$(BIN)/harness run $(ARGS)
@@ -38,7 +48,7 @@ typecheck: $(STAMP)
 
 # Tests fetch the Kafka jars first where java and mvn exist; elsewhere the Kafka tests skip
 # with a line saying what to install (never under CI=true: there they fail).
-test: lint typecheck
+test: lint typecheck browser
 	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
 		$(BIN)/python -m harness.sandbox.kafka.jars; \
 	else echo "make test: no java/mvn here: the Kafka tests will skip (install Java 17 and Maven)"; fi

@@ -50,6 +50,8 @@ TARGETS = {
     "sweep_segments_speedup": Target("> 1 (reported)", lambda v: v > 1),
     "client_cpu_ms_per_test": Target("≤ 0.5", lambda v: v <= 0.5),
     "client_cpu_fixed_seconds": Target("≤ 0.15", lambda v: v <= 0.15),
+    "trace_header_cpu_ms": Target("≤ 0.02", lambda v: v <= 0.02),
+    "service_log_lookup_seconds": Target("(reported)", lambda v: True),
 }
 
 #: (module, full arguments, --quick arguments)
@@ -61,6 +63,7 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
     ("bench.sandbox_throughput", [], ["--requests", "300"]),
     ("bench.key_ops", [], ["--big", "10000", "--rounds", "3"]),
     ("bench.kafka", [], ["--starts", "1", "--events", "20"]),
+    ("bench.trace", [], ["--headers", "20000", "--requests", "100", "--failures", "2"]),
     (
         "bench.bigtables",
         [],

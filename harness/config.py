@@ -148,6 +148,16 @@ class Profile:
     test_data_ttl: float = 7200.0
     #: The sweeper's read budget: items/s (``500``) or capacity units/s (``50cu``); "" = none.
     sweep_max_rate: str = ""
+    #: Send ``X-Amzn-Trace-Id`` (AWS X-Ray) beside ``traceparent``, from the same trace id.
+    trace_xray: bool = False
+    #: CloudWatch Logs groups the service writes to (``/aws/lambda/<function>``): a failed
+    #: test gets the lines carrying its trace id (read only; none named: no lookup).
+    log_groups: tuple[str, ...] = ()
+    #: How long a failed test's log lookup waits for its lines to arrive (ingestion lag).
+    log_wait: float = 5.0
+    #: A route whose JSON answer names the deployed ``version``, when the identity answer
+    #: (``GET health_path``) does not: shown in every report.
+    version_path: str = ""
     #: Python modules that define the adapter's kinds (``fixtures.kinds``).
     adapters: tuple[str, ...] = ()
     #: Kinds declared without code: name -> {table, key, marker, index?}.
@@ -230,7 +240,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 def _coerce(field: str, value: Any, source: str) -> Any:
-    if field == "protected":
+    if field in ("protected", "trace_xray"):
         if isinstance(value, bool):
             return value
         text = str(value).strip().lower()
@@ -238,12 +248,18 @@ def _coerce(field: str, value: Any, source: str) -> Any:
             return True
         if text in _FALSE:
             return False
-        raise ConfigError(f"{source}: protected must be true or false, not {value!r}")
-    if field == "test_data_ttl":
+        raise ConfigError(f"{source}: {field} must be true or false, not {value!r}")
+    if field in ("test_data_ttl", "log_wait"):
         try:
             return parse_duration(value)
         except ValueError as error:
-            raise ConfigError(f"{source}: test_data_ttl: {error}") from None
+            raise ConfigError(f"{source}: {field}: {error}") from None
+    if field == "log_groups":
+        if isinstance(value, str):  # $HARNESS_LOG_GROUPS="/aws/lambda/a,/aws/lambda/b"
+            value = [v for v in value.replace(",", " ").split() if v]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f'{source}: log_groups must be a list like ["/aws/lambda/my-fn"]')
+        return tuple(value)
     if field == "sweep_max_rate":
         text = str(value).strip()
         if text:
@@ -658,6 +674,9 @@ def provenance(profile: Profile) -> dict[str, Any]:
             "default: the sandbox profile" if profile.is_sandbox else "default: not the sandbox"
         )
     writes = list(profile.allow_writes) if profile.is_protected else []
+    topic = profile.kafka_topic if profile.events_bus == "kafka" else profile.events_topic_arn
+    # the bus only where there is one: a topic to hear the service's events on
+    bus = {"events_bus": profile.events_bus, "events_topic": topic} if topic else {}
     return {
         "profile": profile.name,
         "profile_source": {
@@ -677,6 +696,7 @@ def provenance(profile: Profile) -> dict[str, Any]:
         "protected_source": protected_source,
         "allow_writes": writes,
         "allow_writes_source": source("allow_writes") if writes else "",
+        **bus,
     }
 
 
@@ -695,6 +715,8 @@ def describe_target(target: Mapping[str, Any]) -> str:
     if target.get("allow_writes"):
         line += f", writes allowed: {', '.join(target['allow_writes'])} "
         line += f"({target['allow_writes_source']})"
+    if target.get("events_bus"):
+        line += f", events on {target['events_bus']} (topic {target['events_topic']})"
     return line
 
 

@@ -1,8 +1,10 @@
 """The sandbox's lifecycle: start everything, print the exports, stop everything.
 
 Owns: the order of start-up and the reverse order of shutdown, the dummy credentials given to
-its own processes (never printed), the service's environment variables, the bus the events
-travel on (SNS/SQS, or with ``--bus kafka`` a real Kafka broker and a schema registry, see
+its own processes (never printed), the service's environment variables, where its functions'
+log lines go (CloudWatch Logs on the emulator, a log group per function as Lambda writes
+them: ``lambda_logs``), the bus the events travel on
+(SNS/SQS, or with ``--bus kafka`` a real Kafka broker and a schema registry, see
 ``kafka/``), the export lines on stdout (``HARNESS_*``, then the ready marker, then
 nothing more on stdout: logs go to stderr or ``--log-file``), and the progress lines of a
 start on stderr (``sandbox progress: [SECONDS s] WHAT``, the last one ``ready in …``: what
@@ -31,6 +33,7 @@ import boto3
 from botocore.config import Config
 
 from .emulator import EmulatorError, EmulatorProcess
+from .lambda_logs import LambdaLogs, as_function, function_name
 from .provision import Provisioned, ResourceNames, provision
 
 log = logging.getLogger("sandbox")
@@ -66,10 +69,22 @@ EXPORT_NAMES = (
     "HARNESS_KAFKA_TOPIC",
     "HARNESS_KAFKA_CONSUMER_GROUP",
     "HARNESS_SCHEMA_REGISTRY_URL",
+    # The service's functions' log groups (CloudWatch Logs on the emulator), comma-separated.
+    "HARNESS_LOG_GROUPS",
 )
 BUSES = ("sns", "kafka")
 # The name of the service's Kafka handler (``@app.lambda_function``) the processor invokes.
 KAFKA_HANDLER = "process_user_events_kafka"
+# The name of the service's SQS handler (``@app.on_sqs_message``): its function's log group.
+SQS_HANDLER = "process_user_events"
+
+
+class _QuietService(logging.Filter):
+    """``--quiet``: the console shows no per-request lines of the service (its log groups
+    still get every line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name.startswith("service") and record.levelno < logging.WARNING)
 
 
 class StartError(RuntimeError):
@@ -127,6 +142,7 @@ class Sandbox:
         self.app_module: ModuleType | None = None
         self.broker: Any = None
         self.registry: Any = None
+        self.lambda_logs: Any = None
 
     # -- the Kafka bus -------------------------------------------------------------
 
@@ -182,7 +198,10 @@ class Sandbox:
                 self.broker.bootstrap_servers,
                 opts.kafka_topic,
                 opts.kafka_group,
-                find_lambda_handler(module, module.app, KAFKA_HANDLER),
+                as_function(
+                    self._function(module, KAFKA_HANDLER),
+                    find_lambda_handler(module, module.app, KAFKA_HANDLER),
+                ),
             )
             self.processor.start()
             if self.registry is not None:
@@ -240,6 +259,7 @@ class Sandbox:
         )
         progress.info("starting the service…")
         module = self._import_service()
+        self._ship_logs(module, session, SQS_HANDLER if not kafka else KAFKA_HANDLER)
         if kafka:
             self._finish_kafka(module)
 
@@ -287,7 +307,27 @@ class Sandbox:
             "HARNESS_KAFKA_TOPIC": opts.kafka_topic if kafka else "",
             "HARNESS_KAFKA_CONSUMER_GROUP": opts.kafka_group if kafka else "",
             "HARNESS_SCHEMA_REGISTRY_URL": self.registry.url if self.registry else "",
+            "HARNESS_LOG_GROUPS": ",".join(self.lambda_logs.log_groups),
         }
+
+    def _function(self, module: ModuleType, handler: str = "") -> str:
+        """A function's name as ``chalice deploy --stage <environment name>`` gives it."""
+        return function_name(module.app.app_name, self.options.environment_name, handler)
+
+    def _ship_logs(self, module: ModuleType, session: Any, processor: str) -> None:
+        """The service's lines, in its own format, to its functions' log groups."""
+        assert self.emulator is not None
+        formatter = importlib.import_module("chalicelib.logs").JsonFormatter()
+        shipping = LambdaLogs(
+            session.client("logs", endpoint_url=self.emulator.url),
+            [self._function(module, processor)],
+            default=self._function(module),
+        )
+        shipping.setFormatter(formatter)
+        shipping.start()
+        self.lambda_logs = shipping
+        for name in ("service", module.app.log.name):
+            logging.getLogger(name).addHandler(shipping)
 
     def _start_sqs_processor(self, module: ModuleType, session: Any) -> None:
         from .processor import Processor, find_sqs_handler
@@ -308,7 +348,7 @@ class Sandbox:
             self.provisioned.processor_queue_url,
             self.provisioned.processor_queue_arn,
             opts.region,
-            handler,
+            as_function(self._function(module, SQS_HANDLER), handler),
             batch_size,
         )
         self.processor.start()
@@ -321,8 +361,10 @@ class Sandbox:
         # Chalice sends app.log to stdout; stdout carries only the exports here.
         module.app.log.handlers.clear()
         module.app.log.propagate = True
-        if self.options.quiet:
-            logging.getLogger("service").setLevel(logging.WARNING)
+        logging.getLogger("service").setLevel(logging.INFO)
+        if self.options.quiet:  # the console only: the log groups still get every line
+            for handler in logging.getLogger().handlers:
+                handler.addFilter(_QuietService())
         self.app_module = module
         return module
 
@@ -339,6 +381,12 @@ class Sandbox:
         the emulator are then sent SIGTERM together and each is waited for (killed after a
         deadline)."""
         kafka = self.broker is not None or self.registry is not None
+        if self.lambda_logs is not None:  # what the service logged, while the emulator is up
+            self.lambda_logs.stop()
+            app = getattr(self.app_module, "app", None)
+            for name in ("service", getattr(app, "log", log).name):
+                logging.getLogger(name).removeHandler(self.lambda_logs)
+            self.lambda_logs = None
         if self.processor is not None:
             self.processor.request_stop()
         if kafka:

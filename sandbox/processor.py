@@ -34,6 +34,19 @@ def find_sqs_handler(module: ModuleType, app: Chalice, queue_name: str) -> tuple
     raise LookupError(f"the app has no @app.on_sqs_message handler for queue {queue_name!r}")
 
 
+def _attributes(received: dict[str, Any]) -> dict[str, Any]:
+    """SQS message attributes as Lambda hands them over (``stringValue``, ``dataType``)."""
+    return {
+        name: {
+            "stringValue": value.get("StringValue"),
+            "dataType": value.get("DataType", "String"),
+            "stringListValues": [],
+            "binaryListValues": [],
+        }
+        for name, value in received.items()
+    }
+
+
 def lambda_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
     return {
         "Records": [
@@ -42,7 +55,7 @@ def lambda_event(messages: list[dict[str, Any]], queue_arn: str, region: str) ->
                 "receiptHandle": m["ReceiptHandle"],
                 "body": m["Body"],
                 "attributes": m.get("Attributes", {}),
-                "messageAttributes": m.get("MessageAttributes", {}),
+                "messageAttributes": _attributes(m.get("MessageAttributes", {})),
                 "md5OfBody": m.get("MD5OfBody") or hashlib.md5(m["Body"].encode()).hexdigest(),
                 "eventSource": "aws:sqs",
                 "eventSourceARN": queue_arn,

@@ -104,6 +104,11 @@ class Aws:
         return self.session.client("cloudwatch", **self._kwargs())
 
     @cached_property
+    def logs(self) -> Any:
+        """CloudWatch Logs: the service's log lines for a failed test (reads only)."""
+        return self.session.client("logs", **self._kwargs())
+
+    @cached_property
     def sts(self) -> Any:
         return self.session.client("sts", **self._kwargs())
 

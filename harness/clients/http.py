@@ -3,7 +3,9 @@
 Owns the base URL, timeouts, retries of idempotent methods (urllib3 ``Retry`` on connection
 errors and 502/503/504 — POST is never retried, so a create is never sent twice), the
 ``User-Agent`` and ``X-Harness-Run`` headers that let the service tell test traffic apart,
-pluggable auth (the service's ``uid``/``token`` headers), and the transcript of the current
+the test's trace on every request (``traceparent``, a span each; ``X-Amzn-Trace-Id`` when
+the profile asks: :mod:`harness.clients.trace`), pluggable auth
+(the service's ``uid``/``token`` headers), and the transcript of the current
 test: method, path with its query, status, latency, bodies and the headers worth reading,
 redacted — a long body cut first, to a cap — shown when a test fails. Bodies are kept as
 data (a ``json=`` dict, a ``data=`` form) so masking by key reaches every depth; sensitive
@@ -28,6 +30,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from harness.clients.trace import TestTrace, trace_id_of
 from harness.safety.protect import HttpGuard, ProtectedTargetError
 from harness.safety.redact import SHOWN, Redactor, shorten
 
@@ -66,6 +69,9 @@ _ROUTINE_HEADERS = frozenset(
         "keep-alive",
         "transfer-encoding",
         "x-harness-run",
+        # on every request of a test: its span is shown on the exchange's line instead
+        "traceparent",
+        "x-amzn-trace-id",
     }
 )
 
@@ -96,10 +102,13 @@ class Exchange:
     error: str = ""
     request_headers: dict[str, str] = field(default_factory=dict)
     response_headers: dict[str, str] = field(default_factory=dict)
+    #: The request's span in the test's trace (from its ``traceparent``), "" without one.
+    span_id: str = ""
 
     def render(self) -> str:
         status = self.status if self.status is not None else f"ERROR {self.error}"
-        lines = [f"{self.method} {self.path} -> {status} ({self.latency_ms:.0f} ms)"]
+        span = f" span {self.span_id}" if self.span_id else ""
+        lines = [f"{self.method} {self.path} -> {status} ({self.latency_ms:.0f} ms){span}"]
         parts = (
             ("  request headers:", self.request_headers),
             ("  request: ", self.request_body),
@@ -172,6 +181,7 @@ class Recorded:
             error=redactor.shown(self.error, _MAX_BODY),
             request_headers=redactor.headers(_shown_headers(self.request_headers)),
             response_headers=redactor.headers(_shown_headers(self.response_headers)),
+            span_id=_span_of(self.request_headers),
         )
 
 
@@ -216,6 +226,11 @@ def _decode(body: Any) -> Any:
     return f"<{type(body).__name__} body>"  # a file or a generator: not read twice
 
 
+def _span_of(headers: Mapping[str, str] | None) -> str:
+    parent = (headers or {}).get("traceparent")
+    return parent.split("-")[2] if parent and trace_id_of(parent) else ""
+
+
 def _shown_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     return {k: v for k, v in (headers or {}).items() if k.lower() not in _ROUTINE_HEADERS}
 
@@ -231,9 +246,12 @@ class ApiClient(requests.Session):
         retry: Retry | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         guard: HttpGuard | None = None,
+        trace: TestTrace | None = None,
     ) -> None:
         super().__init__()
         self.base_url = base_url.rstrip("/")
+        #: The current test's trace: each request carries a new span of it (None: no header).
+        self.trace = trace
         #: Set on a protected profile: which requests may leave (None: all of them).
         self.guard = guard
         self.timeout = timeout
@@ -299,6 +317,9 @@ class ApiClient(requests.Session):
         for name, value in zip(_POSITIONAL[: len(args)], args, strict=True):
             kwargs[name] = value
         kwargs.setdefault("timeout", self.timeout)
+        if self.trace is not None:  # a span per request; a caller's own trace header wins
+            given = kwargs.get("headers")
+            kwargs["headers"] = {**self.trace.headers(), **given} if given else self.trace.headers()
         if kwargs.get("params"):
             full = requests.PreparedRequest()
             full.prepare_url(url, kwargs["params"])

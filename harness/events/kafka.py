@@ -10,7 +10,8 @@ Owns three things for a profile with ``events_bus = "kafka"``:
   group join, no commit, so it leaves no consumer group, topic or committed offset behind and
   never takes a partition from the service's consumers; it publishes as the service does (key
   = the event's uid, headers ``type`` and ``version``, the Confluent wire format when a schema
-  registry is configured) plus a ``harness-namespace`` header; and it delivers to the
+  registry is configured) plus a ``harness-namespace`` header and the test's
+  ``traceparent``; and it delivers to the
   consumer by producing to the same topic, in the order asked, ``delay`` seconds later;
 - :func:`group_lag` / :func:`wait_for_group_caught_up`: the service's consumer group's lag
   (end offset minus committed offset per partition, read with OffsetFetch: it never joins the
@@ -158,6 +159,7 @@ class KafkaTransport:
                 continue
             schema_id, value = decode_wire(message.value() or b"")
             attributes = {k: _text(v) for k, v in (message.headers() or [])}
+            attributes["kafka.topic"] = _text(message.topic())
             attributes["kafka.key"] = _text(message.key())
             attributes["kafka.partition"] = str(message.partition())
             attributes["kafka.offset"] = str(message.offset())
@@ -200,6 +202,8 @@ class KafkaTransport:
         if isinstance(version, int) and not isinstance(version, bool):
             headers.append(("version", str(version).encode()))
         headers.append((NAMESPACE_HEADER, self.namespace.encode()))
+        if attributes.get("traceparent"):  # the test's trace, for the consumer's log lines
+            headers.append(("traceparent", str(attributes["traceparent"]).encode()))
         value = body.encode()
         if self.registry_url and event_type and isinstance(version, int):
             schema_id = self._schema_id(event_type, version)

@@ -6,7 +6,9 @@ that buffers this worker's events (those carrying its namespace; every other run
 real user's are dropped and only counted), validating each against its contract — and
 :class:`Expectations`, the per-test view with ``expect_event`` / ``no_event`` filtered on the
 test's own correlation (the uids and emails it created), plus the processing-latency samples
-per event type that end up in the run report. It never creates or deletes the subscription
+per event type that end up in the run report. What a test publishes or delivers carries the
+test's trace (a ``traceparent`` attribute, a header on Kafka), so the service's consumer logs
+it under the test's trace id. It never creates or deletes the subscription
 itself (that is the ``queue`` kind, through the ledger) and never sleeps: waits are on a
 condition variable with a deadline.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 import time
 import uuid
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from harness.clients.trace import TestTrace
 from harness.events.contracts import ContractError, Contracts, ContractViolation
 from harness.safety.protect import refuse_publish
 from harness.waiting import eventually
@@ -168,13 +172,15 @@ class Event:
 
     @property
     def where(self) -> str:
-        """Where the transport got it: ``partition 2 @ offset 17`` on Kafka, else the id."""
+        """Where it was on the bus: ``topic-2@17`` (partition 2, offset 17) on Kafka, the
+        format of what the harness writes there too; ``event <id>`` on SNS/SQS."""
         if "kafka.partition" in self.attributes:
-            return (
-                f"partition {self.attributes['kafka.partition']} @ "
-                f"{self.attributes.get('kafka.offset', '?')}"
+            return kafka_where(
+                self.attributes.get("kafka.topic", ""),
+                self.attributes["kafka.partition"],
+                self.attributes.get("kafka.offset", "?"),
             )
-        return self.id
+        return f"event {self.id}" if self.id else ""
 
     @property
     def keys(self) -> set[str]:
@@ -193,6 +199,23 @@ class Event:
         about = ", ".join(f"{k}={self.data[k]!r}" for k in ("uid", "email") if k in self.data)
         flaw = f" [CONTRACT VIOLATION at {self.violation_path}]" if self.violation else ""
         return f"{self.type or '?'} {self.id or '(no id)'} ({about}){flaw}"
+
+
+def kafka_where(topic: str, partition: Any, offset: Any) -> str:
+    """A Kafka record's place: ``<topic>-<partition>@<offset>`` (one format for every row)."""
+    return f"{topic or '?'}-{partition}@{offset}"
+
+
+_KAFKA_WHERE = re.compile(r"^.+-\d+@\d+$")
+
+
+def _written_where(payload: Any, returned: str) -> str:
+    """Where a write went, in :attr:`Event.where`'s format: the Kafka transport answers it
+    already; an SNS/SQS write is named by the event's id (as the seen row names it)."""
+    if _KAFKA_WHERE.match(returned):
+        return returned
+    event_id = payload.get("id") if isinstance(payload, dict) else None
+    return f"event {event_id}" if event_id else f"message {returned}"
 
 
 def build_event(event_type: str, data: Mapping[str, Any], version: int = 1) -> dict[str, Any]:
@@ -290,18 +313,29 @@ class EventStream:
         with self._cond:
             self._cond.wait(timeout)
 
-    def publish(self, event: Any, *, event_type: str | None = None) -> str:
+    def publish(
+        self,
+        event: Any,
+        *,
+        event_type: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> str:
+        """Publish to the topic; ``attributes`` (a ``traceparent``) travel with it."""
         if self.protected:
             raise refuse_publish(self.protected, "publishing an event")
         body = event if isinstance(event, str) else json.dumps(event, separators=(",", ":"))
         kind = event_type or (event.get("type") if isinstance(event, dict) else None) or ""
-        return self.transport.publish(body, {"type": str(kind)})
+        return self.transport.publish(body, {**(attributes or {}), "type": str(kind)})
 
-    def deliver_to_consumer(self, event: Mapping[str, Any], delay: int = 0) -> str:
+    def deliver_to_consumer(
+        self, event: Mapping[str, Any], delay: int = 0, attributes: Mapping[str, str] | None = None
+    ) -> str:
         if self.protected:
             raise refuse_publish(self.protected, "delivering an event to the consumer")
         body = json.dumps(event, separators=(",", ":"))
-        return self.transport.deliver_to_consumer(body, {"type": str(event["type"])}, delay)
+        return self.transport.deliver_to_consumer(
+            body, {**(attributes or {}), "type": str(event["type"])}, delay
+        )
 
 
 def _matches(event: Event, event_type: str, where: Where) -> bool:
@@ -372,6 +406,11 @@ class Expectations:
     written: list[dict[str, Any]] = field(default_factory=list)
     #: When this view was made (the timeline's zero).
     started: float = field(default_factory=time.time)
+    #: The test's trace: what it publishes or delivers carries a span of it.
+    trace: TestTrace | None = None
+
+    def _trace_attributes(self) -> dict[str, str]:
+        return {"traceparent": self.trace.headers()["traceparent"]} if self.trace else {}
 
     def _wrote(self, action: str, payload: Any, where: str) -> None:
         data = payload.get("data") if isinstance(payload, dict) else None
@@ -383,7 +422,7 @@ class Expectations:
                 "type": str(payload.get("type", "?")) if isinstance(payload, dict) else "?",
                 "version": payload.get("version", "") if isinstance(payload, dict) else "",
                 "key": "" if uid is None else str(uid),
-                "where": where,
+                "where": _written_where(payload, where),
             }
         )
 
@@ -490,18 +529,23 @@ class Expectations:
         event = build_event(event_type, data, version)
         self.stream.contracts.validate(event)
         self.correlate(*(v for k, v in data.items() if k in ("uid", "email")))
-        self._wrote("published", event, self.stream.publish(event))
+        self._wrote(
+            "published", event, self.stream.publish(event, attributes=self._trace_attributes())
+        )
         return Event(json.dumps(event), {"type": event_type}, time.time(), payload=event)
 
     def publish_raw(self, body: Any, event_type: str = "") -> None:
         """Publish anything at all (a malformed event, for contract tests) to the topic."""
-        where = self.stream.publish(body, event_type=event_type)
+        where = self.stream.publish(
+            body, event_type=event_type, attributes=self._trace_attributes()
+        )
         self._wrote("published", body if isinstance(body, dict) else {"type": event_type}, where)
 
     def deliver_to_consumer(self, event: Event | Mapping[str, Any], delay: int = 0) -> None:
         """Hand an event straight to the service's consumer (duplicates, reordering)."""
         payload = event.payload if isinstance(event, Event) else event
-        self._wrote("delivered", payload, self.stream.deliver_to_consumer(payload, delay))
+        where = self.stream.deliver_to_consumer(payload, delay, self._trace_attributes())
+        self._wrote("delivered", payload, where)
 
     def await_effect(self, event: Event, check: Callable[[], Any], timeout: float = 10.0) -> Any:
         """Wait for ``check`` to pass, then record publish → observed-effect latency under

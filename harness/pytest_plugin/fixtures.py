@@ -201,6 +201,8 @@ def fake(request: pytest.FixtureRequest, harness_session: HarnessSession) -> Fak
 
 
 STREAM_SCOPE = "session:events"
+#: A test's events timeline rows (the ``events`` fixture's), shown as a table under the test.
+EVENT_ROWS = pytest.StashKey[list[dict[str, Any]]]()
 
 
 def contracts_directory(profile: Profile) -> str:
@@ -356,6 +358,7 @@ def events(
         return keys
 
     view = TestEvents(event_stream, correlation, harness_session.event_latency)
+    view.trace = harness_session.trace
     view.consumer_queue_url = harness_session.profile.processor_queue_url
     view.sqs = harness_session.aws.sqs
     view.profile = harness_session.profile
@@ -366,6 +369,7 @@ def events(
         if row["action"] == "saw" and row["latency"] is not None:
             harness_session.event_seen.add(row["type"], row["latency"])
     if timeline:
+        request.node.stash[EVENT_ROWS] = timeline
         request.node.add_report_section("teardown", "harness events", render_timeline(timeline))
     late = view.unreported_violations()
     if late:

@@ -5,8 +5,9 @@ Owns the ``harness`` command-line options, the markers, and the hooks that call 
 replace stale ones (before anything starts), take the process's stop signals
 (:mod:`harness.run.interrupts`), start the run before any test (only when the run names a
 target, see :func:`is_active`), share one run id and seed with every xdist worker, skip all but
-``readonly`` tests on a protected target (and count it), attach the redacted HTTP transcript to
-failures, and — first of every plugin's session end — tear down what an interrupted session
+``readonly`` tests on a protected target (and count it), begin each test's trace, attach the
+redacted HTTP transcript, the trace id and the service's log lines to failures, and
+— first of every plugin's session end — tear down what an interrupted session
 holds, clean up each worker, then, once in the controller after its workers are done, finish
 the run (residue check, verdict, JSON report), before JUnit, HTML and the summary are written.
 A second stop abandons with the report written and what is left listed. Test-facing objects
@@ -34,6 +35,7 @@ from harness.cleanup.journal import run_dir
 from harness.cleanup.liveness import held_by_others
 from harness.cleanup.residue import DEFAULT_SCAN_LIMIT
 from harness.reporting import outputs
+from harness.reporting.html_report import html_extra, logs_html, render_logs
 from harness.reporting.report import write_failed_start
 from harness.run import options, outcome, streams
 from harness.run.interrupts import STOP, forward_to_workers, say
@@ -66,6 +68,8 @@ MARKERS = (
 
 STATE = pytest.StashKey[RunState]()
 CALL_FAILED = pytest.StashKey[bool]()
+#: The test's trace: its id and when it began (the service-log lookup's window).
+TRACE = pytest.StashKey[tuple[str, float]]()
 PROTECTED_SKIP = pytest.StashKey[bool]()
 
 
@@ -299,8 +303,36 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     state = item.config.stash.get(STATE, None)
-    if state is not None and state.session is not None and "api" in state.session.__dict__:
+    if state is None:
+        return
+    item.stash[TRACE] = (state.trace.begin(), state.trace.started)
+    if state.session is not None and "api" in state.session.__dict__:
         state.session.api.new_transcript()
+
+
+def _trace_failure(item: pytest.Item, report: pytest.TestReport, state: RunState) -> None:
+    """A failed phase carries its test's trace id (JSON report, JUnit property) and, when
+    the profile names log groups and something carried the trace, the service's own lines
+    for it: ``report.harness_trace`` (xdist sends it to the controller), a section for the
+    terminal and JUnit, and a table under the test in the HTML report."""
+    trace_id, started = item.stash.get(TRACE, (state.trace.trace_id, state.trace.started))
+    found: dict[str, Any] = {"trace_id": trace_id, "service_logs": []}
+    if ("trace_id", trace_id) not in item.user_properties:  # JUnit reads the teardown's
+        item.user_properties.append(("trace_id", trace_id))
+        report.user_properties.append(("trace_id", trace_id))
+    harness = state.session
+    # after a stop, cleanup comes first: no waiting for log lines
+    if harness is not None and state.trace.used and state.profile.log_groups and not STOP.requested:
+        logs = harness.service_logs
+        if logs.enabled:
+            found["service_logs"] = logs.lookup(trace_id, started)
+            report.sections.append(
+                (f"harness: service logs (trace {trace_id})", render_logs(found["service_logs"]))
+            )
+            extras = list(getattr(report, "extras", []))
+            extras.append(html_extra(logs_html(trace_id, found["service_logs"], logs.error)))
+            report.extras = extras  # type: ignore[attr-defined]
+    report.harness_trace = found  # type: ignore[attr-defined]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -317,6 +349,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.sections.append(
             ("harness: HTTP transcript (redacted)", harness.api.transcript.render())
         )
+    if report.failed and state is not None:
+        _trace_failure(item, report, state)
     if report.skipped and item.stash.get(PROTECTED_SKIP, False) and report.when == "setup":
         report.user_properties.append(("harness_protected_skip", True))
     if report.failed and report.when == "teardown" and _is_cleanup_failure(call.excinfo):
@@ -677,8 +711,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     tr = terminalreporter
     report = state.report
     tr.section("env-harness", sep="-")
+    version = f", service version {report.service_version}" if report.service_version else ""
     tr.write_line(
-        f"run {state.run_id} on [{state.profile.name}] {state.profile.base_url} (seed {state.seed})"
+        f"run {state.run_id} on [{state.profile.name}] {state.profile.base_url} (seed "
+        f"{state.seed}{version})"
     )
     tr.write_line(
         f"resources: {report.resources['created']} created, {report.resources['cleaned']} "
@@ -700,6 +736,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         )
     for error in report.errors:
         tr.write_line(f"ERROR: {error}", red=True)
+    if report.service_logs.get("error"):  # said once for the run; never changes its verdict
+        tr.write_line(
+            f"service logs could not be read ({report.service_logs['error']}): failed tests "
+            f"carry no service log lines",
+            yellow=True,
+        )
     residue = state.residue
     protected = state.profile.is_protected
     if residue is None:

@@ -2,7 +2,8 @@
 
 Owns parsing ``--alert`` targets (``webhook=URL``, ``cloudwatch``), the policy (on failure or
 leak; on every run with ``--alert-on always``), the webhook message (built only from the
-already redacted run report) and the metrics (Passed, Failed, Skipped, Leaked,
+already redacted run report: each failure with its trace id and the service's last log
+lines for it) and the metrics (Passed, Failed, Skipped, Leaked,
 DurationSeconds with dimension ``environment``). Delivery problems are returned as one-line
 warnings, never raised: an alert must never change a run's exit code. A webhook URL is a
 secret (Slack's carry the key in the path), so messages name only its host.
@@ -20,6 +21,9 @@ import requests
 POLICIES = ("failure", "always")
 METRIC_NAMESPACE = "EnvHarness"
 WEBHOOK_TIMEOUT = (3.05, 10.0)
+#: The service's last log lines an alert shows per failure, and the characters of each.
+LOG_LINES = 2
+LOG_LINE_CHARS = 200
 
 
 class AlertConfigError(ValueError):
@@ -74,8 +78,9 @@ def headline(report: Mapping[str, Any]) -> str:
     status = "FAILED" if run_failed(report) else "passed"
     counts = ", ".join(f"{n} {k}" for k, n in tests.items() if n) or "no tests"
     leak = f", {leaked} leaked" if leaked else ""
+    version = f" (version {report['service_version']})" if report.get("service_version") else ""
     return (
-        f"env-harness run {report.get('run_id')} on {report.get('environment')} "
+        f"env-harness run {report.get('run_id')} on {report.get('environment')}{version} "
         f"{status}: {counts}{leak} (exit {report.get('exit_status')})"
     )
 
@@ -85,6 +90,11 @@ def slack_message(report: Mapping[str, Any], max_lines: int = 10) -> dict[str, A
     lines = [f"*{headline(report)}*"]
     for failure in report.get("failures", [])[:max_lines]:
         lines.append(f"• `{failure['nodeid']}` — {failure['message']}")
+        if failure.get("trace_id"):
+            lines.append(f"   trace `{failure['trace_id']}`")
+        for line in (failure.get("service_logs") or [])[-LOG_LINES:]:  # nearest the failure
+            message = " ".join(str(line["message"]).split())[:LOG_LINE_CHARS]
+            lines.append(f"   `{line['log_group']}` {message}")
     for leak in report.get("leaked", [])[:max_lines]:
         ids = ", ".join(f"{k}={v}" for k, v in leak.items() if k != "kind")
         lines.append(f"• leaked {leak.get('kind')}: {ids}")

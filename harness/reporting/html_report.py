@@ -1,9 +1,13 @@
-"""The harness's part of the HTML report: run facts, leaks and a latency chart per endpoint.
+"""The harness's part of the HTML report: run facts, leaks and a latency chart per endpoint,
+and what it puts under a test: the service's log lines for a failed one.
 
 pytest-html renders the results table, the failures and their sections (the redacted HTTP
 transcript among them) as one self-contained file; this module owns the HTML fragment the
-harness adds to it — escaped text and inline SVG only, so the file loads nothing from the
-network. It reads only the (already redacted) report and latency samples.
+harness adds to its summary (the target, its bus and event latency, the service version among
+the run's facts) and the per-test extras (:func:`logs_html`; the events timeline is
+:func:`harness.reporting.events.timeline_html`) — escaped text and inline SVG only, so the
+file loads nothing from the network. It reads only the (already redacted) report, latency
+samples and log lines.
 """
 
 from __future__ import annotations
@@ -75,12 +79,28 @@ def latency_section(samples: Mapping[str, list[float]]) -> str:
     )
 
 
+def _events_fact(report: Mapping[str, Any]) -> str:
+    """The bus and topic the run heard the service's events on, and their latency."""
+    target = report.get("target") or {}
+    if not target.get("events_bus"):
+        return ""
+    fact = f"{target['events_bus']} (topic {target.get('events_topic', '')})"
+    for label, key in (("processed", "event_latency"), ("seen", "events_seen")):
+        for event_type, row in (report.get(key) or {}).items():
+            fact += (
+                f"; {event_type} {label} p50 {row['p50'] * 1000:.0f} ms / "
+                f"p95 {row['p95'] * 1000:.0f} ms (n={row['count']})"
+            )
+    return fact
+
+
 def run_section(report: Mapping[str, Any]) -> str:
     identity = report.get("identity") or {}
     facts = [
         ("run id", report.get("run_id")),
         ("environment", report.get("environment")),
-        ("version", identity.get("version", "")),
+        ("service version", report.get("service_version") or identity.get("version", "")),
+        ("events", _events_fact(report)),
         ("profile", report.get("profile")),
         ("base URL", report.get("base_url")),
         ("seed", report.get("seed")),
@@ -109,6 +129,46 @@ def run_section(report: Mapping[str, Any]) -> str:
         else "<p>Residue check: clean (nothing left carrying this run's namespace).</p>"
     )
     return f'<h2>env-harness run</h2><table class="harness-run">{rows}</table>{residue}'
+
+
+def html_extra(content: str) -> dict[str, Any]:
+    """A pytest-html extra of HTML (what ``pytest_html.extras.html`` makes), shown under the
+    test in the results table."""
+    return {
+        "name": None,
+        "format_type": "html",
+        "content": content,
+        "mime_type": None,
+        "extension": None,
+    }
+
+
+def render_logs(lines: Iterable[Mapping[str, Any]]) -> str:
+    """The service's lines as text, for the terminal and JUnit: one per line, oldest first."""
+    shown = [f"{line['timestamp']} {line['log_group']} {line['message']}" for line in lines]
+    return "\n".join(shown) or "(no line carries this trace id)"
+
+
+def logs_html(trace_id: str, lines: Iterable[Mapping[str, Any]], error: str = "") -> str:
+    """A failed test's service log lines as a table (already redacted; escaped here)."""
+    rows = "".join(
+        '<tr class="harness-log-line">'
+        f"<td>{escape(str(line['timestamp']))}</td>"
+        f"<td><code>{escape(str(line['log_group']))}</code></td>"
+        f'<td><pre class="harness-log-message">{escape(str(line["message"]))}</pre></td></tr>'
+        for line in lines
+    )
+    title = f"<h4>Service logs of trace <code>{escape(trace_id)}</code></h4>"
+    if error:
+        body = f"<p>The service's logs could not be read: {escape(error)}</p>"
+    elif rows:
+        body = (
+            '<table class="harness-logs"><thead><tr><th>time (UTC)</th><th>log group</th>'
+            f"<th>message</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    else:
+        body = "<p>No line of the service's log groups carries this trace id.</p>"
+    return f'<div class="harness-service-logs">{title}{body}</div>'
 
 
 def fragment(report: Mapping[str, Any], samples: Mapping[str, list[float]]) -> str:

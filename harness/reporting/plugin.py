@@ -28,12 +28,17 @@ import pytest
 
 from harness import faultpoints
 from harness.clients.aws import Aws
+from harness.pytest_plugin.fixtures import EVENT_ROWS
 from harness.pytest_plugin.plugin import STATE, RunState
 from harness.reporting import alerts, html_report, latency, summary
+from harness.reporting.events import timeline_html
 from harness.run import outcome
 from harness.safety.redact import SHOWN, SHOWN_TEXT, Redactor, cut_marker, shorten
 
 _MAX_MESSAGE = 240
+#: Sections that the HTML report shows as tables instead (pytest names a fixture's section
+#: ``Captured KEY WHEN``).
+HTML_TWINS = ("Captured harness events ", "harness: service logs ")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -224,6 +229,14 @@ class Reporting:
         redactor = self.redactor()
         if redactor is not None:
             redact_report(report, redactor)
+        rows = item.stash.get(EVENT_ROWS, None) if report.when == "teardown" else None
+        if rows:  # the events fixture's timeline, as a table under the test
+            report.extras = [  # type: ignore[attr-defined]
+                *getattr(report, "extras", []),
+                html_report.html_extra(
+                    timeline_html(rows, redactor.text if redactor is not None else str)
+                ),
+            ]
         return report
 
     def redactor(self) -> Redactor | None:
@@ -249,12 +262,19 @@ class Reporting:
             if isinstance(handler, logging.Handler):
                 handler.addFilter(_RedactRecords(self))
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+    def _record_failure(self, report: pytest.TestReport) -> None:
         state = self.state()
         if self.is_worker or state is None or not report.failed:
             return
+        traced = getattr(report, "harness_trace", None) or {}
         state.report.failures.append(
-            {"nodeid": report.nodeid, "when": report.when, "message": failure_line(report)}
+            {
+                "nodeid": report.nodeid,
+                "when": report.when,
+                "message": failure_line(report),
+                "trace_id": traced.get("trace_id", ""),
+                "service_logs": list(traced.get("service_logs", [])),
+            }
         )
 
     @pytest.hookimpl(wrapper=True)
@@ -273,6 +293,21 @@ class Reporting:
         if self.html_fragment:
             prefix.append(self.html_fragment)
 
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, None, None]:
+        """Under a test in the HTML report, the service's log lines and the events timeline
+        are tables (the report's extras): their plain-text twins are out of the report's
+        sections while pytest-html reads them, and back for the terminal's failure summary."""
+        self._record_failure(report)
+        if not self.config.getoption("htmlpath", None):
+            return (yield)
+        kept = report.sections
+        report.sections = [s for s in kept if not s[0].startswith(HTML_TWINS)]
+        try:
+            return (yield)
+        finally:
+            report.sections = kept
+
     def _progress(self, message: str) -> None:
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         if terminal is not None:
@@ -286,7 +321,7 @@ class Reporting:
         faultpoints.reach("alert")
         report = state.report.as_dict(int(session.exitstatus))
         self.published = report
-        for step in (self._write_summaries, self._write_html, self._send_alerts):
+        for step in (self._write_summaries, self._write_html, self._send_alerts, self._junit):
             try:
                 step(state, report)
             except Exception as error:  # a report that cannot be written is not a failed run
@@ -313,6 +348,14 @@ class Reporting:
     def _write_html(self, state: RunState, report: dict[str, Any]) -> None:
         if self.config.getoption("htmlpath", None):
             self.html_fragment = html_report.fragment(report, state.report.latency_samples)
+
+    def _junit(self, state: RunState, report: dict[str, Any]) -> None:
+        """JUnit (pytest's own file, written after this) names the deployed build too."""
+        from _pytest.junitxml import xml_key
+
+        xml = self.config.stash.get(xml_key, None)
+        if xml is not None and report.get("service_version"):
+            xml.add_global_property("service_version", str(report["service_version"]))
 
     def _send_alerts(self, state: RunState, report: dict[str, Any]) -> None:
         if not self.targets:

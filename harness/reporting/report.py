@@ -1,7 +1,8 @@
 """The JSON run report: one file a CI job, an engineer or an alert reads after a run.
 
 Owns counting test outcomes and rendering the run's facts (run id, environment and its
-identity, seed, counts, failures, duration, resources created / cleaned / leaked, per-endpoint
+identity, seed, counts, failures (with trace ids and service log lines), duration,
+resources created / cleaned / leaked, per-endpoint
 latency and event processing latency) as JSON — and that the file at the report's path is
 truthful or absent, never stale or torn: a run first replaces an earlier report there with an
 ``incomplete`` placeholder (:func:`write_placeholder`), and every write goes to a temporary
@@ -51,8 +52,22 @@ class RunReport:
     event_seen: dict[str, list[float]] = field(default_factory=dict)
     #: What the target said it is (``GET /health``: environment, version).
     identity: dict[str, Any] = field(default_factory=dict)
-    #: One line per failed test phase: ``{"nodeid", "when", "message"}`` (already redacted).
-    failures: list[dict[str, str]] = field(default_factory=list)
+    #: The deployed build (the identity answer's ``version``, or the profile's version_path).
+    service_version: str = ""
+    #: One entry per failed test phase: ``{"nodeid", "when", "message", "trace_id",
+    #: "service_logs": [{"timestamp", "log_group", "message"}]}`` (already redacted).
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    #: The service-log lookups of failed tests: the profile's groups, FilterLogEvents calls,
+    #: tests looked up, lines attached, and why the logs could not be read ("" if they could).
+    service_logs: dict[str, Any] = field(
+        default_factory=lambda: {
+            "log_groups": [],
+            "calls": 0,
+            "lookups": 0,
+            "lines": 0,
+            "error": "",
+        }
+    )
     #: Every HTTP latency sample of the run by endpoint (exact percentiles, not averages).
     latency_samples: latency.Samples = field(default_factory=dict)
     workers: list[dict[str, Any]] = field(default_factory=list)
@@ -95,6 +110,11 @@ class RunReport:
             self.event_latency.setdefault(event_type, []).extend(samples)
         for event_type, samples in stats.get("event_seen", {}).items():
             self.event_seen.setdefault(event_type, []).extend(samples)
+        logs = stats.get("service_logs") or {}
+        for key in ("calls", "lookups", "lines"):
+            self.service_logs[key] += int(logs.get(key, 0))
+        if logs.get("error") and not self.service_logs["error"]:
+            self.service_logs["error"] = str(logs["error"])
         if "peak_rss_mb" in stats:
             self.workers.append(
                 {"worker": stats.get("worker", ""), "peak_rss_mb": stats["peak_rss_mb"]}
@@ -108,6 +128,7 @@ class RunReport:
             "base_url": self.base_url,
             "seed": self.seed,
             "identity": self.identity,
+            "service_version": self.service_version,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
             "duration_seconds": round(time.time() - self.started_at, 3),
             "workers_ready_seconds": self.workers_ready_seconds,
@@ -135,6 +156,7 @@ class RunReport:
             "unfinished": self.unfinished,
             "errors": self.errors,
             "failures": self.failures,
+            "service_logs": self.service_logs,
             "cleanup_failures": self.cleanup_failures,
             "workers": sorted(self.workers, key=lambda w: str(w["worker"])),
             "leaked": self.leaked,

@@ -1,7 +1,8 @@
 """The Markdown run summary: what a CI job page shows (``$GITHUB_STEP_SUMMARY``, ``--summary``).
 
 Owns rendering the (already redacted) run report as short Markdown: a status line, the
-counts, each failure in one line, leaks and cleanup problems, the slowest endpoints and
+counts, each failure in one line with its trace id and the service's last log lines for it,
+leaks and cleanup problems, the slowest endpoints and
 event processing latency, and the per-type counts and latency of the events tests saw.
 It reads only the report dictionary; it never touches the environment.
 """
@@ -14,6 +15,10 @@ from typing import Any
 
 SLOWEST = 5
 _MAX_FAILURES = 50
+#: The service's last log lines shown under a failure, nearest the failure (the JSON and HTML
+#: reports have them all).
+LOG_LINES = 3
+_LOG_LINE_CHARS = 300
 
 
 def _cell(text: Any) -> str:
@@ -30,7 +35,8 @@ def render(report: Mapping[str, Any]) -> str:
     failed = int(report.get("exit_status", 0)) != 0 or bool(leaked)
     status = "❌ FAILED" if failed else "✅ passed"
     identity = report.get("identity") or {}
-    version = f", version {identity['version']}" if identity.get("version") else ""
+    shown = report.get("service_version") or identity.get("version")
+    version = f", version {shown}" if shown else ""
     lines = [
         f"## env-harness: {status}",
         "",
@@ -59,6 +65,7 @@ def render(report: Mapping[str, Any]) -> str:
         for failure in failures[:_MAX_FAILURES]:
             when = "" if failure.get("when") == "call" else f" (error in {failure.get('when')})"
             lines.append(f"- {_code(failure['nodeid'])}{when}: {_cell(failure['message'])}")
+            lines += _trace_lines(failure)
         if len(failures) > _MAX_FAILURES:
             lines.append(f"- … and {len(failures) - _MAX_FAILURES} more (see the JSON report)")
     if leaked or report.get("cleanup_failures"):
@@ -111,6 +118,25 @@ def render(report: Mapping[str, Any]) -> str:
                 f"{row['p95']:.3f} | {row['max']:.3f} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _trace_lines(failure: Mapping[str, Any]) -> list[str]:
+    """Under a failure: its trace id, and the service's last lines carrying it."""
+    if not failure.get("trace_id"):
+        return []
+    logs = failure.get("service_logs") or []
+    said = f"  - trace {_code(failure['trace_id'])}"
+    if logs:
+        said += f"; the service's log lines ({len(logs)}):"
+    lines = [said]
+    if len(logs) > LOG_LINES:
+        lines.append(f"    - … {len(logs) - LOG_LINES} earlier (see the JSON or HTML report)")
+    for line in logs[-LOG_LINES:]:
+        message = " ".join(str(line["message"]).split())
+        if len(message) > _LOG_LINE_CHARS:
+            message = message[:_LOG_LINE_CHARS] + "…"
+        lines.append(f"    - {line['timestamp']} {_code(line['log_group'])}: {_code(message)}")
+    return lines
 
 
 def write(path: Path, text: str, *, append: bool = False) -> None:

@@ -34,6 +34,7 @@ from harness.cleanup.recovery import recover, write_owner
 from harness.cleanup.residue import DEFAULT_SCAN_LIMIT, ResidueResult, kept_matcher
 from harness.cleanup.residue import check as residue_check
 from harness.clients.aws import Aws
+from harness.clients.trace import TestTrace
 from harness.config import (
     ConfigError,
     Profile,
@@ -136,6 +137,8 @@ class RunState:
     #: The workers' figures were folded into the report (once: the end sequence, or an
     #: abandoned one).
     stats_added: bool = False
+    #: The trace of the test running in this process (begun at each test's setup).
+    trace: TestTrace = field(default_factory=TestTrace)
 
     def release_lock(self) -> None:
         if self.lock is not None:
@@ -146,7 +149,12 @@ class RunState:
         if self.session is None:
             namespace = Namespace(run=self.run_id, worker=self.worker)
             self.session = HarnessSession(
-                self.profile, namespace, self.seed, self.state_dir, shard=self.shard
+                self.profile,
+                namespace,
+                self.seed,
+                self.state_dir,
+                shard=self.shard,
+                trace=self.trace,
             )
             if self.aws is not None:
                 self.session.aws = self.aws
@@ -229,6 +237,7 @@ def _start_controller(
         target = provenance(profile)
         faultpoints.reach("preflight")
         identity = preflight.check_service(profile, warn=progress)
+        version = preflight.service_version(profile, identity, warn=progress)
         aws = Aws(profile)
         kinds = load_kinds(profile, aws)
         table_sizes = preflight.check_aws(profile, aws, kinds)
@@ -273,7 +282,9 @@ def _start_controller(
         lock=lock,
     )
     state.report.identity = identity
+    state.report.service_version = version
     state.report.target = target
+    state.report.service_logs["log_groups"] = list(profile.log_groups)
     # a protected target gets no writes at all, not even a lease
     if not profile.is_protected and profile.lease_table:
         # clients of its own: the refresh thread must not share boto3 resources (not
@@ -416,6 +427,8 @@ def finish_worker(state: RunState) -> dict[str, Any]:
     harness = state.session
     if harness is not None and "api" in harness.__dict__:
         stats["latency"] = latency.collect(harness.api.latencies)
+    if harness is not None and "service_logs" in harness.__dict__:
+        stats["service_logs"] = harness.service_logs.figures()
     if harness is None or "ledger" not in harness.__dict__:
         return stats
     faultpoints.reach("worker-finish")

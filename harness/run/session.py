@@ -1,6 +1,7 @@
 """The harness session of one worker: every engine object a test run needs, built once.
 
-Owns wiring — profile, namespace, redactor, HTTP client, AWS clients, resource kinds, the
+Owns wiring — profile, namespace, redactor, the test's trace, HTTP client, AWS clients,
+the service-log lookups, resource kinds, the
 journal and the ledger with its single guarded delete path — so the pytest layer only hands
 these objects out. On a protected profile each door it builds is shut for writes: the HTTP
 client carries the profile's guard, the AWS clients are read-only, the ledger refuses.
@@ -17,6 +18,8 @@ from harness.cleanup.journal import Journal, run_dir
 from harness.cleanup.ledger import Ledger
 from harness.clients.aws import Aws
 from harness.clients.http import ApiClient
+from harness.clients.logs import ServiceLogs
+from harness.clients.trace import TestTrace
 from harness.config import Profile
 from harness.events.stream import LatencyRecorder
 from harness.kinds.base import Kind
@@ -37,8 +40,12 @@ class HarnessSession:
         *,
         shard: str = "",
         fsync: bool = False,
+        trace: TestTrace | None = None,
     ) -> None:
         self.profile = profile
+        #: The current test's trace: every request and event of the test carries it.
+        self.trace = trace or TestTrace()
+        self.trace.xray = profile.trace_xray
         self.shard = shard
         self.namespace = namespace
         self.seed = seed
@@ -60,11 +67,23 @@ class HarnessSession:
             str(self.namespace.run),
             self.redactor,
             guard=http_guard(self.profile),
+            trace=self.trace,
         )
 
     @cached_property
     def aws(self) -> Aws:
         return Aws(self.profile)
+
+    @cached_property
+    def service_logs(self) -> ServiceLogs:
+        """A failed test's lines in the service's log groups (its AWS client made on first
+        lookup: a passing run never builds it)."""
+        return ServiceLogs(
+            lambda: self.aws.logs,
+            self.profile.log_groups,
+            self.redactor,
+            wait=self.profile.log_wait,
+        )
 
     @cached_property
     def kinds(self) -> dict[str, Kind]:

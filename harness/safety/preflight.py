@@ -1,7 +1,8 @@
 """Preflight: prove the target is reachable and is the environment the profile names,
 before any test runs.
 
-Owns turning every way a target can be wrong — unreachable URL, a ``/health`` that is not
+Owns reading the deployed build's version (:func:`service_version`), and turning every way a
+target can be wrong — unreachable URL, a ``/health`` that is not
 JSON, a different environment behind the URL (redirects followed, final host checked), AWS
 credentials or endpoint missing, a table that does not exist — into one
 :class:`~harness.config.ConfigError` whose message names the fix. It reads, never writes.
@@ -83,6 +84,35 @@ def check_service(
             f"Fix base_url, or the profile's `environment` field if the name changed."
         )
     return dict(body)
+
+
+def service_version(
+    profile: Profile,
+    identity: Mapping[str, Any],
+    session: requests.Session | None = None,
+    warn: Callable[[str], None] = lambda _: None,
+) -> str:
+    """The deployed build, for every report: the identity answer's ``version``, else what
+    ``GET <version_path>`` names (its JSON's ``version``, or its first line of text); "" when
+    neither says (a route that cannot be read is a warning, never a stop)."""
+    said = identity.get("version")
+    if said not in (None, ""):
+        return str(said)[:120]
+    if not profile.version_path:
+        return ""
+    url = profile.base_url.rstrip("/") + "/" + profile.version_path.lstrip("/")
+    try:
+        response = (session or requests.Session()).get(url, timeout=(3.05, 10))
+        response.raise_for_status()
+    except requests.RequestException as error:
+        warn(f"WARNING: no service version: {url}: {type(error).__name__}")
+        return ""
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text.strip().splitlines() or [""])[0][:120]
+    version = body.get("version") if isinstance(body, dict) else body
+    return "" if version in (None, "") or isinstance(version, dict | list) else str(version)[:120]
 
 
 def describe_body(response: requests.Response) -> str:

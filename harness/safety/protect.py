@@ -8,7 +8,8 @@ Owns the rules and the one error they raise. Each door asks here:
   the path).
 - AWS (:class:`~harness.clients.aws.Aws`): a botocore ``provide-client-params`` hook on every
   client refuses every operation that is not a read — reads are ``Get*``, ``Describe*``,
-  ``List*``, ``Head*``, ``Query``, ``Scan``, ``BatchGetItem`` and ``TransactGetItems``.
+  ``List*``, ``Head*``, ``Query``, ``Scan``, ``BatchGetItem``, ``TransactGetItems`` and
+  CloudWatch Logs' ``FilterLogEvents`` (a failed test's service log lines).
   ``ReceiveMessage`` is refused too: receiving hides a message from the service's own
   consumer for the visibility timeout, which is a change to the target.
 - The ledger (so every factory built on it), the event stream's subscription queue and the
@@ -31,7 +32,9 @@ from typing import Any
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: AWS operations that read: by prefix, and a few by name.
 READ_OPERATION_PREFIXES = ("Get", "Describe", "List", "Head")
-READ_OPERATIONS = frozenset({"Query", "Scan", "BatchGetItem", "TransactGetItems"})
+READ_OPERATIONS = frozenset(
+    {"Query", "Scan", "BatchGetItem", "TransactGetItems", "FilterLogEvents"}
+)
 _SETTING_HINT = "set protected = false only for a test environment"
 #: The AWS rule's handler id: installed twice on one event system, it is there once.
 AWS_GUARD_ID = "harness-protect"
@@ -130,7 +133,7 @@ def install_aws_guard(events: Any, profile_name: str) -> None:
             profile_name,
             f"AWS {service} {model.name}",
             f"the harness's AWS clients only read on a protected profile (Get*, Describe*, "
-            f"List*, Head*, Query, Scan); {_SETTING_HINT}",
+            f"List*, Head*, Query, Scan, FilterLogEvents); {_SETTING_HINT}",
         )
 
     events.register("provide-client-params.*.*", refuse_writes, unique_id=AWS_GUARD_ID)

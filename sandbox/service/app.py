@@ -16,7 +16,17 @@ from typing import Any
 
 from chalice import Chalice, Response
 from chalice.app import SQSEvent
-from chalicelib import auth, events, passwords, processing, settings, store, validation, web
+from chalicelib import (
+    auth,
+    events,
+    logs,
+    passwords,
+    processing,
+    settings,
+    store,
+    validation,
+    web,
+)
 
 VERSION = os.environ.get("SERVICE_VERSION", "1.0.0")
 # Bodies are parsed by chalicelib.validation, so a wrong Content-Type is a 400 that names the
@@ -29,25 +39,37 @@ BODY_TYPES = [
 ]
 
 app = Chalice(app_name="reference-service")
-# One logger for the service's own lines (request log, storage errors); on Lambda it reaches
-# CloudWatch through the runtime's root handler, locally the launcher's handler.
+# One logger for the service's own lines (request log, storage errors, events handled), as
+# structured JSON keyed on the caller's trace (chalicelib.logs); on Lambda it reaches
+# CloudWatch through the runtime's root handler, locally the sandbox's shipping handler.
 log = logging.getLogger("service")
 log.setLevel(logging.INFO)
+logs.configure(log)
 
 
 @app.middleware("http")
 def log_request(event: Any, get_response: Any) -> Response:
-    started = time.perf_counter()
-    response: Response = get_response(event)
-    run = event.headers.get("x-harness-run", "-") if event.headers else "-"
-    log.info(
-        "%s %s -> %s run=%s %.1fms",
-        event.method,
-        event.path,
-        response.status_code,
-        run,
-        (time.perf_counter() - started) * 1000,
-    )
+    """Every request in its caller's trace (``traceparent``), and one line for it."""
+    headers = event.headers or {}
+    with logs.traced(headers.get("traceparent")):
+        started = time.perf_counter()
+        response: Response = get_response(event)
+        original = event.to_original_event()  # API Gateway: "path"; chalice local: its context's
+        path = original.get("path") or original["requestContext"].get("path") or event.path
+        log.info(
+            "%s %s -> %s",
+            event.method,
+            path,
+            response.status_code,
+            extra=logs.fields(
+                method=event.method,
+                path=path,
+                route=event.path,
+                status=response.status_code,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                run=headers.get("x-harness-run", ""),
+            ),
+        )
     return response
 
 
@@ -169,8 +191,15 @@ def notifications(
 def process_user_events(event: SQSEvent) -> None:
     """Consume the user-events queue. Raising leaves the whole batch for redelivery."""
     for record in event:
-        outcome = processing.handle_message(record.body)
-        log.info("processed message %s: %s", record.to_dict().get("messageId"), outcome)
+        raw = record.to_dict()
+        with logs.traced(logs.event_traceparent(raw.get("messageAttributes"))):
+            outcome = processing.handle_message(record.body)
+            log.info(
+                "processed message %s: %s",
+                raw.get("messageId"),
+                outcome,
+                extra=logs.fields(message_id=raw.get("messageId"), outcome=outcome),
+            )
 
 
 @app.lambda_function(name="process_user_events_kafka")
@@ -179,11 +208,12 @@ def process_user_events_kafka(event: dict[str, Any], context: Any) -> None:
     self-managed; Chalice cannot declare one, so it is made next to the topic). Raising
     leaves the batch uncommitted, to be delivered again."""
     for record in events.kafka_records(event):
-        outcome = processing.handle_message(events.kafka_record_body(record))
-        log.info(
-            "processed record %s/%s/%s: %s",
-            record.get("topic"),
-            record.get("partition"),
-            record.get("offset"),
-            outcome,
-        )
+        with logs.traced(logs.event_traceparent(record.get("headers"))):
+            outcome = processing.handle_message(events.kafka_record_body(record))
+            where = f"{record.get('topic')}-{record.get('partition')}@{record.get('offset')}"
+            log.info(
+                "processed record %s: %s",
+                where,
+                outcome,
+                extra=logs.fields(record=where, outcome=outcome),
+            )

@@ -13,7 +13,9 @@ Without ``java`` the module is skipped with one line saying what to install, exc
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -129,7 +131,8 @@ def test_events_suites_pass_on_kafka_and_leave_no_group_topic_or_offset(
     assert set(report["events_seen"]) == {"user.created", "user.deleted"}
     # Each test's events as a timeline in the HTML report; per-type counts and p95 in Markdown.
     page = html.read_text()
-    assert "harness events" in page and "partition" in page and "(id " in page
+    assert "harness-timeline" in page and "(id " in page
+    assert re.search(r"sandbox-user-events-\d+@\d+", page)  # one `where` format: topic-p@offset
     assert "Events the tests saw" in summary.read_text()
     # The service's consumer really processed the run's events over Kafka ...
     assert committed(profile) > processed_before
@@ -340,3 +343,51 @@ def test_doctor_checks_the_topic_and_the_consumer_group(kafka_environ: dict[str,
     assert topic.startswith("OK") and "sandbox-user-events: 3 partition(s)" in topic
     assert group.startswith("OK") and "sandbox-notifications-processor: lag" in group
     assert "events topic" not in done.stdout and "processor queue" not in done.stdout
+
+
+KAFKA_FAILING = """
+def test_signs_up_then_fails(api, user, events):
+    events.expect_event("user.created", where={"uid": user.uid}, timeout=15)
+    events.wait_until_processed(timeout=20)
+    response = api.get(f"/users/{user.uid}/notifications", auth=user.auth)
+    assert response.json()["notifications"] == []  # the welcome is there: this fails
+"""
+
+
+def test_a_failed_tests_service_logs_have_the_kafka_processors_line_for_its_event(
+    kafka_environ: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue 23 on Kafka: the service published the sign-up's user.created with the request's
+    traceparent as a header; the processor's line for that event carries the test's trace."""
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["fixtures.users"]\n')
+    (tmp_path / "test_kafka_trace.py").write_text(KAFKA_FAILING)
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--report", str(report), "test_kafka_trace.py"],
+        cwd=tmp_path,
+        env={**kafka_environ, "HARNESS_STATE_DIR": str(tmp_path / "state")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = done.stdout[-4000:] + done.stderr[-2000:]
+    assert done.returncode == 1, output
+    result = json.loads(report.read_text())
+    assert result["target"]["events_bus"] == "kafka", result["target"]
+    assert result["target"]["events_topic"] == kafka_environ["HARNESS_KAFKA_TOPIC"]
+    (failure,) = result["failures"]
+    trace_id = failure["trace_id"]
+    assert len(trace_id) == 32 and int(trace_id, 16)
+    processor = "/aws/lambda/reference-service-sandbox-process_user_events_kafka"
+    handled = [
+        line
+        for line in failure["service_logs"]
+        if line["log_group"] == processor and "handling user.created" in line["message"]
+    ]
+    assert handled, failure["service_logs"]
+    assert f'"trace_id": "{trace_id}"' in handled[0]["message"]
+    requested = [
+        line["message"] for line in failure["service_logs"] if "/notifications" in line["message"]
+    ]
+    assert requested and trace_id in requested[-1], failure["service_logs"]
+    assert "events on kafka (topic " in output

@@ -150,7 +150,13 @@ def test_the_namespace_header_keeps_a_record_whose_body_does_not_name_it() -> No
 def test_the_timeline_lists_what_a_test_published_and_saw() -> None:
     seen = Event(
         "{}",
-        {"kafka.partition": "2", "kafka.offset": "9", "kafka.schema_id": "5", "kafka.key": "3"},
+        {
+            "kafka.topic": "topic",
+            "kafka.partition": "2",
+            "kafka.offset": "9",
+            "kafka.schema_id": "5",
+            "kafka.key": "3",
+        },
         received_at=0.0,
         payload={"type": "user.created", "version": 1, "data": {"uid": 3}},
     )
@@ -182,4 +188,5 @@ def test_the_timeline_lists_what_a_test_published_and_saw() -> None:
     assert lines[0].split() == ["t+s", "what", "type", "key", "schema", "where", "latency"]
     assert "published" in lines[1] and "topic-2@9" in lines[1]
     assert "saw [contract violation at $.data.uid]" in lines[2]
-    assert "v1 (id 5)" in lines[2] and "partition 2 @ 9" in lines[2] and "12 ms" in lines[2]
+    # one `where` format for what the test wrote and what it saw: topic-partition@offset
+    assert "v1 (id 5)" in lines[2] and "topic-2@9" in lines[2] and "12 ms" in lines[2]

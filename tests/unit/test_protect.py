@@ -165,6 +165,7 @@ def _aws(profile: Profile) -> Aws:
         ("sns", lambda c: c.publish(TopicArn="arn:aws:sns:us-east-1:1:t", Message="x")),
         ("sns", lambda c: c.subscribe(TopicArn="arn:aws:sns:us-east-1:1:t", Protocol="sqs")),
         ("cloudwatch", lambda c: c.put_metric_data(Namespace="n", MetricData=[])),
+        ("logs", lambda c: c.put_log_events(logGroupName="g", logStreamName="s", logEvents=[])),
     ],
 )
 def test_aws_writes_are_refused_before_any_connection(service: str, call: Any) -> None:
@@ -186,6 +187,8 @@ def test_aws_reads_pass_the_rule_and_siblings_and_resources_keep_it() -> None:
         lambda: aws.sqs.get_queue_attributes(QueueUrl="http://q"),
         lambda: aws.sns.list_topics(),
         lambda: aws.sts.get_caller_identity(),
+        # a failed test's service log lines: a read, allowed on a protected profile
+        lambda: aws.logs.filter_log_events(logGroupName="/aws/lambda/f", filterPattern='"x"'),
     ]
     for read in reads:
         with pytest.raises(EndpointConnectionError):  # it got as far as the network
@@ -201,9 +204,11 @@ def test_aws_reads_pass_the_rule_and_siblings_and_resources_keep_it() -> None:
 
 
 def test_read_operations_by_name() -> None:
-    for name in ("GetItem", "DescribeTable", "ListQueues", "Query", "Scan", "BatchGetItem"):
+    reads = ("GetItem", "DescribeTable", "ListQueues", "Query", "Scan", "BatchGetItem")
+    for name in (*reads, "FilterLogEvents"):
         assert is_read_operation(name)
-    for name in ("PutItem", "ReceiveMessage", "ExecuteStatement", "TagQueue", "AssumeRole"):
+    writes = ("PutItem", "ReceiveMessage", "ExecuteStatement", "TagQueue", "AssumeRole")
+    for name in (*writes, "PutLogEvents", "CreateLogGroup"):
         assert not is_read_operation(name)
 
 

@@ -129,5 +129,5 @@ def test_the_aws_rule_is_installed_once_and_refuses_writes_in_one_exact_line() -
     assert str(refused.value) == (
         "protected target [production]: AWS sqs DeleteQueue refused — the harness's AWS "
         "clients only read on a protected profile (Get*, Describe*, List*, Head*, Query, "
-        f"Scan); {HINT}"
+        f"Scan, FilterLogEvents); {HINT}"
     )

@@ -290,3 +290,16 @@ def test_the_sandbox_profile_takes_loopback_exports_only(
         else:
             with pytest.raises(ConfigError, match=f"but {variable} change its {field_name} "):
                 refuse_env_overrides(profile, environ={})
+
+
+def test_the_bus_and_its_topic_are_in_the_target_line_and_the_reports_target() -> None:
+    """Issue 23: which bus a run heard the service's events on, with the topic."""
+    kafka = provenance(
+        Profile(name="sandbox", events_bus="kafka", kafka_topic="sandbox-user-events")
+    )
+    assert (kafka["events_bus"], kafka["events_topic"]) == ("kafka", "sandbox-user-events")
+    assert describe_target(kafka).endswith(", events on kafka (topic sandbox-user-events)")
+    arn = "arn:aws:sns:us-east-1:123456789012:sandbox-user-events"
+    sns = provenance(Profile(name="sandbox", events_topic_arn=arn))
+    assert describe_target(sns).endswith(f", events on sns (topic {arn})")
+    assert "events_bus" not in provenance(Profile(name="sandbox"))  # no topic: no bus to name

@@ -4,7 +4,8 @@ Owns: the event envelope (``type``, ``version``, ``id``, ``occurred_at``, ``data
 and loading the contracts (``contracts/<type>/v<version>.json``, JSON Schema 2020-12) and
 validating every event against them before it is published or processed, and the two buses:
 SNS (message attribute ``type``) or Kafka (key = the uid as a string, headers ``type`` and
-``version``; the value is the envelope's JSON, in the Confluent wire format, magic byte 0 and
+``version``; on both, the ``traceparent`` of the request that published it; the value
+is the envelope's JSON, in the Confluent wire format, magic byte 0 and
 the 4-byte big-endian schema id before it, when a schema registry is configured: the id is
 the registry's for this very contract under the subject ``<type>-value``). Must never
 publish an event that does not validate, and never put a password or hash in an event.
@@ -32,7 +33,7 @@ from urllib.parse import quote
 
 from jsonschema import Draft202012Validator
 
-from chalicelib import settings
+from chalicelib import logs, settings
 
 USER_CREATED = "user.created"
 USER_DELETED = "user.deleted"
@@ -109,10 +110,12 @@ def publish(event: dict[str, Any]) -> str:
     body = json.dumps(event, separators=(",", ":"))
     if clients.settings.events_bus == "kafka":
         return _publish_kafka(clients, event, body.encode())
+    attributes = {"type": {"DataType": "String", "StringValue": event["type"]}}
+    traceparent = logs.outgoing_traceparent()  # the request's trace, for the consumer's lines
+    if traceparent:
+        attributes["traceparent"] = {"DataType": "String", "StringValue": traceparent}
     out = clients.sns.publish(
-        TopicArn=clients.settings.events_topic_arn,
-        Message=body,
-        MessageAttributes={"type": {"DataType": "String", "StringValue": event["type"]}},
+        TopicArn=clients.settings.events_topic_arn, Message=body, MessageAttributes=attributes
     )
     return str(out["MessageId"])
 
@@ -131,11 +134,15 @@ def _publish_kafka(clients: Any, event: dict[str, Any], body: bytes) -> str:
         outcome["error"], outcome["message"] = error, message
         done.set()
 
+    headers = [("type", event["type"].encode()), ("version", str(event["version"]).encode())]
+    traceparent = logs.outgoing_traceparent()  # the request's trace, for the consumer's lines
+    if traceparent:
+        headers.append(("traceparent", traceparent.encode()))
     producer.produce(
         config.kafka_topic,
         key=str(event["data"]["uid"]).encode(),
         value=value,
-        headers=[("type", event["type"].encode()), ("version", str(event["version"]).encode())],
+        headers=headers,
         on_delivery=delivered,
     )
     # Delivery callbacks run inside poll/flush, in whichever thread calls them: wait for ours.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 
-from chalicelib import events, store
+from chalicelib import events, logs, store
 
 log = logging.getLogger("service.processor")
 
@@ -27,6 +27,13 @@ def handle_message(body: str) -> str:
         return "dropped"
     data = event["data"]
     uid = int(data["uid"])
+    log.info(
+        "handling %s %s for uid %s",
+        event["type"],
+        event["id"],
+        uid,
+        extra=logs.fields(event_type=event["type"], event_id=event["id"], uid=uid),
+    )
     if event["type"] == events.USER_CREATED:
         written = store.put_welcome_if_user_exists(
             uid, data["email"], data["name"], event["id"], events.now_iso()
