@@ -30,6 +30,7 @@ call, and the pending handlers run. It never touches the environment.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -68,6 +69,8 @@ class Stop:
         self._depth = 0
         #: The exit status the final report holds, once it is written: a later stop exits so.
         self.settled: int | None = None
+        self._relay_thread: threading.Thread | None = None
+        self._atexit_registered = False
 
     def install(
         self,
@@ -102,11 +105,14 @@ class Stop:
             return
         self._relay_fds = (read, write)
         main = threading.main_thread().ident
-        threading.Thread(
+        self._relay_thread = threading.Thread(
             target=_relay, args=(read, main), name="harness-signal-relay", daemon=True
-        ).start()
+        )
+        self._relay_thread.start()
 
     def _stop_relay(self) -> None:
+        """End the relay and wait for it: only then may the kick's no-op handler be given
+        back (a kick sent after would kill the process — SIGUSR2's default action)."""
         if self._relay_fds is None:
             return
         _read, write = self._relay_fds
@@ -114,14 +120,28 @@ class Stop:
         signal.set_wakeup_fd(self._previous_wakeup)
         with contextlib.suppress(OSError):
             os.write(write, bytes([_RELAY_END]))  # the relay reads it and ends
+        if self._relay_thread is not None:
+            self._relay_thread.join(timeout=2)
+            self._relay_thread = None
         with contextlib.suppress(OSError):
             os.close(write)
 
     def settle(self, status: int) -> None:
         """The final report is written with ``status``: from now on a stop only ends the
         process with that status (a second Ctrl-C landing after the report can no longer
-        make the exit status contradict it)."""
+        make the exit status contradict it) — also in the interpreter's last moments, when
+        Python gives signals back to their defaults: from ``atexit`` on they are ignored."""
         self.settled = status
+        if not self._atexit_registered:
+            atexit.register(self._ignore_stops_at_exit)
+            self._atexit_registered = True
+
+    def _ignore_stops_at_exit(self) -> None:
+        if self.settled is None or threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (*_USER_SIGNALS, FORWARDED):
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(signum, signal.SIG_IGN)
 
     def uninstall(self, *, keep_settled: bool = False) -> None:
         """Give the signals back to whoever had them — once the last caller that installed

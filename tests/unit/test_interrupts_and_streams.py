@@ -131,6 +131,25 @@ def test_the_handlers_go_back_when_the_last_installer_is_done() -> None:
     assert signal.getsignal(signal.SIGINT) == before
 
 
+def test_giving_the_signals_back_waits_for_the_relay_to_end() -> None:
+    """The relay answers each signal with a kick (SIGUSR2, a no-op handler) to the main
+    thread; SIGUSR2 may get its default action (terminate) back only once the relay has
+    ended — a late kick killed a process under mutmut's load (exit -12). So uninstall
+    returns with no relay thread left, every time."""
+    import threading
+
+    def relays() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "harness-signal-relay"]
+
+    assert relays() == []
+    for _ in range(20):
+        stop = Stop()
+        stop.install()
+        assert len(relays()) == 1
+        stop.uninstall()
+        assert relays() == []
+
+
 def test_a_forwarded_stop_never_abandons() -> None:
     """A controller passes its stop on (SIGUSR1) to workers a terminal's Ctrl-C reached
     already: in a child process, the pass-on after a stop is nothing — never an abandon."""
