@@ -152,6 +152,9 @@ class Profile:
     adapters: tuple[str, ...] = ()
     #: Kinds declared without code: name -> {table, key, marker, index?}.
     kinds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Where each declared kind's fields were written: kind -> field -> ``file`` (the
+    #: profile's own ``[NAME.kinds.KIND]``) or ``defaults`` (``[defaults.kinds.KIND]``).
+    kind_sources: Mapping[str, Mapping[str, str]] = field(default_factory=dict, compare=False)
     #: The adapter's own settings (declared by its kinds), e.g. ``users_table``.
     settings: Mapping[str, str] = field(default_factory=dict)
     #: Where each engine field and setting came from: ``file``, ``$HARNESS_X`` or ``option``.
@@ -202,6 +205,7 @@ _ENGINE = {
     not in (
         "name",
         "kinds",
+        "kind_sources",
         "settings",
         "sources",
         "config_dir",
@@ -573,9 +577,14 @@ def load_profile(
         if environ.get(variable):
             settings[setting_name] = str(environ[variable]).strip()
             sources[setting_name] = "sandbox" if variable in started_sandbox else f"${variable}"
+    kind_sources = {
+        kind: {f: "file" if f in own_kinds.get(kind, {}) else "defaults" for f in spec}
+        for kind, spec in declared_kinds.items()
+    }
     profile = Profile(
         name=name,
         kinds=declared_kinds,
+        kind_sources=kind_sources,
         settings=settings,
         sources=sources,
         config_dir=config_dir,
