@@ -103,7 +103,9 @@ def _aws_check(
 
 
 def check_reachable(profile: Profile, http: requests.Session) -> Check:
-    path = profile.health_path if profile.identity == "health" else "/"
+    path = {"health": profile.health_path, "route": profile.identity_route[4:]}.get(
+        profile.identity, "/"
+    )
     url = profile.base_url.rstrip("/") + "/" + path.lstrip("/")
     started = time.perf_counter()
     try:
@@ -125,16 +127,23 @@ def check_identity(profile: Profile, http: requests.Session) -> Check:
             "identity",
             WARN,
             'identity = "none": nothing proves this URL is the profile\'s environment',
-            'set identity = "health" (with health_path) or "aws-account"',
+            'set identity = "health" (with health_path), "route" (with identity_route) or '
+            '"aws-account"',
         )
     if profile.identity == "aws-account":
         return Check("identity", OK, f"by the AWS account {profile.aws_account_id} (below)")
+    route = profile.identity_route if profile.identity == "route" else f"GET {profile.health_path}"
     try:
         body = preflight.check_service(profile, http)
     except ConfigError as error:
-        return Check(
-            "identity", FAIL, f"GET {profile.health_path} does not name this profile", str(error)
+        return Check("identity", FAIL, f"{route} does not name this profile", str(error))
+    if profile.identity == "route":
+        part = (
+            f"header {profile.identity_header}"
+            if profile.identity_header
+            else f"field {profile.identity_field}"
         )
+        return Check("identity", OK, f"environment {body['environment']!r} ({route}, {part})")
     version = f", version {body['version']}" if body.get("version") else ""
     return Check("identity", OK, f"environment {body['environment']!r}{version}")
 
@@ -309,7 +318,7 @@ def diagnose(profile: Profile, http: requests.Session | None = None) -> list[Che
     """Every check after configuration, for a profile that loaded."""
     http = http or requests.Session()
     rows = [check_reachable(profile, http)]
-    if rows[0].status == OK or profile.identity != "health":  # the others need no answer
+    if rows[0].status == OK or profile.identity in ("aws-account", "none"):  # no answer needed
         rows.append(check_identity(profile, http))
     else:
         rows.append(Check("identity", SKIP, "skipped: the service is not reachable"))

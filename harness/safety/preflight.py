@@ -1,10 +1,10 @@
 """Preflight: prove the target is reachable and is the environment the profile names,
 before any test runs.
 
-Owns turning every way a target can be wrong — unreachable URL, a ``/health`` that is not
-JSON, a different environment behind the URL (redirects followed, final host checked), AWS
-credentials or endpoint missing, a table that does not exist, a declared kind whose key or
-indexes are not its table's — into one
+Owns turning every way a target can be wrong — unreachable URL, a ``/health`` (or the
+profile's identity route) that does not name the environment, a different environment behind
+the URL (redirects followed, final host checked), AWS credentials or endpoint missing, a table
+that does not exist, a declared kind whose key or indexes are not its table's — into one
 :class:`~harness.config.ConfigError` whose message names the fix. It reads, never writes.
 """
 
@@ -41,8 +41,10 @@ def check_service(
 ) -> dict[str, Any]:
     """Prove the target is the profile's environment, the way the profile says (``identity``):
     ``health`` — ``GET <health_path>`` answers JSON naming the environment (returned);
-    ``aws-account`` — checked with the AWS credentials (:func:`check_identity`), the URL only
-    has to answer; ``none`` — a loud warning (refused on protected profiles by the config)."""
+    ``route`` — ``identity_route``'s answer names it in a JSON field or a header
+    (:func:`check_route`); ``aws-account`` — checked with the AWS credentials
+    (:func:`check_identity`), the URL only has to answer; ``none`` — a loud warning (refused
+    on protected profiles by the config)."""
     if profile.identity == "none":
         warn(
             f'WARNING: profile [{profile.name}] has identity = "none": nothing proves '
@@ -51,7 +53,83 @@ def check_service(
         return {"identity": "none"}
     if profile.identity == "aws-account":
         return {"identity": "aws-account", "aws_account_id": profile.aws_account_id}
-    url = profile.base_url.rstrip("/") + "/" + profile.health_path.lstrip("/")
+    if profile.identity == "route":
+        return check_route(profile, session)
+    url, response = _get(profile, profile.health_path, session)
+    try:
+        body = response.json()
+        environment = body["environment"]
+    except (ValueError, KeyError, TypeError):
+        raise TargetError(
+            f"{url} answered {response.status_code} with {describe_body(response)}, not JSON "
+            f"with an 'environment' field: is base_url pointing at the service's API root?"
+        ) from None
+    if response.status_code != 200:
+        raise TargetError(f"{url} is unhealthy ({response.status_code}): {describe_body(response)}")
+    _same_environment(profile, url, environment, "")
+    return dict(body)
+
+
+def check_route(profile: Profile, session: requests.Session | None = None) -> dict[str, Any]:
+    """``identity = "route"``: ``GET <path of identity_route>`` answers 2xx (redirects
+    followed, the final host checked), and its ``identity_field`` (a dotted path into the JSON
+    body) or its ``identity_header`` is a string equal to the profile's environment. It
+    proves what the route says: a route that answers the same in every environment proves
+    nothing (the config refuses, on a protected profile, an expected value that names no
+    environment)."""
+    path = profile.identity_route.split(" ", 1)[1]
+    url, response = _get(profile, path, session)
+    answered = f"{url} answered {response.status_code}"
+    if not 200 <= response.status_code < 300:
+        raise TargetError(
+            f"{answered} with {describe_body(response)}: the identity route "
+            f"{profile.identity_route!r} must answer 2xx; check base_url and identity_route of "
+            f"profile [{profile.name}]"
+        )
+    proof: dict[str, Any] = {"identity": "route", "identity_route": profile.identity_route}
+    if profile.identity_header:
+        part = f"header {profile.identity_header}"
+        value: Any = response.headers.get(profile.identity_header)
+        proof["identity_header"] = profile.identity_header
+        if value is None:
+            raise TargetError(
+                f"{answered} without a {profile.identity_header} header: fix identity_header "
+                f"(or identity_route) of profile [{profile.name}]"
+            )
+    else:
+        part = f"field {profile.identity_field}"
+        proof["identity_field"] = profile.identity_field
+        try:
+            value = response.json()
+        except ValueError:
+            raise TargetError(
+                f"{answered} with {describe_body(response)}, not JSON with a "
+                f"{profile.identity_field!r} field: fix identity_route of profile "
+                f"[{profile.name}]"
+            ) from None
+        for key in profile.identity_field.split("."):
+            if not isinstance(value, dict) or key not in value:
+                raise TargetError(
+                    f"{answered} with {describe_body(response)}, without the field "
+                    f"{profile.identity_field!r}: fix identity_field of profile [{profile.name}]"
+                )
+            value = value[key]
+    if not isinstance(value, str):
+        raise TargetError(
+            f"{url}'s {part} is {value!r}, not a name: it cannot say which environment this "
+            f"is; point identity_field / identity_header of profile [{profile.name}] at the "
+            f"environment's name"
+        )
+    _same_environment(profile, url, value.strip(), f" (its {part})")
+    return {**proof, "environment": value.strip()}
+
+
+def _get(
+    profile: Profile, path: str, session: requests.Session | None
+) -> tuple[str, requests.Response]:
+    """``GET base_url + path`` (redirects followed; the final host must be the profile's),
+    retrying a flaky gateway unless a session is given."""
+    url = profile.base_url.rstrip("/") + "/" + path.lstrip("/")
     http = session or requests.Session()
     if session is None:  # a flaky network should not abort a run before it starts
         http.mount("http://", HTTPAdapter(max_retries=default_retry()))
@@ -70,23 +148,16 @@ def check_service(
             f"{url} redirected to {response.url}: the final host {final_host} is not the "
             f"profile's; set base_url to the real service URL"
         )
-    try:
-        body = response.json()
-        environment = body["environment"]
-    except (ValueError, KeyError, TypeError):
-        raise TargetError(
-            f"{url} answered {response.status_code} with {describe_body(response)}, not JSON "
-            f"with an 'environment' field: is base_url pointing at the service's API root?"
-        ) from None
-    if response.status_code != 200:
-        raise TargetError(f"{url} is unhealthy ({response.status_code}): {describe_body(response)}")
+    return url, response
+
+
+def _same_environment(profile: Profile, url: str, environment: Any, part: str) -> None:
     if environment != profile.expected_environment:
         raise TargetError(
-            f"{url} says it is environment {environment!r}, but profile [{profile.name}] expects "
-            f"{profile.expected_environment!r}: refusing to run against the wrong target. "
-            f"Fix base_url, or the profile's `environment` field if the name changed."
+            f"{url} says{part} it is environment {environment!r}, but profile [{profile.name}] "
+            f"expects {profile.expected_environment!r}: refusing to run against the wrong "
+            f"target. Fix base_url, or the profile's `environment` field if the name changed."
         )
-    return dict(body)
 
 
 def describe_body(response: requests.Response) -> str:
