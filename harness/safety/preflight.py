@@ -77,7 +77,7 @@ def check_route(profile: Profile, session: requests.Session | None = None) -> di
     proves what the route says: a route that answers the same in every environment proves
     nothing (the config refuses, on a protected profile, an expected value that names no
     environment)."""
-    path = profile.identity_route.split(" ", 1)[1]
+    path = profile.identity_route.removeprefix("GET ")  # the config admits only GET /path
     url, response = _get(profile, path, session)
     answered = f"{url} answered {response.status_code}"
     if not 200 <= response.status_code < 300:
@@ -281,7 +281,6 @@ def _index_misfit(kind: DeclaredKind, table: Mapping[str, Any]) -> Misfit | None
 def _run_index_misfit(kind: DeclaredKind, table: Mapping[str, Any]) -> Misfit | None:
     index = table_indexes(table).get(kind.run_index)
     where = where_declared(kind, "run_index")
-    wanted = f"run_attribute {kind.run_attribute}"
     if index is None:
         on_run = indexes_on(table, kind.run_attribute)
         fix = (
@@ -291,13 +290,13 @@ def _run_index_misfit(kind: DeclaredKind, table: Mapping[str, Any]) -> Misfit | 
             f"scans {kind.table_name} while it is small), or give {kind.table_name} a sparse "
             f"GSI whose hash key is {kind.run_attribute}"
         )
-        return Misfit(kind.name, "run_index", _index_problem(kind, "run_index", table, wanted), fix)
+        return Misfit(kind.name, "run_index", _missing_index(kind, "run_index", table), fix)
     hash_key = key_names(index["KeySchema"])[0]
     if hash_key != kind.run_attribute:
         return Misfit(
             kind.name,
             "run_index",
-            _index_problem(kind, "run_index", table, wanted),
+            _index_problem(kind, "run_index", table, f"run_attribute {kind.run_attribute}"),
             f"write run_attribute = {_toml(hash_key)} under "
             f"{where_declared(kind, 'run_attribute')}",
         )
@@ -352,19 +351,25 @@ def _projects(index: Mapping[str, Any], attribute: str, table_key: list[str]) ->
 
 
 def _index_problem(kind: DeclaredKind, field: str, table: Mapping[str, Any], wanted: str) -> str:
-    """``field``'s index is missing from the table (its indexes listed), or keyed on another
-    attribute than ``wanted`` (its key shown)."""
+    """``field``'s index is keyed on another attribute than ``wanted`` (its key shown), or
+    missing from the table (:func:`_missing_index`)."""
     name = getattr(kind, field)
     indexes = table_indexes(table)
-    if name in indexes:
-        return (
-            f"kind {kind.name}: {field} {name!r} of table {kind.table_name!r} is keyed on "
-            f"{_keys_shown(indexes[name]['KeySchema'])}, not on {wanted}"
-        )
+    if name not in indexes:
+        return _missing_index(kind, field, table)
+    return (
+        f"kind {kind.name}: {field} {name!r} of table {kind.table_name!r} is keyed on "
+        f"{_keys_shown(indexes[name]['KeySchema'])}, not on {wanted}"
+    )
+
+
+def _missing_index(kind: DeclaredKind, field: str, table: Mapping[str, Any]) -> str:
+    """``field``'s index is not one of the table's (they are listed)."""
+    indexes = table_indexes(table)
     listed = ", ".join(f"{n} ({_keys_shown(i['KeySchema'])})" for n, i in sorted(indexes.items()))
     return (
-        f"kind {kind.name}: {field} {name!r} is not an index of table {kind.table_name!r} "
-        f"({f'its indexes: {listed}' if listed else 'it has none'})"
+        f"kind {kind.name}: {field} {getattr(kind, field)!r} is not an index of table "
+        f"{kind.table_name!r} ({f'its indexes: {listed}' if listed else 'it has none'})"
     )
 
 

@@ -393,3 +393,25 @@ def test_the_readme_names_every_field_a_variable_may_not_change() -> None:
     assert shown is not None
     named = re.findall(r"`([a-z_]+)`", shown[1])
     assert ["base_url", "aws_endpoint_url", "environment", *named] == list(GUARDED)
+
+
+def test_a_session_given_is_used_as_is_a_flaky_gateway_retried_otherwise(
+    service: Loopback,
+) -> None:
+    profile = route_profile(service.url, identity_field="env")
+    service.route("/version", 200, {"env": "staging"})
+    service.once("/version", 503, {"busy": True})
+    with pytest.raises(TargetError, match=r"/version answered 503 with"):
+        check_service(profile, session=requests.Session())  # no retries mounted
+    service.once("/version", 503, {"busy": True})
+    assert check_service(profile)["environment"] == "staging"  # retried
+    assert [r.path for r in service.received] == ["/version"] * 3
+
+
+def test_a_header_naming_another_environment_is_named_as_the_header(service: Loopback) -> None:
+    service.route("/version", 200, {}, **{"X-Env": "production"})
+    with pytest.raises(TargetError) as error:
+        check_route(route_profile(service.url, identity_header="X-Env"))
+    assert str(error.value).startswith(
+        f"{service.url}/version says (its header X-Env) it is environment 'production', but"
+    )

@@ -358,3 +358,48 @@ def test_the_documented_refusal_is_what_preflight_says() -> None:
     assert shown == f"harness: {misfit}\n"
     readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
     assert f"e.g. `{misfit.fix}`" in readme
+
+
+def test_an_index_line_goes_where_that_field_was_written_not_the_tables() -> None:
+    sources = {"table": "file", "index": "defaults", "run_index": "defaults"}
+    spec = {"index": "nope", "run_index": "nope", "run_attribute": "Run"}
+    wrong = kind(["owner", "note_id"], sources=sources, **spec)
+    assert [m.fix for m in kind_misfits(wrong, NOTES)] == [
+        'write index = "by-owner" under [defaults.kinds.note]',
+        'write run_index = "by-run" under [defaults.kinds.note]',
+    ]
+    sources = {"table": "defaults", "index": "file", "run_index": "file"}
+    spec["run_attribute"] = "Nothing"
+    wrong = kind(["owner", "note_id"], sources=sources, **spec)
+    assert [m.fix for m in kind_misfits(wrong, table("owner", "note_id"))] == [
+        'remove index = "nope" from [local.kinds.note] (finding what belongs to a resource '
+        "then scans notes), or give notes a GSI whose hash key is owner",
+        "remove run_index and run_attribute from [local.kinds.note] (the residue check then "
+        "scans notes while it is small), or give notes a sparse GSI whose hash key is Nothing",
+    ]
+
+
+def test_each_run_index_misfit_names_its_kind_and_field() -> None:
+    cases = [
+        (run_kind("nope"), NOTES),  # no such index
+        (run_kind(run_attribute="Other"), NOTES),  # keyed on another attribute
+        (
+            kind(["note_id"], run_index="by-run", run_attribute="Run"),
+            table("note_id", gsi=[index("by-run", "Run", projection="KEYS_ONLY")]),
+        ),  # without the marker
+    ]
+    for wrong, described in cases:
+        assert [(m.kind, m.field) for m in kind_misfits(wrong, described)] == [
+            ("note", "run_index")
+        ]
+
+
+def test_the_projection_a_run_index_has_is_named() -> None:
+    described = table(
+        "note_id", gsi=[index("by-run", "Run", projection="INCLUDE", NonKeyAttributes=["x"])]
+    )
+    by_key = kind(["note_id"], run_index="by-run", run_attribute="Run")
+    [misfit] = kind_misfits(by_key, described)
+    assert misfit.problem.startswith(
+        "kind note: run_index 'by-run' of table 'notes' projects INCLUDE, without the marker"
+    )
