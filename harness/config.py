@@ -91,7 +91,18 @@ ENVIRONMENT_ONLY = {
 }
 
 #: How a run proves the URL is the profile's environment before any test (preflight).
-IDENTITY_MODES = ("health", "aws-account", "none")
+IDENTITY_MODES = ("health", "route", "aws-account", "none")
+#: ``identity_route``: one read, ``GET /path`` (a query string allowed).
+IDENTITY_ROUTE = re.compile(r"GET (/\S*)")
+#: What every environment's status route may answer alike: never the name of one
+#: (``identity = "route"`` on a protected profile must expect a name, not one of these).
+GENERIC_ANSWERS = frozenset(
+    (  # noqa: SIM905 (a list of words reads better as words)
+        "ok okay up down true false yes no on off healthy unhealthy pass passed fail failed "
+        "ready alive live running green success available online null none unknown default "
+        "active enabled status good fine"
+    ).split()
+)
 
 
 @dataclass(frozen=True)
@@ -103,10 +114,17 @@ class Profile:
     base_url: str = ""
     #: What the target's identity endpoint must answer as ``environment``; defaults to ``name``.
     environment: str = ""
-    #: ``health`` (GET ``health_path`` names the environment), ``aws-account`` (the AWS
-    #: credentials belong to ``aws_account_id``) or ``none`` (a loud warning; unprotected only).
+    #: ``health`` (GET ``health_path`` names the environment), ``route`` (a JSON field or a
+    #: header of ``identity_route``'s answer names it), ``aws-account`` (the AWS credentials
+    #: belong to ``aws_account_id``) or ``none`` (a loud warning; unprotected only).
     identity: str = "health"
     health_path: str = "/health"
+    #: ``identity = "route"``: the read that tells the environment (``"GET /version"``), and
+    #: which part of its answer names it: a JSON field (a dotted path, ``"build.env"``) or a
+    #: header (``"X-Environment"``), exactly one of the two.
+    identity_route: str = ""
+    identity_field: str = ""
+    identity_header: str = ""
     aws_region: str | None = None
     aws_endpoint_url: str | None = None
     aws_profile: str | None = None
@@ -162,6 +180,9 @@ class Profile:
     adapters: tuple[str, ...] = ()
     #: Kinds declared without code: name -> {table, key, marker, index?}.
     kinds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Where each declared kind's fields were written: kind -> field -> ``file`` (the
+    #: profile's own ``[NAME.kinds.KIND]``) or ``defaults`` (``[defaults.kinds.KIND]``).
+    kind_sources: Mapping[str, Mapping[str, str]] = field(default_factory=dict, compare=False)
     #: The adapter's own settings (declared by its kinds), e.g. ``users_table``.
     settings: Mapping[str, str] = field(default_factory=dict)
     #: Where each engine field and setting came from: ``file``, ``$HARNESS_X`` or ``option``.
@@ -212,6 +233,7 @@ _ENGINE = {
     not in (
         "name",
         "kinds",
+        "kind_sources",
         "settings",
         "sources",
         "config_dir",
@@ -228,6 +250,9 @@ GUARDED = (
     "environment",
     "identity",
     "health_path",
+    "identity_route",
+    "identity_field",
+    "identity_header",
     "aws_account_id",
 )
 #: Set by the harness itself (never by a user) to the names of the exports of a sandbox it
@@ -589,9 +614,14 @@ def load_profile(
         if environ.get(variable):
             settings[setting_name] = str(environ[variable]).strip()
             sources[setting_name] = "sandbox" if variable in started_sandbox else f"${variable}"
+    kind_sources = {
+        kind: {f: "file" if f in own_kinds.get(kind, {}) else "defaults" for f in spec}
+        for kind, spec in declared_kinds.items()
+    }
     profile = Profile(
         name=name,
         kinds=declared_kinds,
+        kind_sources=kind_sources,
         settings=settings,
         sources=sources,
         config_dir=config_dir,
@@ -734,8 +764,15 @@ def _validate(
     if profile.identity == "none" and profile.is_protected:
         raise ConfigError(
             f'profile [{profile.name}] is protected and has identity = "none": a protected '
-            f'target must prove who it is; set identity = "health" (health_path) or '
-            f'"aws-account" (aws_account_id)'
+            f'target must prove who it is; set identity = "health" (health_path), "route" '
+            f'(identity_route) or "aws-account" (aws_account_id)'
+        )
+    if profile.identity == "route":
+        _validate_route(profile)
+    elif profile.identity_route and "identity" not in profile.sources:
+        raise ConfigError(
+            f'profile [{profile.name}] names identity_route but not identity = "route" (the '
+            f'default is "health": GET {profile.health_path}); add identity = "route"'
         )
     if profile.identity == "aws-account" and not profile.aws_account_id:
         raise ConfigError(
@@ -769,6 +806,47 @@ def _validate(
         raise ConfigError(
             f"profile [{profile.name}] is missing {', '.join(missing)}: set {hints} "
             f"(in {file} under [{profile.name}])"
+        )
+
+
+def _validate_route(profile: Profile) -> None:
+    """``identity = "route"``: one read, exactly one part of its answer that names the
+    environment, and — on a protected profile — an expected value that is a name."""
+    where = f'profile [{profile.name}] has identity = "route"'
+    if not IDENTITY_ROUTE.fullmatch(profile.identity_route):
+        raise ConfigError(
+            f"{where} but identity_route = {profile.identity_route!r} is not a read like "
+            f'"GET /version": write identity_route = "GET /path" (the route whose answer '
+            f"names the environment)"
+        )
+    if bool(profile.identity_field) == bool(profile.identity_header):
+        said = "both" if profile.identity_field else "neither"
+        raise ConfigError(
+            f"{where} and {said} identity_field and identity_header: name exactly one part of "
+            f'the answer that names the environment — identity_field = "env" (a JSON field, a '
+            f'dotted path like "build.env") or identity_header = "X-Environment"'
+        )
+    if profile.identity_field and not re.fullmatch(r"[^.\s]+(\.[^.\s]+)*", profile.identity_field):
+        raise ConfigError(
+            f"{where} but identity_field = {profile.identity_field!r} is not a dotted path of "
+            f'JSON object keys like "env" or "build.env"'
+        )
+    if profile.identity_header and not re.fullmatch(
+        r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", profile.identity_header
+    ):
+        raise ConfigError(
+            f"{where} but identity_header = {profile.identity_header!r} is not a header name "
+            f'like "X-Environment"'
+        )
+    expected = profile.expected_environment
+    if profile.is_protected and (
+        expected.lower() in GENERIC_ANSWERS or not re.search(r"[a-z]", expected.lower())
+    ):
+        raise ConfigError(
+            f"{where} and is protected, but expects the answer {expected!r}, which every "
+            f"environment's status route may give: it cannot tell this environment from "
+            f"another. Name a field or header whose value is the environment's own name, and "
+            f'set environment = "<that name>" under [{profile.name}]'
         )
 
 

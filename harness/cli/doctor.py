@@ -2,10 +2,10 @@
 
 Owns checking — without stopping at the first problem — configuration (the adapters load),
 reachability of the service, its identity (as the profile's ``identity`` says), AWS
-credentials, every table the kinds declare (adapter settings and declared kinds), TTL where a
-setting asks for it, the lease table, the events topic and the processor queue, this machine's
-runs of the target (alive, or dead with something left, as the liveness authority says), and
-rendering
+credentials, every table the kinds declare (adapter settings and declared kinds), each
+declared kind's key and indexes against its table, TTL where a setting asks for it, the lease
+table, the events topic and the processor queue, this machine's runs of the target (alive, or
+dead with something left, as the liveness authority says), and rendering
 them as an OK / FAIL / SKIP table. It reuses preflight's
 checks and reads only: it never writes to the environment.
 """
@@ -61,6 +61,9 @@ class Check:
     #: A FAIL because the target cannot be reached (an AWS endpoint that does not answer):
     #: the run's 7, not 1.
     unreachable: bool = False
+    #: A FAIL the run refuses to start on as bad configuration (a declared kind that does
+    #: not fit its table): the run's 8, not 1.
+    config: bool = False
 
 
 def _aws_failure(name: str, error: Exception, profile: Profile, aws: Aws, fix: str) -> Check:
@@ -101,7 +104,9 @@ def _aws_check(
 
 
 def check_reachable(profile: Profile, http: requests.Session) -> Check:
-    path = profile.health_path if profile.identity == "health" else "/"
+    path = {"health": profile.health_path, "route": profile.identity_route[4:]}.get(
+        profile.identity, "/"
+    )
     url = profile.base_url.rstrip("/") + "/" + path.lstrip("/")
     started = time.perf_counter()
     try:
@@ -123,16 +128,23 @@ def check_identity(profile: Profile, http: requests.Session) -> Check:
             "identity",
             WARN,
             'identity = "none": nothing proves this URL is the profile\'s environment',
-            'set identity = "health" (with health_path) or "aws-account"',
+            'set identity = "health" (with health_path), "route" (with identity_route) or '
+            '"aws-account"',
         )
     if profile.identity == "aws-account":
         return Check("identity", OK, f"by the AWS account {profile.aws_account_id} (below)")
+    route = profile.identity_route if profile.identity == "route" else f"GET {profile.health_path}"
     try:
         body = preflight.check_service(profile, http)
     except ConfigError as error:
-        return Check(
-            "identity", FAIL, f"GET {profile.health_path} does not name this profile", str(error)
+        return Check("identity", FAIL, f"{route} does not name this profile", str(error))
+    if profile.identity == "route":
+        part = (
+            f"header {profile.identity_header}"
+            if profile.identity_header
+            else f"field {profile.identity_field}"
         )
+        return Check("identity", OK, f"environment {body['environment']!r} ({route}, {part})")
     version = f", version {body['version']}" if body.get("version") else ""
     return Check("identity", OK, f"environment {body['environment']!r}{version}")
 
@@ -163,10 +175,12 @@ def aws_checks(profile: Profile, aws: Aws) -> list[Check]:
         tables.append(
             ("lease_table", profile.lease_table, Setting("lease_table", ttl_attribute=EXPIRES))
         )
+    described: dict[str, Mapping[str, Any]] = {}
     for field, name, setting in tables:
 
         def table(name: str = name) -> tuple[str, str]:
             description = aws.dynamodb_client.describe_table(TableName=name)["Table"]
+            described[name] = description
             return OK, f"{name} ({description.get('TableStatus', '?')})"
 
         fix = (
@@ -179,16 +193,8 @@ def aws_checks(profile: Profile, aws: Aws) -> list[Check]:
         if setting is not None and setting.ttl_attribute:
             rows.append(_ttl_check(profile, aws, field, name, setting.ttl_attribute))
     for kind in kinds.values():
-        if isinstance(kind, DeclaredKind) and not kind.related_by_key:
-            rows.append(
-                Check(
-                    f"kind {kind.name}",
-                    WARN,
-                    f"marker {kind.marker_attribute!r} is neither the hash key nor indexed: "
-                    f"finding what belongs to a resource scans {kind.table_name}",
-                    f'declare index = "<GSI with hash key {kind.marker_attribute}>"',
-                )
-            )
+        if isinstance(kind, DeclaredKind) and kind.table_name in described:
+            rows.extend(kind_checks(kind, described[kind.table_name]))
     if profile.events_bus == "kafka":
         rows.extend(kafka_checks(profile))
     else:
@@ -221,6 +227,35 @@ def runs_check(profile: Profile, kinds: Mapping[str, Any]) -> Check:
     if dead:
         return Check("runs here", WARN, detail, f"harness recover --env {profile.name}")
     return Check("runs here", OK, detail)
+
+
+def kind_checks(kind: DeclaredKind, table: Mapping[str, Any]) -> list[Check]:
+    """A declared kind against its described table (preflight's :func:`kind_misfits`): a
+    FAIL row per field that does not fit, naming the real key or index and the TOML to
+    write; else OK, or WARN when finding what belongs to a resource has to scan."""
+    misfits = preflight.kind_misfits(kind, table)
+    if misfits:
+        return [
+            Check(f"kind {kind.name} {m.field}", FAIL, m.problem, m.fix, config=True)
+            for m in misfits
+        ]
+    if not kind.related_by_key:
+        on_marker = preflight.indexes_on(table, kind.marker_attribute)
+        return [
+            Check(
+                f"kind {kind.name}",
+                WARN,
+                f"marker {kind.marker_attribute!r} is neither the hash key nor indexed: "
+                f"finding what belongs to a resource scans {kind.table_name}",
+                f'write index = "{on_marker[0]}" under {preflight.where_declared(kind, "index")}'
+                if on_marker
+                else f'declare index = "<GSI with hash key {kind.marker_attribute}>"',
+            )
+        ]
+    fits = f"key {', '.join(kind.key)}"
+    fits += f"; index {kind.index}" if kind.index else ""
+    fits += f"; run_index {kind.run_index}" if kind.run_index else ""
+    return [Check(f"kind {kind.name}", OK, f"{fits}: fit table {kind.table_name}")]
 
 
 def _ttl_check(profile: Profile, aws: Aws, field: str, name: str, attribute: str) -> Check:
@@ -310,7 +345,7 @@ def diagnose(profile: Profile, http: requests.Session | None = None) -> list[Che
     """Every check after configuration, for a profile that loaded."""
     http = http or requests.Session()
     rows = [check_reachable(profile, http)]
-    if rows[0].status == OK or profile.identity != "health":  # the others need no answer
+    if rows[0].status == OK or profile.identity in ("aws-account", "none"):  # no answer needed
         rows.append(check_identity(profile, http))
     else:
         rows.append(Check("identity", SKIP, "skipped: the service is not reachable"))
@@ -335,7 +370,8 @@ def render(rows: list[Check]) -> str:
 def status(rows: list[Check]) -> int:
     """The exit status (:mod:`harness.run.outcome`), as ``harness run`` would end for the
     same target: 8 the configuration cannot be used, 7 the service or the AWS endpoint is
-    unreachable or is not the profile's environment, 1 another check failed, 0 all OK."""
+    unreachable or is not the profile's environment, 8 a declared kind does not fit its
+    table (found after the target, as the run would), 1 another check failed, 0 all OK."""
     failing = {row.name for row in rows if row.status == FAIL}
     if "configuration" in failing:
         return outcome.CONFIG
@@ -343,6 +379,8 @@ def status(rows: list[Check]) -> int:
         return outcome.UNREACHABLE
     if any(row.unreachable for row in rows if row.status == FAIL):
         return outcome.UNREACHABLE
+    if any(row.config for row in rows if row.status == FAIL):
+        return outcome.CONFIG
     return outcome.FAILED if failing else outcome.PASSED
 
 

@@ -319,7 +319,8 @@ def test_identity_modes(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load("staging", path, environ={"HARNESS_IDENTITY": "trust-me"})
     assert str(error.value) == (
-        "$HARNESS_IDENTITY: identity must be one of health, aws-account, none, not 'trust-me'"
+        "$HARNESS_IDENTITY: identity must be one of health, route, aws-account, none, "
+        "not 'trust-me'"
     )
     with pytest.raises(ConfigError) as error:
         load("staging", path, environ={"HARNESS_IDENTITY": "none"})

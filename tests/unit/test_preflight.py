@@ -397,7 +397,8 @@ class Counting(Dynamo):
     def describe_table(self, TableName: str) -> dict[str, Any]:
         super().describe_table(TableName)
         count = self.counts.get(TableName)
-        return {"Table": {"TableName": TableName} | ({} if count is None else {"ItemCount": count})}
+        table = {"TableName": TableName, "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}
+        return {"Table": table | ({} if count is None else {"ItemCount": count})}
 
 
 def declared(name: str, table: str, profile: Profile, aws: FakeAws) -> Any:
