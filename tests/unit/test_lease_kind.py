@@ -154,3 +154,30 @@ def test_leases_are_swept_in_batches_and_marked_by_their_marker(kind: LeaseKind)
     assert all(item(kind, m) is None for m in markers)
     assert kind.marker({"marker": markers[0]}) == markers[0]
     assert kind.marker({}) is None and kind.marker({"marker": ""}) is None
+
+
+def test_a_lease_item_missing_its_parts_reads_as_empty_never_as_made_up(kind: LeaseKind) -> None:
+    """A holder is ``host:pid`` split at its last colon (a host may hold colons: an IPv6
+    literal); a missing pid, expiry or namespace reads as 0 — never as a live-looking value."""
+    marker = lease_marker(RUN)
+    kind._table().put_item(Item={"Marker": marker, "Holder": "fe80::1:77"})
+    info = kind.lease(marker)
+    assert info is not None
+    assert (info.host, info.pid, info.expires_at, info.boot, info.pidns) == (
+        "fe80::1",
+        77,
+        0,
+        "",
+        0,
+    )
+    kind._table().put_item(Item={"Marker": marker, "Holder": "host-only:"})
+    assert kind.lease(marker).pid == 0  # type: ignore[union-attr]
+    kind._table().put_item(Item={"Marker": marker})
+    assert kind.lease(marker).holder == ":0"  # type: ignore[union-attr]
+
+
+def test_find_names_each_lease_as_the_sweeper_deletes_it(kind: LeaseKind) -> None:
+    marker = lease_marker(RUN)
+    put(kind, marker, "a:1", 10)
+    [found] = kind.find(f"{RUN}-")
+    assert (found.kind, found.ids, found.marker) == ("lease", {"marker": marker}, marker)

@@ -20,6 +20,8 @@ from harness.cleanup.liveness import (
     Liveness,
     RunFolder,
     RunInUse,
+    Verdict,
+    held_by_others,
     hold,
     lease_alive,
     lock_holder_pids,
@@ -327,3 +329,120 @@ def test_a_live_holder_started_later_is_never_claimed(tmp_path: Path) -> None:
         assert liveness(tmp_path).claim_dead(found) is None
         time.sleep(0.1)
     new_run.release()
+
+
+# -- details the verdicts rest on (killing what mutation testing showed unchecked) ----------------
+
+
+def test_a_lock_file_is_the_holders_own_and_readable_by_others(tmp_path: Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    held = hold(tmp_path / "run", "gw0")
+    assert held.path == tmp_path / "run" / "gw0.lock" and held.fd is not None
+    assert (held.path.stat().st_mode & 0o777) == (0o644 & ~umask)
+    os.close(held.fd)  # closed behind its back: releasing is still quiet
+    held.release()
+    assert held.fd is None
+    held.release()
+
+
+def test_held_by_others_names_the_busy_workers_but_never_this_process_own(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    mine = hold(folder, "main")
+    code = (
+        "import sys, time; from pathlib import Path;"
+        "from harness.cleanup.liveness import hold;"
+        f"hold(Path({str(folder)!r}), 'gw1'); print('held', flush=True); time.sleep(30)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "held"
+        (folder / "gw0.lock").write_text("")  # a worker that is done: free
+        (folder / "gw2.lock").mkdir()  # cannot be opened: cannot tell, so busy
+        assert held_by_others(folder, [mine.path]) == ["gw1", "gw2"]
+        assert held_by_others(folder) == ["gw1", "gw2", "main"]  # its own lock counts too
+    finally:
+        child.kill()
+        child.wait()
+        mine.release()
+    assert held_by_others(folder) == ["gw2"]
+
+
+def test_lock_holder_pids_skip_what_they_cannot_read(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "gw0.lock").write_text("not a pid\n")
+    (folder / "gw1.lock").mkdir()
+    (folder / "gw2.lock").write_text("4242\n")
+    assert lock_holder_pids(folder) == {"gw2": 4242}
+
+
+def test_run_folders_look_past_entries_that_sort_first_and_are_no_runs(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "itest-0-not-a-run").mkdir()  # sorts before every run id
+    (runs / "itest-000").write_text("")  # a file that sorts first
+    run_dir(tmp_path, RUN).mkdir()
+    assert [f.run_id for f in run_folders(tmp_path)] == [RUN]
+
+
+def test_a_claim_releases_quietly_even_if_a_lock_was_closed_under_it(tmp_path: Path) -> None:
+    journal(run_dir(tmp_path, RUN))
+    [found] = run_folders(tmp_path)
+    claim = liveness(tmp_path).claim_dead(found)
+    assert claim is not None
+    os.close(claim._fds[0])
+    claim.release()
+    claim.release()
+
+
+def test_the_defaults_are_this_machine_and_its_processes(tmp_path: Path) -> None:
+    live = Liveness(None, tmp_path)
+    assert live.machine == this_machine() and live.is_running is pid_alive
+
+
+def test_the_verdicts_say_exactly_why(tmp_path: Path) -> None:
+    journal(run_dir(tmp_path, RUN))
+    [found] = run_folders(tmp_path)
+    expires = 1_000_000.0 + 3661  # 01:01:01 past 13:46:40 UTC
+    live = liveness(tmp_path, Leases([lease(expires=expires)]))
+    assert live.verdict(found) == Verdict(True, "lease held by there:4242 until 14:47:41 UTC")
+    dead = liveness(tmp_path, Leases([lease(expires=NOW - 1)])).verdict(found)
+    assert dead == Verdict(False, "no lock held, no live lease") and dead.alive is False
+    mine_gone = Leases([lease(boot=ME.boot, pidns=ME.pidns)])  # this kernel, pid gone
+    assert liveness(tmp_path, mine_gone, running=False).verdict(found).alive is False
+    assert liveness(tmp_path, mine_gone, running=True).verdict(found).alive is True
+
+
+def test_a_runs_live_parts_never_include_another_runs_folder(tmp_path: Path) -> None:
+    journal(run_dir(tmp_path, RUN))
+    held = hold(run_dir(tmp_path, OTHER), "main")  # another run, alive
+    try:
+        assert liveness(tmp_path).alive_parts(RUN) == []
+    finally:
+        held.release()
+
+
+def test_the_sweeper_reads_every_harness_lease(tmp_path: Path) -> None:
+    leases = Leases([lease()])
+    assert Liveness(leases, tmp_path).leases() == [lease()]  # type: ignore[arg-type]
+    assert leases.asked == ["itest-"]  # every run's lease: the harness's own prefix
+
+
+def test_dead_folders_take_an_unowned_empty_folder_of_any_target_and_keep_order(
+    tmp_path: Path,
+) -> None:
+    """A run that died between its lock and its owner file left only a lock (and maybe a
+    lease): nothing to replay, so any target's recover may take it. A folder with journals
+    but no owner file (a remote worker's machine) is never taken for a target it may not be
+    of. Folders of other targets before it do not stop the look."""
+    early = run_dir(tmp_path, str(ns(3, "aaaa").run))  # sorts first, another target
+    journal(early)
+    (early / "owner.json").write_text('{"base_url": "https://elsewhere"}')
+    no_owner_with_journal = run_dir(tmp_path, str(ns(2, "bbbb").run))
+    journal(no_owner_with_journal)
+    empty = run_dir(tmp_path, str(ns(1, "cccc").run))
+    empty.mkdir(parents=True)
+    (empty / "main.lock").write_text("")
+    claims = _claims(liveness(tmp_path), base_url="https://t")
+    assert [c.folder.path for c in claims] == [empty]

@@ -271,3 +271,37 @@ def test_the_refresh_runs_in_a_named_daemon_thread() -> None:
     finally:
         lease.release()
     assert not lease._thread.is_alive()
+
+
+def test_forget_reads_every_journal_and_says_what_it_settled(tmp_path: Path) -> None:
+    kind = DictKind()
+    run = journal_run(tmp_path, RUN, [])  # gw0: nothing unsettled
+    journal = Journal(run.folder.path / "gw1.jsonl")
+    journal.append("intent", 1, kind="thing", ids={"key": "gone", "marker": OURS.name("g")})
+    journal.close()
+    done = forget(run, {"thing": kind})
+    assert [r.ids["key"] for r in done.gone] == ["gone"]  # found past gw0's settled journal
+    assert not run.folder.path.exists()  # everything settled: the folder is forgotten whole
+
+
+def test_forget_marks_each_settled_line_as_forgotten(tmp_path: Path) -> None:
+    kind = DictKind()
+    kind.add("here", OURS.name("h"))
+    run = journal_run(tmp_path, RUN, [("here", OURS.name("h")), ("gone", OURS.name("g"))])
+    forget(run, {"thing": kind})
+    settled = {r.ids["key"]: r for r in replay(run.folder.path / "gw0.jsonl")}
+    assert (settled["gone"].state, settled["gone"].error) == ("deleted", "forgotten")
+
+
+def test_forget_refuses_a_lease_marker_of_another_run(tmp_path: Path) -> None:
+    run = journal_run(tmp_path, RUN, [])
+    lease = _LeaseOf(str(OTHER.run))
+    with pytest.raises(OwnershipError, match="belongs to run"):
+        forget(run, {"lease": lease})
+    assert lease.deleted == []
+
+
+def test_an_owner_file_without_a_shard_says_so(tmp_path: Path) -> None:
+    write_owner(tmp_path, RUN, "staging", "https://x")
+    owner = json.loads((run_dir(tmp_path, RUN) / OWNER_FILE).read_text())
+    assert owner["shard"] == ""
