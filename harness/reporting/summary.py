@@ -1,7 +1,7 @@
 """The Markdown run summary: what a CI job page shows (``$GITHUB_STEP_SUMMARY``, ``--summary``).
 
 Owns rendering the (already redacted) run report as short Markdown: a status line, the
-counts, each failure in one line, leaks and cleanup problems, the slowest endpoints and
+counts (and what the service wrote for recorded resources, removed with them), each failure in one line, leaks and cleanup problems, the slowest endpoints and
 event processing latency, and the per-type counts and latency of the events tests saw.
 It reads only the report dictionary; it never touches the environment.
 """
@@ -47,6 +47,13 @@ def render(report: Mapping[str, Any]) -> str:
         )
         + f" | {len(leaked)} |",
     ]
+    belonging = int((report.get("resources") or {}).get("belonging", 0))
+    if belonging:
+        lines += [
+            "",
+            f"{belonging} item(s) the service wrote for recorded resources removed with them "
+            f"(not leaks).",
+        ]
     if report.get("skipped_by_protection"):
         lines += [
             "",

@@ -485,8 +485,15 @@ def test_plain_pytest_and_harness_run_pass_and_leave_nothing(
         cwd=project,
     )
     assert parallel.returncode == 0, shown(parallel)
-    cli = installed.run(["harness", "run", "--env", "local", "-n", "2"], cwd=project)
+    cli = installed.run(
+        ["harness", "run", "--env", "local", "-n", "2", "--summary", "summary.md"], cwd=project
+    )
     assert cli.returncode == 0, shown(cli)
+    # docs/adapters.md §7: the terminal and the Markdown summary say what the JSON counts
+    belonging = report(project / "harness-report.json")["resources"]["belonging"]
+    line = f"{belonging} item(s) the service wrote for recorded resources removed with them"
+    assert f"{line} (not leaks)" in cli.stdout, shown(cli)
+    assert f"{line} (not leaks)." in (project / "summary.md").read_text()
 
     for name in ("plain.json", "parallel.json", "harness-report.json"):
         run = report(project / name)
