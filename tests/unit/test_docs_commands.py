@@ -276,3 +276,22 @@ def test_each_commands_exit_statuses_agree_across_documents_and_help(command: st
     assert readme == guide, (command, readme, guide)
     assert readme <= set(outcome.WORDS), readme
     assert help_codes(command) | {outcome.PASSED} == readme, (command, help_codes(command))
+
+
+def test_the_guides_declared_kind_table_names_every_field_a_declaration_takes(
+    tmp_path: Path,
+) -> None:
+    """Each key of a ``[profile.kinds.NAME]`` table, as the profile loader lists them when
+    it refuses an unknown one (``run_index``/``run_attribute`` were once only there)."""
+    from harness.config import ConfigError
+
+    text = (REPO / "docs" / "adapters.md").read_text(encoding="utf-8")
+    table = text.split("**Declared kinds**", 1)[1].split("\n\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `(\w+)`(?:, `(\w+)`)? \|", table, re.M))
+    documented_keys = {key for pair in documented for key in pair if key}
+    profiles = tmp_path / "environments.toml"
+    profiles.write_text('[local]\nbase_url = "http://x"\n[local.kinds.n]\nbogus = 1\n')
+    with pytest.raises(ConfigError) as refused:
+        load_profile("local", profiles, environ={}, declared={})
+    known = set(str(refused.value).rpartition("known: ")[2].split(", "))
+    assert documented_keys == known, (documented_keys, known)
