@@ -288,16 +288,17 @@ def write_project(root: Path, service: Service, *, code_kind: bool = False) -> P
     assert set(DOC_FILES) <= set(documented), f"docs/adapters.md lost a snippet: {documented}"
     files = {name: documented[name] for name in DOC_FILES}
     profile = files.pop("environments.toml")
+    if code_kind:  # the doc's profile for it, as written
+        (profile,) = re.findall(
+            r"```toml\n# environments.toml, with the session kind written in Python\n(.*?)```",
+            DOC.read_text(),
+            re.S,
+        )
+        files["fixtures/kinds.py"] = documented["fixtures/kinds.py"]
     profile = re.sub(r'(?m)^base_url = ".*"$', f'base_url = "{service.url}"', profile)
     endpoint = f'aws_endpoint_url = "{service.aws_endpoint}"'
     profile = re.sub(r'(?m)^aws_endpoint_url = ".*"$', endpoint, profile)
     assert service.url in profile and service.aws_endpoint in profile
-    if code_kind:
-        declared, _, rest = profile.partition("[local.kinds.session]")
-        assert rest, profile
-        settings = 'adapters = ["fixtures.kinds"]\nsessions_table = "sessions"\n'
-        profile = declared.replace("protected = false\n", f"protected = false\n{settings}")
-        files["fixtures/kinds.py"] = documented["fixtures/kinds.py"]
     for relative, text in {"environments.toml": profile, **files, **PROJECT_FILES}.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
