@@ -1,9 +1,10 @@
 """The Markdown run summary: what a CI job page shows (``$GITHUB_STEP_SUMMARY``, ``--summary``).
 
 Owns rendering the (already redacted) run report as short Markdown: a status line, the
-counts (and what the service wrote for recorded resources, removed with them), each failure in one line, leaks and cleanup problems, the slowest endpoints and
-event processing latency, and the per-type counts and latency of the events tests saw.
-It reads only the report dictionary; it never touches the environment.
+counts (and what the service wrote for recorded resources, removed with them), each failure
+in one line, leaks and cleanup problems, the slowest endpoints and event processing latency,
+and the per-type counts and latency of the events tests saw. It reads only the report
+dictionary; it never touches the environment.
 """
 
 from __future__ import annotations

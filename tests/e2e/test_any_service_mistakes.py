@@ -164,9 +164,9 @@ def test_a_fixture_writes_its_account_row_through_the_ledger(
     (refused,) = refusal_lines(run.stdout)
     assert "During handling" not in run.stdout, shown(run)
     assert refused == (
-        "harness: refusing to create account(username=plain-erin): it carries no harness namespace (the kind's marker is what "
-        "cleanup checks before deleting it); name it with namespace.name() or "
-        "namespace.email()"
+        "harness: refusing to create account(username=plain-erin): it carries no harness "
+        "namespace (the kind's marker is what cleanup checks before deleting it); name it "
+        "with namespace.name() or namespace.email()"
     ), shown(run)
     assert proxy.routes["POST /register"] == 0 and proxy.routes["POST /login"] == 1, proxy.routes
     resources = report(project / "seeded.json")["resources"]
