@@ -2,7 +2,7 @@
 
 ``create(kind, intent, fn)`` journals the intent, calls ``fn`` (the real create request), then
 journals the ids it returned — so a crash at any point leaves a record another process can act
-on. Before anything is journaled or sent, the create gate it was given (``admit``,
+on. Before anything is journaled or sent, the create gate it was given (``gate``,
 :func:`harness.safety.guards.create_gate`) must accept the kind and the intent's marker, so a
 typo'd kind or a name outside the run's namespace is refused with the service never called
 and nothing to recover; ``fn`` must answer a mapping of ids (else :class:`CreateRefused`
@@ -15,7 +15,8 @@ journaling or calling anything, so no factory built on the ledger can write ther
 journal cannot be written (a full disk, a file-size limit, its folder gone), the ledger stops
 creating — a create whose intent cannot be journaled is refused before its request — and
 keeps cleaning what it holds in memory, recording each journal error for the report. It
-knows no resource kind and never talks to the environment itself.
+knows no particular kind (``put`` asks the gate for one) and never talks to the environment
+itself: only ``fn``, a kind's ``put`` and the delete path it was given do.
 """
 
 from __future__ import annotations
@@ -214,7 +215,6 @@ class Ledger:
             self._live.pop(resource.seq)
             self.recorded.remove(resource)
             self.stats.created -= 1
-        resource.state = "deleted"
 
     def put(self, kind: str, item: Mapping[str, Any], scope: str = "") -> Resource:
         """Write ``item`` the way the service would, as a recorded resource: the kind's

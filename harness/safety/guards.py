@@ -107,7 +107,7 @@ class _Gate(CreateGate):
 def unknown_kind(name: str, kinds: Mapping[str, Kind], origins: Mapping[str, str]) -> str:
     """One line: no such kind; the known ones and where each came from; the likeliest."""
     known = ", ".join(f"{k} ({origins.get(k, 'unknown origin')})" for k in sorted(kinds))
-    close = difflib.get_close_matches(name, sorted(kinds), n=1)
+    close = difflib.get_close_matches(name, sorted(kinds))  # the likeliest first
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return (
         f"no resource kind {name!r}: nothing was created or sent; known kinds: "

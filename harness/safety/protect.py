@@ -116,7 +116,7 @@ class HttpGuard:
                 "sent to a protected profile"
             )
         else:
-            template = f"{method} {route_template(bare)}" if bare else route
+            template = f"{method} {route_template(bare)}"  # "?x=1" alone: the root, "/"
             rule = (
                 f"only GET/HEAD/OPTIONS are sent to a protected profile; to allow this route, "
                 f'add allow_writes = ["{template}"] to the profile'

@@ -18,7 +18,7 @@ from harness.config import Profile
 from harness.kinds.base import Kind
 from harness.kinds.declared import DeclaredKind
 from harness.safety.guards import Owner, create_gate, unknown_kind
-from harness.safety.protect import ProtectedTargetError
+from harness.safety.protect import ProtectedTargetError, refuse_create
 from tests.unit.fake_table import FakeAws, FakeTable
 from tests.unit.stubs import DictKind, ns
 
@@ -139,10 +139,13 @@ def test_a_ledger_without_a_gate_checks_nothing_but_the_shape(tmp_path: Path) ->
 
 def test_the_protected_refusal_comes_before_the_gate(tmp_path: Path) -> None:
     made, fn = ledger(tmp_path, protected="production"), Calls()
-    with pytest.raises(ProtectedTargetError):
+    expected = str(refuse_create("production", "acount"))
+    with pytest.raises(ProtectedTargetError) as error:
         made.create("acount", {"marker": "x"}, fn)
-    with pytest.raises(ProtectedTargetError):
+    assert str(error.value) == expected
+    with pytest.raises(ProtectedTargetError) as error:
         made.put("acount", {"marker": "x"})
+    assert str(error.value) == expected
     assert fn.count == 0 and journaled(tmp_path) == []
 
 
@@ -217,21 +220,32 @@ def test_a_long_answer_is_cut_in_the_line(tmp_path: Path) -> None:
 # -- NotCreated: the create function knows nothing was written ---------------------------------
 
 
+def taken() -> dict[str, Any]:
+    raise NotCreated("the key is taken; nothing was written")
+
+
 def test_not_created_settles_the_intent_at_once(tmp_path: Path) -> None:
     made = ledger(tmp_path)
-    kept = made.create("account", {"marker": OURS.name("kept")}, Calls())
-
-    def taken() -> dict[str, Any]:
-        raise NotCreated("the key is taken; nothing was written")
-
+    kept = [made.create("account", {"marker": OURS.name(f"k{i}")}, Calls()) for i in range(2)]
     with pytest.raises(NotCreated, match="nothing was written"):
         made.create("account", {"marker": OURS.name("a")}, taken)
-    assert made.live() == [kept] and made.recorded == [kept]
-    assert made.stats.created == 1
-    states = {r.ids["marker"]: r.state for r in journaled(tmp_path)}
-    assert states == {OURS.name("kept"): "created", OURS.name("a"): "deleted"}
-    assert made.cleanup().deleted == [kept]
-    assert made.deleted == [kept.ids]  # type: ignore[attr-defined]
+    assert made.live() == kept and made.recorded == kept
+    assert made.stats.created == 2
+    states = {r.ids["marker"]: (r.state, r.error) for r in journaled(tmp_path)}
+    assert states == {
+        OURS.name("k0"): ("created", ""),
+        OURS.name("k1"): ("created", ""),
+        OURS.name("a"): ("deleted", "not created"),
+    }
+    assert made.cleanup().deleted == kept[::-1]
+    assert made.deleted == [r.ids for r in kept[::-1]]  # type: ignore[attr-defined]
+
+
+def test_not_created_as_the_first_create_leaves_nothing_counted(tmp_path: Path) -> None:
+    made = ledger(tmp_path)
+    with pytest.raises(NotCreated):
+        made.create("account", {"marker": OURS.name("a")}, taken)
+    assert made.stats.created == 0 and made.live() == [] and made.recorded == []
 
 
 # -- put: a row written the way the service would ---------------------------------------------
@@ -275,7 +289,7 @@ def test_put_takes_the_key_and_the_marker_when_they_differ(tmp_path: Path) -> No
     made = ledger(tmp_path, {"session": sessions(table)})
     name = OURS.name("dave")
     resource = made.put("session", {"session_id": "s1", "username": name, "ttl": 1})
-    assert resource.ids == {"session_id": "s1", "username": name}
+    assert resource.ids == {"session_id": "s1", "username": name} and resource.scope == ""
 
 
 def test_put_of_a_name_outside_the_namespace_writes_nothing(tmp_path: Path) -> None:

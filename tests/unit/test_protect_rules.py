@@ -87,6 +87,7 @@ def test_the_refusal_is_one_exact_line_naming_the_route_to_allow() -> None:
     with pytest.raises(ProtectedTargetError) as refused:
         guard.check("PUT", "?only=query")  # no path before the query: the whole of it
     assert str(refused.value).startswith("protected target [production]: PUT ?only=query refused")
+    assert str(refused.value).endswith('add allow_writes = ["PUT /"] to the profile')  # the root
     guard.check("get", "/users")  # a read: no refusal
 
 
