@@ -8,6 +8,8 @@ Import from here, never from the engine's inner modules::
   ``exists``, ``related``, ``delete_many`` where the store allows better than the defaults);
 - :class:`Setting` — a profile field the kind needs (a table name), checked by doctor;
 - :class:`Found` — what ``find`` returns; :class:`OwnershipError` — refuse a delete;
+  :class:`CreateRefused` — refuse an item ``intent`` cannot take; :class:`NotCreated` — what
+  ``put`` raises when it wrote nothing (the key is taken);
 - DynamoDB helpers: :func:`batch_get`, :func:`batch_delete`, :func:`scan_prefix` (and its
   :class:`ScanControl`), :func:`is_condition_failed`;
 - naming: :func:`parse_email`, :func:`find_namespace`, ``TEST_DOMAIN``;
@@ -17,7 +19,7 @@ Import from here, never from the engine's inner modules::
 See docs/adapters.md for a worked example.
 """
 
-from harness.cleanup.ledger import OwnershipError
+from harness.cleanup.ledger import CreateRefused, NotCreated, OwnershipError
 from harness.clients.auth import BearerAuth, HeaderAuth, UidTokenAuth
 from harness.kinds.base import Found, Kind, Outcome, Setting
 from harness.kinds.dynamo import (
@@ -32,10 +34,12 @@ from harness.namespace import TEST_DOMAIN, Namespace, find_namespace, parse_emai
 __all__ = [
     "TEST_DOMAIN",
     "BearerAuth",
+    "CreateRefused",
     "Found",
     "HeaderAuth",
     "Kind",
     "Namespace",
+    "NotCreated",
     "Outcome",
     "OwnershipError",
     "ScanControl",

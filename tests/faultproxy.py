@@ -6,6 +6,8 @@ fraction of requests, injects a fault: ``5xx`` (answers 503 without forwarding),
 then drops the connection instead of answering: the classic lost answer), ``timeout`` (holds
 the request ``hang`` seconds, then drops it), and ``latency`` (adds ``latency`` seconds, then
 forwards). ``delay`` adds a fixed latency to every request (a remote-like environment).
+``routes`` counts the requests it received by ``METHOD /path`` (with no faults: a counter of
+what a client asked of the upstream).
 Decisions come from a seeded RNG, so a run's fault pattern is reproducible.
 
 No maintained tool for this is installable here (toxiproxy is a Go binary outside the package
@@ -84,6 +86,7 @@ class FaultProxy:
         self.upstream_port = target.port or 80
         self.plan = plan
         self.counts: Counter[str] = Counter()
+        self.routes: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
         proxy = self
 
@@ -136,6 +139,8 @@ class FaultProxy:
                 if proxy.plan.delay:
                     time.sleep(proxy.plan.delay)
                 fault = proxy.plan.draw()
+                with proxy._counts_lock:
+                    proxy.routes[f"{self.command} {urlparse(self.path).path}"] += 1
                 self._count(fault or "forwarded")
                 if fault == "reset":
                     return self._drop()

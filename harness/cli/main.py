@@ -205,7 +205,8 @@ def _parser() -> argparse.ArgumentParser:
             "Without RUN_ID, every dead run that targeted the profile's environment. A run is "
             "over when no process on this machine holds its journal lock and its lease (with "
             "a lease_table) has lapsed or names a process gone from this machine; with RUN_ID, "
-            "a run any of whose shards is alive is refused (exit 10) unless --wait."
+            "a run any of whose shards is alive is refused (exit 10) unless --wait. Exit 0 "
+            "when everything is gone, 6 when something could not be deleted."
         ),
     )
     recover_cmd.add_argument("run_id", nargs="?", metavar="RUN_ID")

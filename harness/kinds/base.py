@@ -4,7 +4,10 @@ A *kind* is one sort of thing tests create in an environment (a user, an account
 queue). An adapter — the reference service's in ``fixtures/``, or a team's own — subclasses
 :class:`Kind` and implements four things: ``delete(ids)``, ``find(prefix)``,
 ``marker(ids)`` and, where the kind can tell, ``exists(ids)``; creating is the adapter's own
-business (any signature: the ledger only needs the ids it returns).
+business (any signature: the ledger only needs the ids it returns). A kind whose rows a test
+may write straight into the store, the way the service would (a user row of a service without
+a sign-up route), also offers ``intent(item)`` and ``put(item)``: ``ledger.put(kind, item)``
+journals and gates the first, then calls the second (declared DynamoDB kinds have both).
 
 The engine, never the kind, decides whether a delete may happen: before **every** delete, on
 every path (ledger cleanup, recovery, residue, sweeper, batch), it checks ``marker(ids)``
@@ -105,6 +108,23 @@ class Kind:
     #: ``find`` costs O(what it finds), not O(the store) (an index, a name-prefix listing):
     #: the residue check may then use it in every run.
     find_is_cheap: ClassVar[bool] = False
+
+    def intent(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """The ids ``item`` will be deleted by (its key and marker), journaled before
+        ``put(item)`` writes it; refuse (``CreateRefused``) an item that lacks them. Kinds
+        without ``put`` refuse every item."""
+        from harness.cleanup.ledger import CreateRefused
+
+        raise CreateRefused(
+            f"kind {self.name!r} has no direct write (intent/put): create it through its "
+            f"service with ledger.create(kind, intent, fn), or give the kind intent(item) and "
+            f"put(item)"
+        )
+
+    def put(self, item: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Write ``item`` as the service would, never over an existing one; answer its ids.
+        Called by ``ledger.put`` only, after ``intent(item)`` was journaled and gated."""
+        return self.intent(item)  # refuses, unless the kind overrides both
 
     def exists(self, ids: Mapping[str, Any]) -> Found | None:
         """The recorded item, looked up by key, if it is still there (the residue check's

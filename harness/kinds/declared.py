@@ -19,7 +19,9 @@ while the item still carries the marker the guard checked; batched for the sweep
 telling which items belong to a recorded resource: an item whose marker *is* that resource's
 namespaced name, or continues it after a separator (:func:`~harness.namespace.belongs`:
 ``…-ann-session`` is ``…-ann``'s, ``…-ann1`` is not), was written for it (a session row, a
-welcome note the service wrote by itself) and is cleaned with it. It never writes an item.
+welcome note the service wrote by itself) and is cleaned with it. It writes an item only when
+a test asks, through ``ledger.put(kind, item)`` (journaled and gated first): ``put`` is a
+conditional put that never replaces an item already under that key.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from harness.cleanup.ledger import OwnershipError
+from harness.cleanup.ledger import CreateRefused, NotCreated, OwnershipError
 from harness.kinds.base import Found, Kind, Outcome
 from harness.kinds.dynamo import batch_delete, batch_get, is_condition_failed, scan_prefix
 from harness.namespace import RunId, belongs
@@ -137,6 +139,37 @@ class DeclaredKind(Kind):
     def marker(self, ids: Mapping[str, Any]) -> str | None:
         value = ids.get(self.marker_attribute)
         return None if value is None else str(value)
+
+    def intent(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """The item's key attributes and marker: what ``ledger.put`` journals before writing."""
+        wanted = list(dict.fromkeys([*self.key, self.marker_attribute]))
+        missing = [name for name in wanted if name not in item]
+        if missing:
+            raise CreateRefused(
+                f"ledger.put({self.name!r}, …): the item has no {', '.join(missing)}; kind "
+                f"{self.name} is keyed by {self.key} and marked by {self.marker_attribute!r} "
+                f"in table {self.table_name}"
+            )
+        return {name: _plain(item[name]) for name in wanted}
+
+    def put(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """Write ``item`` unless an item with its key exists (never someone else's row
+        replaced): then :class:`NotCreated`, and nothing was written."""
+        try:
+            self._table().put_item(
+                Item=dict(item),
+                ConditionExpression="attribute_not_exists(#k)",
+                ExpressionAttributeNames={"#k": self.key[0]},
+            )
+        except ClientError as error:
+            if not is_condition_failed(error):
+                raise
+            key = {name: _plain(item[name]) for name in self.key}
+            raise NotCreated(
+                f"ledger.put({self.name!r}, …): an item with key {key} is already in "
+                f"{self.table_name}; not replacing it (nothing was written)"
+            ) from None
+        return self.intent(item)
 
     def _full_key(self, ids: Mapping[str, Any]) -> dict[str, Any] | None:
         if all(k in ids for k in self.key):

@@ -51,14 +51,24 @@ def _import(module_name: str, config_dir: str) -> ModuleType:
 
 
 @cache
-def _installed_adapters() -> tuple[ModuleType, ...]:
-    """The installed packages' adapters (entry points): looked up once per process, since
-    the lookup reads every installed distribution's metadata (~20 ms of CPU each time)."""
-    return tuple(entry.load() for entry in entry_points(group=ENTRY_POINT_GROUP))
+def _installed_adapters() -> tuple[tuple[ModuleType, str], ...]:
+    """The installed packages' adapters (entry points), each with where it came from: looked
+    up once per process, since the lookup reads every installed distribution's metadata
+    (~20 ms of CPU each time)."""
+    found = []
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        package = f" of package {entry.dist.name}" if entry.dist is not None else ""
+        found.append((entry.load(), f"entry point {entry.name} = {entry.value}{package}"))
+    return tuple(found)
+
+
+def _adapter_origins(adapters: Iterable[str], config_dir: str) -> list[tuple[ModuleType, str]]:
+    named = [(_import(name, config_dir), f"adapter module {name}") for name in adapters]
+    return [*named, *_installed_adapters()]
 
 
 def adapter_modules(adapters: Iterable[str], config_dir: str) -> list[ModuleType]:
-    return [*(_import(name, config_dir) for name in adapters), *_installed_adapters()]
+    return [module for module, _ in _adapter_origins(adapters, config_dir)]
 
 
 def _kinds_in(module: ModuleType) -> list[type[Kind]]:
@@ -82,18 +92,43 @@ def engine_kind_classes() -> list[type[Kind]]:
     return [QueueKind, LeaseKind, KafkaGroupKind, KafkaTopicKind]
 
 
-def kind_classes(adapters: Iterable[str], config_dir: str) -> dict[str, type[Kind]]:
-    classes: dict[str, type[Kind]] = {cls.name: cls for cls in engine_kind_classes()}
-    for module in adapter_modules(adapters, config_dir):
+ENGINE_ORIGIN = "the engine's"
+
+
+def _classes_and_origins(
+    adapters: Iterable[str], config_dir: str
+) -> dict[str, tuple[type[Kind], str]]:
+    classes = {cls.name: (cls, ENGINE_ORIGIN) for cls in engine_kind_classes()}
+    for module, origin in _adapter_origins(adapters, config_dir):
         for cls in _kinds_in(module):
-            other = classes.get(cls.name)
+            other = classes.get(cls.name, (None, ""))[0]
             if other is not None and other is not cls:
                 raise ConfigError(
                     f"two kinds are named {cls.name!r}: {other.__module__}.{other.__name__} and "
                     f"{cls.__module__}.{cls.__name__}; rename one"
                 )
-            classes[cls.name] = cls
+            if other is None:
+                classes[cls.name] = (cls, origin)
     return classes
+
+
+def kind_classes(adapters: Iterable[str], config_dir: str) -> dict[str, type[Kind]]:
+    return {name: cls for name, (cls, _) in _classes_and_origins(adapters, config_dir).items()}
+
+
+def kind_origins(profile: Profile) -> dict[str, str]:
+    """Where each kind a run of ``profile`` may know came from, for the one line that names
+    them when a create asks for another: ``declared in environments.toml``, ``adapter module
+    fixtures.kinds``, ``entry point notes = notes_adapter.kinds of package notes-adapter``,
+    ``the engine's``."""
+    origins = {
+        name: origin
+        for name, (_, origin) in _classes_and_origins(profile.adapters, profile.config_dir).items()
+    }
+    where = Path(profile.config_file).name if profile.config_file else "the profile"
+    for name in profile.kinds:
+        origins[name] = f"declared in {where}"
+    return origins
 
 
 def declared_settings(adapters: Iterable[str], config_dir: str) -> dict[str, Setting]:

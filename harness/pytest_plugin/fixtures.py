@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pytest
 
 from harness.cleanup.journal import Resource
-from harness.cleanup.ledger import Ledger
+from harness.cleanup.ledger import CreateRefused, Ledger
 from harness.clients.http import ApiClient
 from harness.config import Profile
 from harness.events.contracts import Contracts
@@ -77,8 +77,27 @@ class TestLedger:
     ledger: Ledger
     scope: str
 
-    def create(self, kind: str, intent: dict[str, Any], fn: Callable[[], dict]) -> Resource:
-        return self.ledger.create(kind, intent, fn, scope=self.scope)
+    def create(
+        self, kind: str, intent: Mapping[str, Any], fn: Callable[[], Mapping[str, Any]]
+    ) -> Resource:
+        """Journal ``intent`` (the ids known before the request), call ``fn`` (the request),
+        journal the ids it returns; the :class:`Resource` (``.ids``: intent and answer
+        merged). A refused create fails the test with one line, the service not called."""
+        try:
+            return self.ledger.create(kind, intent, fn, scope=self.scope)
+        except CreateRefused as error:
+            refused = str(error)
+        pytest.fail(f"harness: {refused}", pytrace=False)  # outside: one line, no chain
+
+    def put(self, kind: str, item: Mapping[str, Any]) -> Resource:
+        """Write ``item`` straight into the kind's store, the way the service would (a
+        declared DynamoDB kind: a conditional ``PutItem``), recorded like ``create``: its ids
+        (key and marker, from the item) journaled and gated first, cleaned after the scope."""
+        try:
+            return self.ledger.put(kind, item, scope=self.scope)
+        except CreateRefused as error:
+            refused = str(error)
+        pytest.fail(f"harness: {refused}", pytrace=False)
 
     @property
     def resources(self) -> list[Resource]:

@@ -780,10 +780,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"recover {state.run_id}` once this run has ended",
             red=True,
         )
-    if residue is not None and residue.belonging:
+    belonging = int(report.resources.get("belonging", 0))  # at cleanup and at the check
+    if belonging:
         tr.write_line(
-            f"{len(residue.belonging)} item(s) the service wrote for recorded resources "
-            f"removed with them (not leaks)"
+            f"{belonging} item(s) the service wrote for recorded resources removed with them "
+            f"(not leaks)"
         )
     if residue is not None and residue.kept:
         tr.write_line(

@@ -1,10 +1,11 @@
 """The Markdown run summary: what a CI job page shows (``$GITHUB_STEP_SUMMARY``, ``--summary``).
 
 Owns rendering the (already redacted) run report as short Markdown: a status line, the
-counts, each failure in one line with its trace id and the service's last log lines for it,
-leaks and cleanup problems, the slowest endpoints and
-event processing latency, and the per-type counts and latency of the events tests saw.
-It reads only the report dictionary; it never touches the environment.
+counts (and what the service wrote for recorded resources, removed with them), each failure
+in one line with its trace id and the service's last log lines for it, leaks and cleanup
+problems, the slowest endpoints and event processing latency, and the per-type counts and
+latency of the events tests saw. It reads only the report dictionary; it never touches the
+environment.
 """
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ def render(report: Mapping[str, Any]) -> str:
         )
         + f" | {len(leaked)} |",
     ]
+    belonging = int((report.get("resources") or {}).get("belonging", 0))
+    if belonging:
+        lines += [
+            "",
+            f"{belonging} item(s) the service wrote for recorded resources removed with them "
+            f"(not leaks).",
+        ]
     if report.get("skipped_by_protection"):
         lines += [
             "",

@@ -1,10 +1,10 @@
 """The harness session of one worker: every engine object a test run needs, built once.
 
 Owns wiring — profile, namespace, redactor, the test's trace, HTTP client, AWS clients,
-the service-log lookups, resource kinds, the
-journal and the ledger with its single guarded delete path — so the pytest layer only hands
-these objects out. On a protected profile each door it builds is shut for writes: the HTTP
-client carries the profile's guard, the AWS clients are read-only, the ledger refuses.
+the service-log lookups, resource kinds, the journal and the ledger with its single guarded
+delete path and its create gate — so the pytest layer only hands these objects out. On a
+protected profile each door it builds is shut for writes: the HTTP client carries the
+profile's guard, the AWS clients are read-only, the ledger refuses.
 Knows nothing of pytest, fixtures or suites.
 """
 
@@ -23,9 +23,9 @@ from harness.clients.trace import TestTrace
 from harness.config import Profile
 from harness.events.stream import LatencyRecorder
 from harness.kinds.base import Kind
-from harness.kinds.registry import load_kinds
+from harness.kinds.registry import kind_origins, load_kinds
 from harness.namespace import Namespace
-from harness.safety.guards import Owner, guarded_deleter
+from harness.safety.guards import Owner, create_gate, guarded_deleter
 from harness.safety.protect import http_guard
 from harness.safety.redact import Redactor
 
@@ -99,7 +99,8 @@ class HarnessSession:
     def ledger(self) -> Ledger:
         protected = self.profile.name if self.profile.is_protected else ""
         delete = guarded_deleter(self.kinds, self.owner, on_related=self._count_related)
-        return Ledger(self.journal, delete, protected=protected)
+        gate = create_gate(self.kinds, self.owner, lambda: kind_origins(self.profile))
+        return Ledger(self.journal, delete, protected=protected, gate=gate)
 
     def _count_related(self, item: object) -> None:
         self.related_cleaned += 1

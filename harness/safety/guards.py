@@ -1,4 +1,4 @@
-"""Ownership guards: the one gate every delete passes through.
+"""Ownership guards: the one gate every delete — and every create — passes through.
 
 A delete is allowed only when the target's marker — what its kind's ``marker(ids)`` reads
 from the ids: a namespaced name, a harness-made email under the reserved test domain, a
@@ -8,20 +8,32 @@ recovery item by item (:func:`guarded_deleter`, also the residue check's), the s
 checked batches (:func:`guarded_batch_delete`) — so there is one place to audit, and a kind
 cannot forget the check. A failed check raises :class:`OwnershipError`; nothing here ever
 deletes by itself.
+
+The same check stands before every create (:func:`create_gate`, asked by the ledger before it
+journals an intent or calls the service): the kind must be one the run knows — else one line
+naming the known kinds and where each came from — and the intent's marker must carry this
+run's namespace, so nothing is created that cleanup would later refuse to delete.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from harness.cleanup.journal import Resource
-from harness.cleanup.ledger import Outcome, OwnershipError
+from harness.cleanup.ledger import CreateGate, CreateRefused, Outcome, OwnershipError
 from harness.kinds.base import Found, Kind
 from harness.namespace import Namespace, RunId, belongs, find_namespace, parse_email
 
-__all__ = ["Owner", "OwnershipError", "guarded_batch_delete", "guarded_deleter"]
+__all__ = [
+    "Owner",
+    "OwnershipError",
+    "create_gate",
+    "guarded_batch_delete",
+    "guarded_deleter",
+]
 
 
 @dataclass(frozen=True)
@@ -31,12 +43,12 @@ class Owner:
 
     run: RunId | None
 
-    def _check(self, ns: Namespace | None, what: str) -> Namespace:
+    def _check(self, ns: Namespace | None, what: str, action: str = "delete") -> Namespace:
         if ns is None:
-            raise OwnershipError(f"refusing to delete {what}: it carries no harness namespace")
+            raise OwnershipError(f"refusing to {action} {what}: it carries no harness namespace")
         if self.run is not None and ns.run != self.run:
             raise OwnershipError(
-                f"refusing to delete {what}: it belongs to run {ns.run}, not {self.run}"
+                f"refusing to {action} {what}: it belongs to run {ns.run}, not {self.run}"
             )
         return ns
 
@@ -46,22 +58,73 @@ class Owner:
         return self._check(parse_email(email or ""), f"the item of email {email!r}")
         # pragma: no mutate end
 
-    def marker(self, value: str | None, what: str) -> Namespace:
+    def marker(self, value: str | None, what: str, action: str = "delete") -> Namespace:
         """A marker must embed a namespace; one that is an email address must also be under
         the reserved test domain (a harness-shaped address on a real domain is someone's)."""
         # pragma: no mutate start (equivalent: "" and "XXXX" both carry no "@" and no namespace)
         text = value or ""
         # pragma: no mutate end
         if "@" in text:
-            return self._check(parse_email(text), what)
-        return self._check(find_namespace(text), what)
+            return self._check(parse_email(text), what, action)
+        return self._check(find_namespace(text), what, action)
 
 
-def check(kind: Kind, ids: Mapping[str, Any], owner: Owner) -> Namespace:
+def check(kind: Kind, ids: Mapping[str, Any], owner: Owner, action: str = "delete") -> Namespace:
     """The gate: ``kind.marker(ids)`` must carry the owner's namespace."""
     marker = kind.marker(ids)
     shown = ", ".join(f"{k}={v}" for k, v in sorted(ids.items()))
-    return owner.marker(marker, f"{kind.name}({shown})")
+    return owner.marker(marker, f"{kind.name}({shown})", action)
+
+
+class _Gate(CreateGate):
+    def __init__(
+        self,
+        kinds: Mapping[str, Kind],
+        owner: Owner,
+        origins: Callable[[], Mapping[str, str]],
+    ) -> None:
+        self.kinds = kinds
+        self.owner = owner
+        self.origins = origins
+
+    def kind(self, name: str) -> Kind:
+        kind = self.kinds.get(name)
+        if kind is None:
+            raise CreateRefused(unknown_kind(name, self.kinds, self.origins()))
+        return kind
+
+    def admit(self, name: str, ids: Mapping[str, Any]) -> None:
+        kind = self.kind(name)
+        try:
+            check(kind, ids, self.owner, action="create")
+        except OwnershipError as error:
+            raise CreateRefused(
+                f"{error} (the kind's marker is what cleanup checks before deleting it); name "
+                f"it with namespace.name() or namespace.email()"
+            ) from None
+
+
+def unknown_kind(name: str, kinds: Mapping[str, Kind], origins: Mapping[str, str]) -> str:
+    """One line: no such kind; the known ones and where each came from; the likeliest."""
+    known = ", ".join(f"{k} ({origins.get(k, 'unknown origin')})" for k in sorted(kinds))
+    close = difflib.get_close_matches(name, sorted(kinds))  # the likeliest first
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return (
+        f"no resource kind {name!r}: nothing was created or sent; known kinds: "
+        f"{known or 'none'}{hint}"
+    )
+
+
+def create_gate(
+    kinds: Mapping[str, Kind],
+    owner: Owner,
+    origins: Callable[[], Mapping[str, str]] = dict,
+) -> CreateGate:
+    """The ledger's gate before every create (and before it journals anything): the kind is
+    one of ``kinds`` — else :class:`CreateRefused` listing them with ``origins()`` (where each
+    came from: declared in the profile, an adapter module, an entry point, the engine) — and
+    ``kind.marker(ids)`` carries ``owner``'s run namespace, as a delete's must."""
+    return _Gate(kinds, owner, origins)
 
 
 def guarded_deleter(
@@ -83,8 +146,8 @@ def guarded_deleter(
         kind = kinds.get(resource.kind)
         if kind is None:
             raise OwnershipError(
-                f"unknown resource kind {resource.kind!r}; not deleting it (is its adapter "
-                f"in the profile's adapters = [...]?)"
+                f"unknown resource kind {resource.kind!r}; not deleting it (this profile "
+                f"declares no kind of that name, nor do its adapters)"
             )
         check(kind, resource.ids, owner)
         outcome = kind.delete(resource.ids)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from harness.reporting.latency import route_template
+
 #: The HTTP methods that reach a protected target without being named in ``allow_writes``.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: AWS operations that read: by prefix, and a few by name.
@@ -102,16 +104,27 @@ class HttpGuard:
         return any(m == method and pattern.fullmatch(bare) for m, pattern in self._routes)
 
     def check(self, method: str, path: str) -> None:
-        """Raise :class:`ProtectedTargetError` unless ``method path`` may be sent."""
+        """Raise :class:`ProtectedTargetError` unless ``method path`` may be sent. The fix it
+        names is the route's template (``DELETE /todos/{id}`` for ``DELETE /todos/0f3c…``:
+        segments that look like ids, as the latency report groups them), which allows every
+        such request and no other route."""
         if self.allows(method, path):
             return
-        route = f"{method.upper()} {_bare(path) or path}"
-        raise refusal(
-            self.profile,
-            route,
-            f"only GET/HEAD/OPTIONS are sent to a protected profile; to allow this route, "
-            f'add allow_writes = ["{route}"] to the profile',
-        )
+        method = method.upper()
+        bare = _bare(path)
+        route = f"{method} {bare or path}"
+        if "://" in path:
+            rule = (
+                "a request naming a URL (another host, or one in its query string) is never "
+                "sent to a protected profile"
+            )
+        else:
+            template = f"{method} {route_template(bare)}"  # "?x=1" alone: the root, "/"
+            rule = (
+                f"only GET/HEAD/OPTIONS are sent to a protected profile; to allow this route, "
+                f'add allow_writes = ["{template}"] to the profile'
+            )
+        raise refusal(self.profile, route, rule)
 
 
 def http_guard(profile: Any) -> HttpGuard | None:

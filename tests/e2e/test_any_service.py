@@ -288,16 +288,17 @@ def write_project(root: Path, service: Service, *, code_kind: bool = False) -> P
     assert set(DOC_FILES) <= set(documented), f"docs/adapters.md lost a snippet: {documented}"
     files = {name: documented[name] for name in DOC_FILES}
     profile = files.pop("environments.toml")
+    if code_kind:  # the doc's profile for it, as written
+        (profile,) = re.findall(
+            r"```toml\n# environments.toml, with the session kind written in Python\n(.*?)```",
+            DOC.read_text(),
+            re.S,
+        )
+        files["fixtures/kinds.py"] = documented["fixtures/kinds.py"]
     profile = re.sub(r'(?m)^base_url = ".*"$', f'base_url = "{service.url}"', profile)
     endpoint = f'aws_endpoint_url = "{service.aws_endpoint}"'
     profile = re.sub(r'(?m)^aws_endpoint_url = ".*"$', endpoint, profile)
     assert service.url in profile and service.aws_endpoint in profile
-    if code_kind:
-        declared, _, rest = profile.partition("[local.kinds.session]")
-        assert rest, profile
-        settings = 'adapters = ["fixtures.kinds"]\nsessions_table = "sessions"\n'
-        profile = declared.replace("protected = false\n", f"protected = false\n{settings}")
-        files["fixtures/kinds.py"] = documented["fixtures/kinds.py"]
     for relative, text in {"environments.toml": profile, **files, **PROJECT_FILES}.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -485,8 +486,15 @@ def test_plain_pytest_and_harness_run_pass_and_leave_nothing(
         cwd=project,
     )
     assert parallel.returncode == 0, shown(parallel)
-    cli = installed.run(["harness", "run", "--env", "local", "-n", "2"], cwd=project)
+    cli = installed.run(
+        ["harness", "run", "--env", "local", "-n", "2", "--summary", "summary.md"], cwd=project
+    )
     assert cli.returncode == 0, shown(cli)
+    # docs/adapters.md §7: the terminal and the Markdown summary say what the JSON counts
+    belonging = report(project / "harness-report.json")["resources"]["belonging"]
+    line = f"{belonging} item(s) the service wrote for recorded resources removed with them"
+    assert f"{line} (not leaks)" in cli.stdout, shown(cli)
+    assert f"{line} (not leaks)." in (project / "summary.md").read_text()
 
     for name in ("plain.json", "parallel.json", "harness-report.json"):
         run = report(project / name)

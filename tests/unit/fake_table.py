@@ -1,7 +1,8 @@
 """A tiny in-memory stand-in for a boto3 DynamoDB ``Table``, for unit tests of a kind's pure
 logic (which key it deletes, under which condition, what it does when the condition fails).
 It understands exactly the expressions the kinds use: ``A = :v`` (``A`` or ``#name``) as a
-condition or key condition, and ``begins_with(#a, :p)`` as a scan filter; pages of ``page``
+condition or key condition, ``attribute_not_exists(#k)`` as a put's condition, and
+``begins_with(#a, :p)`` as a scan filter; pages of ``page``
 items. Anything else is an error, so a kind that changes its expressions fails loudly."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from botocore.exceptions import ClientError
 
 _EQUALS = re.compile(r"^\s*(#?\w+)\s*=\s*(:\w+)\s*$")
 _BEGINS = re.compile(r"^\s*begins_with\((#?\w+),\s*(:\w+)\)\s*$")
+_NOT_EXISTS = re.compile(r"^\s*attribute_not_exists\((#?\w+)\)\s*$")
 
 
 def _condition_failed() -> ClientError:
@@ -63,6 +65,22 @@ class FakeTable:
             self.items.remove(item)
         if kwargs.get("ReturnValues") == "ALL_OLD" and item is not None:
             return {"Attributes": dict(item)}
+        return {}
+
+    def put_item(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("put_item", kwargs))
+        item = dict(kwargs["Item"])
+        existing = self._find({k: item[k] for k in self.key})
+        condition = kwargs.get("ConditionExpression")
+        if condition is not None:
+            match = _NOT_EXISTS.match(condition)
+            assert match, f"unsupported condition {condition!r}"
+            attribute = self._attribute(match[1], kwargs.get("ExpressionAttributeNames"))
+            if existing is not None and attribute in existing:
+                raise _condition_failed()
+        if existing is not None:
+            self.items.remove(existing)
+        self.items.append(item)
         return {}
 
     def get_item(self, **kwargs: Any) -> dict[str, Any]:

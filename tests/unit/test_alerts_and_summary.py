@@ -122,6 +122,15 @@ def test_summary_counts_the_events_tests_saw_per_type_with_p95() -> None:
     assert "| `user.deleted` | 7 | 0.004 | 0.016 | 0.020 |" in text
 
 
+def test_summary_says_what_the_service_wrote_for_recorded_resources() -> None:
+    """docs/adapters.md §7 promises this line; the JSON report's resources.belonging."""
+    line = "14 item(s) the service wrote for recorded resources removed with them (not leaks)."
+    text = summary.render(report(resources={"created": 9, "cleaned": 9, "belonging": 14}))
+    assert f"\n\n{line}\n" in text
+    assert "wrote for recorded" not in summary.render(report(resources={"belonging": 0}))
+    assert "wrote for recorded" not in summary.render(report())
+
+
 def test_summary_of_a_passed_run_and_a_setup_error() -> None:
     assert "✅ passed" in summary.render(report())
     error = report(exit_status=1, failures=[{"nodeid": "t::x", "when": "setup", "message": "m|n"}])

@@ -248,8 +248,8 @@ def test_guarded_deleter_refuses_an_unknown_kind_naming_the_fix() -> None:
     with pytest.raises(OwnershipError) as error:
         delete(resource(OURS.name("a"), kind="ghost"))
     assert str(error.value) == (
-        "unknown resource kind 'ghost'; not deleting it (is its adapter "
-        "in the profile's adapters = [...]?)"
+        "unknown resource kind 'ghost'; not deleting it (this profile declares no kind of "
+        "that name, nor do its adapters)"
     )
 
 

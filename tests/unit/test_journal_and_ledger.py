@@ -4,7 +4,7 @@ from typing import Any
 import pytest
 
 from harness.cleanup.journal import Journal, Resource, replay
-from harness.cleanup.ledger import Ledger, Outcome, OwnershipError
+from harness.cleanup.ledger import JournalError, Ledger, Outcome, OwnershipError
 
 
 class FakeStore:
@@ -352,3 +352,71 @@ def test_fsync_is_asked_for_only_when_configured(
     assert len(synced) == 2
     plain.close()
     durable.close()
+
+
+# -- phase seams and a journal that cannot be written ---------------------------------------
+
+
+def test_create_and_cleanup_pass_their_phase_seams_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fault simulation holds a run at these names (harness/faultpoints.py)."""
+    from harness import faultpoints
+
+    reached: list[str] = []
+    monkeypatch.setattr(faultpoints, "reach", reached.append)
+    store = FakeStore()
+    ledger = make(tmp_path, store)
+    create(ledger, store, "a")
+    assert reached == ["create", "created"]
+    ledger.cleanup()
+    assert reached == ["create", "created", "cleanup"]
+
+
+class BrokenJournal:
+    """A journal whose every append fails with the errors given, in turn."""
+
+    def __init__(self, path: Path, *errors: Exception) -> None:
+        self.path = path
+        self.errors = list(errors)
+
+    def append(self, op: str, seq: int, **data: Any) -> None:
+        raise self.errors.pop(0) if len(self.errors) > 1 else self.errors[0]
+
+
+def test_a_journal_that_cannot_be_written_stops_creating_and_says_why_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gw0.jsonl"
+    journal = BrokenJournal(path, OSError("disk full"), OSError("disk full"), ValueError("closed"))
+    ledger = Ledger(journal, FakeStore().delete)  # type: ignore[arg-type]
+    assert ledger.broken == "" and ledger.journal_errors == []
+    called: list[str] = []
+    first = f"journal {path} cannot be written: disk full"
+    with pytest.raises(JournalError) as refused:
+        ledger.create("thing", {"key": "a"}, lambda: called.append("a") or {})  # type: ignore[func-returns-value]
+    assert str(refused.value) == (
+        f"not creating a thing: {first}; nothing more is created in this process (what it "
+        f"created is still cleaned up); free the disk or fix the folder"
+    )
+    assert called == [] and ledger.live() == [] and ledger.broken == first
+    with pytest.raises(JournalError, match=r"^not creating a gadget: journal"):
+        ledger.create("gadget", {"key": "b"}, lambda: called.append("b") or {})  # type: ignore[func-returns-value]
+    assert called == [] and ledger.journal_errors == [first]  # refused before its journal line
+    ledger.keep("t")  # nothing live: no journal line, no new error
+    assert ledger.journal_errors == [first]
+
+
+def test_every_distinct_journal_error_is_kept_and_the_first_names_the_break(
+    tmp_path: Path,
+) -> None:
+    store = FakeStore()
+    path = tmp_path / "gw0.jsonl"
+    ledger = Ledger(Journal(path), store.delete)
+    made = [create(ledger, store, key) for key in "abc"]
+    full, closed = OSError("disk full"), ValueError("closed")
+    ledger.journal = BrokenJournal(path, full, full, closed)  # type: ignore[assignment]
+    assert ledger.cleanup().deleted == made[::-1]  # cleaned from memory all the same
+    first = f"journal {path} cannot be written: disk full"
+    assert ledger.broken == first
+    assert ledger.journal_errors == [first, f"journal {path} cannot be written: closed"]

@@ -87,7 +87,45 @@ def test_the_refusal_is_one_exact_line_naming_the_route_to_allow() -> None:
     with pytest.raises(ProtectedTargetError) as refused:
         guard.check("PUT", "?only=query")  # no path before the query: the whole of it
     assert str(refused.value).startswith("protected target [production]: PUT ?only=query refused")
+    assert str(refused.value).endswith('add allow_writes = ["PUT /"] to the profile')  # the root
     guard.check("get", "/users")  # a read: no refusal
+
+
+@pytest.mark.parametrize(
+    ("path", "template"),
+    [
+        ("/todos/0b8e4c6a-6d1f-4f57-9a8e-4f1f2b0c9d11", "/todos/{id}"),
+        ("/users/4503599627370495/notifications?x=1", "/users/{id}/notifications"),
+        ("/notes/itest-20261127t172503-k3f9-gw0-k2m9qa", "/notes/{id}"),
+        ("/me", "/me"),
+    ],
+)
+def test_the_refusal_suggests_the_routes_template_which_then_allows_it(
+    path: str, template: str
+) -> None:
+    """Not the literal path with its id (which would allow that one request only)."""
+    with pytest.raises(ProtectedTargetError) as refused:
+        HttpGuard("production").check("delete", path)
+    literal = path.partition("?")[0]
+    assert str(refused.value) == (
+        f"protected target [production]: DELETE {literal} refused — only GET/HEAD/OPTIONS "
+        f'are sent to a protected profile; to allow this route, add allow_writes = ["DELETE '
+        f'{template}"] to the profile'
+    )
+    assert HttpGuard("production", (f"DELETE {template}",)).allows("DELETE", path)
+
+
+@pytest.mark.parametrize(
+    "path", ["https://api.example.com/login", "/login?next=https://x.example/"]
+)
+def test_a_request_naming_a_url_is_refused_without_a_route_to_allow(path: str) -> None:
+    with pytest.raises(ProtectedTargetError) as refused:
+        HttpGuard("production", ("POST /login",)).check("POST", path)
+    assert str(refused.value) == (
+        f"protected target [production]: POST {path.partition('?')[0]} refused — a request "
+        "naming a URL (another host, or one in its query string) is never sent to a "
+        "protected profile"
+    )
 
 
 def test_the_ledger_and_publisher_refusals_are_exact() -> None:
