@@ -278,11 +278,12 @@ class Liveness:
         except Exception:
             return False, None
 
-    def _lease_verdict(self, lease: LeaseInfo) -> Verdict:
+    def _lease_alive(self, lease: LeaseInfo) -> str | None:
+        """Why the lease keeps its run alive, or None when it does not."""
         if lease_alive(lease, self.clock(), self.machine, self.is_running):
             until = time.strftime("%H:%M:%S", time.gmtime(lease.expires_at))
-            return Verdict(True, f"lease held by {lease.holder} until {until} UTC")
-        return Verdict(False, "lease lapsed or its holder is gone")
+            return f"lease held by {lease.holder} until {until} UTC"
+        return None
 
     # -- one folder --------------------------------------------------------------------
 
@@ -306,8 +307,8 @@ class Liveness:
         alive: str | None = None  # why it is alive, if it is
         if not readable:
             alive = "cannot read the lease table (cannot tell)"
-        elif lease is not None and (verdict := self._lease_verdict(lease)).alive:
-            alive = verdict.why
+        elif lease is not None:
+            alive = self._lease_alive(lease)
         if alive is not None:
             for fd in fds:
                 os.close(fd)
@@ -328,9 +329,9 @@ class Liveness:
         if leases is None:
             parts.append(f"{run_id} (cannot read the lease table: cannot tell)")
         for lease in leases or []:
-            verdict = self._lease_verdict(lease)
-            if verdict.alive and not any(p.startswith(lease.marker) for p in parts):
-                parts.append(f"{lease.marker} ({verdict.why})")
+            why = self._lease_alive(lease)
+            if why is not None and not any(p.startswith(lease.marker) for p in parts):
+                parts.append(f"{lease.marker} ({why})")
         return parts
 
     def alive_runs(self) -> dict[str, str]:
@@ -339,9 +340,9 @@ class Liveness:
         tell, nothing may be swept."""
         alive: dict[str, str] = {}
         for lease in self.lease_kind.leases() if self.lease_kind is not None else []:
-            verdict = self._lease_verdict(lease)
-            if verdict.alive:
-                alive.setdefault(lease.run_id, verdict.why)
+            why = self._lease_alive(lease)
+            if why is not None:
+                alive.setdefault(lease.run_id, why)
         for folder in run_folders(self.state_dir):
             if folder.run_id not in alive:
                 fds = _claim_locks(folder)

@@ -36,6 +36,8 @@ HOLDER = "Holder"
 EXPIRES = "ExpiresAt"
 BOOT = "Boot"
 PIDNS = "PidNs"
+#: A lease is taken when there is none, refreshed by its holder, taken over once lapsed.
+TAKE_WHEN = "attribute_not_exists(#k) OR #h = :h OR #e < :now"
 
 
 def own_holder() -> str:
@@ -90,9 +92,7 @@ class LeaseKind(Kind):
         try:
             self._table().put_item(
                 Item=item,
-                # pragma: no mutate start (equivalent: DynamoDB's keywords ignore case)
-                ConditionExpression="attribute_not_exists(#k) OR #h = :h OR #e < :now",
-                # pragma: no mutate end
+                ConditionExpression=TAKE_WHEN,
                 ExpressionAttributeNames={"#k": KEY, "#h": HOLDER, "#e": EXPIRES},
                 ExpressionAttributeValues={":h": item[HOLDER], ":now": now},
             )
@@ -152,7 +152,7 @@ class LeaseKind(Kind):
             pid=int(pid or 0),
             expires_at=float(item.get(EXPIRES, 0)),
             boot=str(item.get(BOOT, "")),
-            pidns=int(item.get(PIDNS, 0) or 0),
+            pidns=int(item.get(PIDNS) or 0),
         )
 
     def leases(self, prefix: str = "itest-") -> list[LeaseInfo]:
