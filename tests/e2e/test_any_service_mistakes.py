@@ -108,7 +108,8 @@ def project(tmp_path: Path, service: Service, proxy: FaultProxy) -> Path:
 
 def documented_refusals() -> list[str]:
     """The refusal lines docs/adapters.md §4 shows (its ``text`` block)."""
-    (block,) = re.findall(r"```text\n(harness: .*?)```", DOC.read_text(), re.S)
+    blocks = re.findall(r"```text\n(harness: .*?)```", DOC.read_text(), re.S)
+    (block,) = [b for b in blocks if "no resource kind" in b]
     return block.strip().splitlines()
 
 
