@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import STARTED_SANDBOX_VARIABLE, ConfigError
+from harness.host import pid_alive
 
 READY_MARKER = "# sandbox ready"
 #: What the sandbox writes to stderr (its log, here) while it starts, one step a line.
@@ -267,23 +268,13 @@ def detached_path(state_dir: Path) -> Path:
     return state_dir / "sandbox" / DETACHED_FILE
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _is_sandbox(pid: int) -> bool:
     """The recorded pid still runs the sandbox (not a process that reused the number after a
     reboot); where /proc cannot tell, a live pid is taken for it."""
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return _alive(pid)
+        return pid_alive(pid)
     return b"harness.sandbox" in command
 
 
@@ -530,11 +521,11 @@ def _stop_recorded(state_dir: Path, grace: float = 10.0) -> bool:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(_alive(p) and not _reaped(p) for p in family):
+        while time.monotonic() < deadline and any(pid_alive(p) and not _reaped(p) for p in family):
             time.sleep(0.1)
         _kill_group(pid)
         for member in family:
-            if _alive(member) and not _reaped(member):
+            if pid_alive(member) and not _reaped(member):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(member, signal.SIGKILL)
     detached_path(state_dir).unlink(missing_ok=True)
