@@ -30,7 +30,7 @@ from harness import faultpoints
 from harness.clients.aws import Aws
 from harness.pytest_plugin.fixtures import EVENT_ROWS
 from harness.pytest_plugin.plugin import STATE, RunState
-from harness.reporting import alerts, html_report, latency, summary
+from harness.reporting import alerts, html_report, latency, summary, trends
 from harness.reporting.events import timeline_html
 from harness.run import outcome
 from harness.safety.redact import SHOWN, SHOWN_TEXT, Redactor, cut_marker, shorten
@@ -347,7 +347,9 @@ class Reporting:
 
     def _write_html(self, state: RunState, report: dict[str, Any]) -> None:
         if self.config.getoption("htmlpath", None):
-            self.html_fragment = html_report.fragment(report, state.report.latency_samples)
+            self.html_fragment = html_report.fragment(
+                report, state.report.latency_samples
+            ) + trends.section(report, state.report.history_runs)
 
     def _junit(self, state: RunState, report: dict[str, Any]) -> None:
         """JUnit (pytest's own file, written after this) names the deployed build too."""
