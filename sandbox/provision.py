@@ -4,9 +4,9 @@ Owns: the three DynamoDB tables (keys per docs/service-contract.md, TTL enabled 
 tokens table's ``TimeToLive``), the table the environment offers test runners for their
 leases (key ``Marker``, TTL on ``ExpiresAt``; the service never reads it), the S3 bucket
 it offers test runners for their run history (``s3://sandbox-test-history/<prefix>``; the
-service never reads it), the events topic, the processor queue and its raw-delivery subscription to the topic. Running it twice
-changes nothing. Must never delete or modify data, and never create anything that is not in
-``ResourceNames``.
+service never reads it), the events topic, the processor queue and its raw-delivery
+subscription to the topic. Running it twice changes nothing. Must never delete or modify
+data, and never create anything that is not in ``ResourceNames``.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ first; the shards of one run count as one run, keyed by the shared run id):
 
 - ``flaky`` — the test passed on a retry in this run; or it is in the flaky state: within the
   window (default 14 days) it passed and failed on the same test-code commit and the same
-  deployed build (a failure the service's new version caused is not flakiness), or passed on
-  a retry — until it has passed ``passes`` times in a row (default 5) since.
+  deployed build — went from one to the other and back, so one break that stays broken is a
+  new failure, then still failing, and its mend is fixed; a failure the service's new
+  version caused is not flakiness — or passed on a retry; until it has passed ``passes``
+  times in a row (default 5) since.
 - ``still-failing`` — it fails, and its last run failed too (``failing_since`` names the run
   that began the streak);
 - ``new-failure`` — it fails, its last run did not, and it is not flaky (a test's first run
@@ -21,6 +23,7 @@ beyond its own trend. Never reads a store or a clock of its own (``now`` is give
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,16 +104,19 @@ def _in_flaky_state(past: Sequence[Past], test: TestRecord, now: Current, policy
     since = now.started_at - policy.window_days * 86400
     recent = [p.record for p in past if p.started_at >= since and p.record.counts]
     # the evidence is the earlier runs' (this run's own failure after a pass is a new
-    # failure until it is seen to flip back): a pass on a retry, or a pass and a failure on
-    # one commit of the test code and one deployed build
+    # failure, and a pass after a failing streak a fix, until it flips back): a pass on a
+    # retry, or a test that went from passing to failing and back (or the other way) on one
+    # commit of the test code and one deployed build
     evidence = any(r.outcome == "passed" and r.attempts > 1 for r in recent)
     if not evidence:
-        outcomes: dict[tuple[str, str], set[bool]] = {}
-        for entry in past:
+        outcomes: dict[tuple[str, str], list[bool]] = {}
+        for entry in reversed(past):  # oldest first
             if entry.started_at >= since and entry.record.counts:
                 key = (entry.commit, entry.service_version)
-                outcomes.setdefault(key, set()).add(entry.record.failing)
-        evidence = any(len(seen) == 2 for seen in outcomes.values())
+                outcomes.setdefault(key, []).append(entry.record.failing)
+        evidence = any(
+            sum(1 for a, b in itertools.pairwise(seen) if a != b) >= 2 for seen in outcomes.values()
+        )
     if not evidence:
         return False
     streak = 0
@@ -160,7 +166,10 @@ def classify_test(
             verdict.failing_since = now.run_id
             if previous is not None:
                 verdict.previous = f"passed in {previous.run_id}"
-    elif test.outcome != "skipped" and streak:
+    elif test.counts and streak and _in_flaky_state(past, test, now, policy):
+        verdict.classification = FLAKY
+        verdict.previous = "flaky: passed and failed on the same commit"
+    elif test.counts and streak:
         verdict.classification = FIXED
         verdict.previous = f"failing since {streak[-1].run_id}, {len(streak)} runs"
     elif test.counts and _in_flaky_state(past, test, now, policy):

@@ -100,7 +100,9 @@ def decide(facts: RunFacts) -> int:
         return LEAKED
     if facts.pytest_status == _PYTEST_NO_TESTS:
         return NO_TESTS
-    if facts.pytest_status == _PYTEST_OK:
+    if facts.pytest_status == _PYTEST_OK or (
+        facts.pytest_status == _PYTEST_FAILED and facts.quarantined_failures
+    ):
         return PASSED
     return facts.pytest_status
 
