@@ -134,6 +134,20 @@ def _parser() -> argparse.ArgumentParser:
         help="seed of the test data; a report's seed replays that run's data",
     )
     run.add_argument(
+        "--history",
+        metavar="PATH_OR_S3_URL",
+        help="history store for this run: an SQLite file or s3://BUCKET/PREFIX (default: the "
+        "profile's history, else .harness/history.sqlite)",
+    )
+    run.add_argument("--no-history", action="store_true", help="neither read nor record history")
+    run.add_argument(
+        "--retries",
+        type=options.non_negative,
+        metavar="N",
+        help="retry a failed test up to N times, each failed attempt's data cleaned and checked "
+        "gone first",
+    )
+    run.add_argument(
         "--shard",
         metavar="I/N",
         help="run the I-th of N shards, balanced by recorded durations (sets HARNESS_SHARD=I "
@@ -408,6 +422,12 @@ def build_pytest_args(options: argparse.Namespace, passthrough: list[str]) -> li
         args.append("--keep-on-failure")
     if options.shard:
         args.append(f"--harness-shard={options.shard}")
+    if options.history:
+        args.append(f"--history={options.history}")
+    if options.no_history:
+        args.append("--no-history")
+    if options.retries is not None:
+        args.append(f"--retries={options.retries}")
     if options.residue_settle is not None:
         args.append(f"--residue-settle={options.residue_settle}")
     if options.events_drain is not None:
