@@ -23,12 +23,13 @@ beyond its own trend. Never reads a store or a clock of its own (``now`` is give
 
 from __future__ import annotations
 
-import itertools
+import gc
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+from harness.history.records import FAILING as _FAILING
 from harness.history.records import RunRecord, TestRecord
 
 NEW_FAILURE = "new-failure"
@@ -55,9 +56,9 @@ class Policy:
     passes: int = DEFAULT_PASSES
 
 
-@dataclass(frozen=True)
-class Past:
-    """One earlier run of a test."""
+class Past(NamedTuple):
+    """One earlier run of a test (a tuple: a run reads ~20,000 of them, 100 runs of 200
+    tests, and a frozen dataclass costs three times as much to make)."""
 
     run_id: str
     started_at: float
@@ -85,65 +86,114 @@ class Current:
     service_version: str = ""
 
 
-def by_test(runs: Iterable[RunRecord]) -> dict[str, list[Past]]:
-    """Each test's earlier runs, newest first (shards of one run are one run)."""
-    found: dict[str, list[Past]] = {}
+#: An earlier run of a test as :func:`classify` keeps it: a plain tuple laid out as
+#: :class:`Past` (one allocation each; a run reads 100 runs of every test).
+_Entry = tuple[str, float, str, str, TestRecord]
+
+
+def _entries(runs: Iterable[RunRecord]) -> dict[str, list[_Entry]]:
+    found: dict[str, list[_Entry]] = {}
     for run in sorted(runs, key=lambda r: -r.started_at):
+        entry = (run.run_id, run.started_at, run.commit, run.service_version)
         for record in run.results:
-            found.setdefault(record.nodeid, []).append(
-                Past(run.run_id, run.started_at, run.commit, run.service_version, record)
-            )
+            found.setdefault(record.nodeid, []).append((*entry, record))
     return found
 
 
-def _passed_clean(record: TestRecord) -> bool:
-    return record.outcome == "passed" and record.attempts <= 1
+def by_test(runs: Iterable[RunRecord]) -> dict[str, list[Past]]:
+    """Each test's earlier runs, newest first (shards of one run are one run)."""
+    return {
+        nodeid: [Past(*entry) for entry in entries] for nodeid, entries in _entries(runs).items()
+    }
 
 
-def _in_flaky_state(past: Sequence[Past], test: TestRecord, now: Current, policy: Policy) -> bool:
-    since = now.started_at - policy.window_days * 86400
-    recent = [p.record for p in past if p.started_at >= since and p.record.counts]
-    # the evidence is the earlier runs' (this run's own failure after a pass is a new
-    # failure, and a pass after a failing streak a fix, until it flips back): a pass on a
-    # retry, or a test that went from passing to failing and back (or the other way) on one
-    # commit of the test code and one deployed build
-    evidence = any(r.outcome == "passed" and r.attempts > 1 for r in recent)
-    if not evidence:
-        outcomes: dict[tuple[str, str], list[bool]] = {}
-        for entry in reversed(past):  # oldest first
-            if entry.started_at >= since and entry.record.counts:
-                key = (entry.commit, entry.service_version)
-                outcomes.setdefault(key, []).append(entry.record.failing)
-        evidence = any(
-            sum(1 for a, b in itertools.pairwise(seen) if a != b) >= 2 for seen in outcomes.values()
-        )
-    if not evidence:
-        return False
-    streak = 0
-    for record in [test, *recent]:  # newest first: this run, then the earlier ones
-        if not _passed_clean(record):
-            break
-        streak += 1
-    return streak < policy.passes
+class _Seen(NamedTuple):
+    """What one pass over a test's earlier runs found (newest first)."""
+
+    #: The last earlier run that passed or failed (skips say nothing).
+    previous: _Entry | None
+    #: The failing runs right before this one, newest first.
+    streak: list[_Entry]
+    #: Flaky evidence within the window: a pass on a retry, or a flip and a flip back on one
+    #: commit and build.
+    evidence: bool
+    #: Clean passes (first attempt) in a row, newest first, within the window.
+    clean_passes: int
+    #: Earlier runs within the window, and how many of them were classified flaky.
+    in_window: int
+    flaky: int
 
 
-def _streak(past: Sequence[Past]) -> list[Past]:
-    """The failing runs right before this one, newest first."""
-    streak = []
+def _look(past: Sequence[_Entry], since: float) -> _Seen:
+    """One pass over a test's earlier runs (a run reads 100 runs of every test: this is
+    the history's per-test cost), by index: ``Past`` and ``_Entry`` alike."""
+    previous: _Entry | None = None
+    streak: list[_Entry] = []
+    streak_open = True
+    evidence = False
+    passes_open = True
+    clean_passes = in_window = flaky = 0
+    #: per (commit, build): (the newer run's failing, changes so far)
+    flips: dict[tuple[str, str], tuple[bool, int]] = {}
     for entry in past:
-        if not entry.record.failing:
-            break
-        streak.append(entry)
-    return streak
+        record = entry[4]
+        within = entry[1] >= since
+        if not within and previous is not None and not streak_open:
+            break  # older than the window: only a failing streak would still count
+        if within:
+            in_window += 1
+            if record.classification == FLAKY:
+                flaky += 1
+        if record.outcome == "skipped":
+            continue
+        failing = record.outcome in _FAILING
+        if previous is None:
+            previous = entry
+        if streak_open:
+            if failing:
+                streak.append(entry)
+            else:
+                streak_open = False
+        if not within:
+            continue
+        if passes_open:
+            if record.outcome == "passed" and record.attempts <= 1:
+                clean_passes += 1
+            else:
+                passes_open = False
+        if evidence:
+            continue
+        if record.attempts > 1 and record.outcome == "passed":
+            evidence = True
+            continue
+        key = (entry[2], entry[3])
+        seen = flips.get(key)
+        if seen is None:
+            flips[key] = (failing, 0)
+        elif seen[0] != failing:
+            evidence = seen[1] + 1 >= 2
+            flips[key] = (failing, seen[1] + 1)
+    return _Seen(previous, streak, evidence, clean_passes, in_window, flaky)
+
+
+def _flaky_state(seen: _Seen, test: TestRecord, policy: Policy) -> bool:
+    """The evidence is the earlier runs' (this run's own failure after a pass is a new
+    failure, and a pass after a failing streak a fix, until it flips back); the state ends
+    after ``policy.passes`` clean passes in a row, this run's included."""
+    if not seen.evidence:
+        return False
+    if test.outcome == "passed" and test.attempts <= 1:
+        return 1 + seen.clean_passes < policy.passes
+    return True
 
 
 def classify_test(
-    test: TestRecord, past: Sequence[Past], now: Current, policy: Policy = Policy()
+    test: TestRecord, past: Sequence[_Entry], now: Current, policy: Policy = Policy()
 ) -> Verdict:
     """One test's verdict; ``past`` is its earlier runs, newest first."""
-    counted = [p for p in past if p.record.counts]
-    previous = counted[0] if counted else None
-    streak = _streak(counted)
+    seen = _look(past, now.started_at - policy.window_days * 86400)
+    streak = seen.streak
+    counts = test.outcome != "skipped"
     verdict = Verdict(PASSING)
     if test.outcome == "passed" and test.attempts > 1:
         verdict.classification = FLAKY
@@ -156,35 +206,25 @@ def classify_test(
     elif test.failing:
         if streak:
             verdict.classification = STILL_FAILING
-            verdict.failing_since = streak[-1].run_id
-            verdict.previous = f"failing since {streak[-1].run_id}, {len(streak) + 1} runs"
-        elif _in_flaky_state(past, test, now, policy):
+            verdict.failing_since = streak[-1][0]
+            verdict.previous = f"failing since {streak[-1][0]}, {len(streak) + 1} runs"
+        elif _flaky_state(seen, test, policy):
             verdict.classification = FLAKY
             verdict.previous = "flaky: passed and failed on the same commit"
         else:
             verdict.classification = NEW_FAILURE
             verdict.failing_since = now.run_id
-            if previous is not None:
-                verdict.previous = f"passed in {previous.run_id}"
-    elif test.counts and streak and _in_flaky_state(past, test, now, policy):
+            if seen.previous is not None:
+                verdict.previous = f"passed in {seen.previous[0]}"
+    elif counts and _flaky_state(seen, test, policy):
         verdict.classification = FLAKY
         verdict.previous = "flaky: passed and failed on the same commit"
-    elif test.counts and streak:
+    elif counts and streak:
         verdict.classification = FIXED
-        verdict.previous = f"failing since {streak[-1].run_id}, {len(streak)} runs"
-    elif test.counts and _in_flaky_state(past, test, now, policy):
-        verdict.classification = FLAKY
-        verdict.previous = "flaky: passed and failed on the same commit"
-    verdict.flake_rate = _flake_rate(verdict.classification, past, now, policy)
+        verdict.previous = f"failing since {streak[-1][0]}, {len(streak)} runs"
+    flaky = seen.flaky + (verdict.classification == FLAKY)
+    verdict.flake_rate = round(flaky / (seen.in_window + 1), 3)
     return verdict
-
-
-def _flake_rate(classification: str, past: Sequence[Past], now: Current, policy: Policy) -> float:
-    """The share of the test's runs in the window (this one included) that were flaky."""
-    since = now.started_at - policy.window_days * 86400
-    recent = [p.record.classification for p in past if p.started_at >= since]
-    labels = [classification, *recent]
-    return round(sum(1 for c in labels if c == FLAKY) / len(labels), 3)
 
 
 @dataclass
@@ -215,12 +255,20 @@ def classify(
     policy: Policy = Policy(),
 ) -> Classified:
     """Every test of this run against the earlier runs (newest first, this run excluded)."""
-    history = by_test(runs)
-    result = Classified(runs_considered=len({r.run_id for r in runs}))
-    for test in tests:
-        result.verdicts[test.nodeid] = classify_test(
-            test, history.get(test.nodeid, []), now, policy
-        )
+    # ~20,000 small tuples for 100 runs of 200 tests, none of them in a cycle: the cyclic
+    # collector would scan the run's every object again and again while they are made
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        history = _entries(runs)
+        result = Classified(runs_considered=len({r.run_id for r in runs}))
+        for test in tests:
+            result.verdicts[test.nodeid] = classify_test(
+                test, history.get(test.nodeid, []), now, policy
+            )
+    finally:
+        if collecting:
+            gc.enable()
     return result
 
 

@@ -23,7 +23,7 @@ FAILING = frozenset({"failed", "error"})
 COMMIT_VARIABLES = ("HARNESS_COMMIT", "GITHUB_SHA", "CI_COMMIT_SHA", "BUILD_VCS_NUMBER")
 
 
-@dataclass
+@dataclass(slots=True)
 class TestRecord:
     """One test in one run (its last attempt's outcome; its time over every attempt)."""
 

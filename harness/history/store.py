@@ -74,7 +74,6 @@ CREATE TABLE IF NOT EXISTS tests (
     PRIMARY KEY (run_id, shard, nodeid)
 );
 CREATE INDEX IF NOT EXISTS runs_by_environment ON runs (environment, started_at);
-CREATE INDEX IF NOT EXISTS tests_by_nodeid ON tests (nodeid, started_at);
 """
 
 
