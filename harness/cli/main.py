@@ -71,7 +71,7 @@ Arguments harness does not know are passed to pytest, e.g.
 Reports (pytest options, so plain pytest takes them too):
   --report PATH (JSON)  --junitxml PATH  --html PATH (self-contained)  --summary PATH
   (Markdown; also appended to $GITHUB_STEP_SUMMARY when set)
-  --alert webhook=URL | --alert cloudwatch  (repeatable)  --alert-on failure|always
+  --alert webhook=URL | --alert cloudwatch  (repeatable)  --alert-on failure|always|change
   An alert that cannot be delivered is a warning; it never changes the exit status.
 Exit status (also `outcome` in the JSON report): 0 passed, nothing leaked; 1 a test
 failed; 3 internal error; 5 no tests selected; 6 tests passed but something leaked or a

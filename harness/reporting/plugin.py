@@ -64,7 +64,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="harness_alert_on",
         default="failure",
         metavar="WHEN",
-        help="failure (default: a failed test, cleanup failure or leak) or always",
+        help="failure (default: a failed test, cleanup failure or leak), always, or change "
+        "(only what is new: a new failure, a fixed test, a new leak, a p95 beyond its trend)",
     )
 
 
