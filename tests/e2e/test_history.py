@@ -202,6 +202,9 @@ def trends_in_a_browser(html: Path, run_ids: list[str], tmp_path: Path) -> None:
         bars = browser.execute_script(
             "return document.querySelectorAll('#harness-trend-runs .bars path').length"
         )
+        fetched = browser.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+        )
         verdicts = [
             row.text for row in browser.find_elements("css selector", "table.harness-history tr")
         ]
@@ -215,6 +218,7 @@ def trends_in_a_browser(html: Path, run_ids: list[str], tmp_path: Path) -> None:
         "harness-trend-flakiest",
     }  # fmt: skip
     assert all(chart["drawn"] > 0 for chart in charts) and bars >= 8
+    assert [url for url in fetched if not url.startswith(("file:", "data:", "blob:"))] == []
     runs = {t["name"]: t for t in by_id["harness-trend-runs"]["data"]}
     assert runs["passed"]["x"] == run_ids
     assert runs["passed"]["y"] == [2, 1, 1, 2]
@@ -374,3 +378,37 @@ def test_a_quarantined_failure_passes_the_run_until_its_date_and_a_lost_store_is
     status, output, report = harness_run(sandbox_environ, folder, tmp_path / "r2.json")
     assert status == 1, output[-3000:]
     assert f"quarantine of {nodeid} ended 2000-01-01" in output
+
+
+REFUSED = """
+import pytest
+
+
+@pytest.mark.readonly
+@pytest.mark.flaky(retries=2)
+def test_writes_where_it_may_not(api):
+    api.post("/users", json={"email": "x@example.test", "name": "x", "password": "p"})
+"""
+
+
+def test_a_protected_refusal_is_never_retried(
+    sandbox_environ: dict[str, str], tmp_path: Path
+) -> None:
+    folder = suite_folder(tmp_path, REFUSED)
+    profiles = tmp_path / "guarded.toml"
+    profiles.write_text(
+        "[guarded]\n"
+        f'base_url = "{sandbox_environ["HARNESS_BASE_URL"]}"\n'
+        'environment = "sandbox"\n'
+        f'aws_endpoint_url = "{sandbox_environ["HARNESS_AWS_ENDPOINT_URL"]}"\n'
+        'aws_region = "us-east-1"\n'
+    )
+    status, output, report = harness_run(
+        sandbox_environ, folder, tmp_path / "r.json", "--env", "guarded",
+        HARNESS_CONFIG=str(profiles), HARNESS_LEASE_TABLE="",
+    )  # fmt: skip
+    assert status == 1, output[-3000:]
+    (result,) = report["results"]
+    assert result["attempts"] == 1 and result["outcome"] == "failed"
+    assert "attempt 1 failed on a protected refusal: not retried" in output
+    assert " rerun" not in output.splitlines()[-1]
