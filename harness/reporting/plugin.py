@@ -7,7 +7,8 @@ worker, long messages and sections cut to a cap first (so JUnit, HTML, the termi
 xdist's controller only ever see redacted, bounded text), collecting one line per failure,
 and — once the run's exit status and residue are known (right after the core plugin's end
 sequence, before pytest-html writes its file) — writing the Markdown summary (and
-``$GITHUB_STEP_SUMMARY``), the harness section of the HTML report and sending alerts.
+``$GITHUB_STEP_SUMMARY``), the harness section of the HTML report (with the history's
+verdicts and trends, :mod:`harness.reporting.trends`) and sending alerts.
 Latency samples travel with each worker's figures
 (:func:`harness.run.lifecycle.finish_worker`). Nothing here may change the run's exit
 status: a delivery problem is a warning line.

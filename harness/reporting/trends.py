@@ -210,5 +210,10 @@ def section(report: Mapping[str, Any], earlier: Sequence[Mapping[str, Any]]) -> 
     from harness.history.classify import ordered
 
     table = verdict_table(ordered(report.get("results") or []))
-    charts = _charts(figures(report, earlier))
+    # a trend needs an earlier run; until then the file stays small (no plotly.js)
+    charts = (
+        _charts(figures(report, earlier))
+        if earlier
+        else "<p>Trends appear from the second recorded run of this environment.</p>"
+    )
     return f'<div class="harness-history-section">{head}{warnings}{table}{charts}</div>'
