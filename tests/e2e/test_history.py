@@ -325,7 +325,8 @@ def test_two_shards_of_one_run_merge_into_one_report_one_residue_check_one_alert
     assert len(receiver.bodies) == 1 and run_id in receiver.bodies[0]["text"]
     assert (tmp_path / "merged.xml").read_text().count("<testcase ") == 8
     assert "8 |" in (tmp_path / "merged.md").read_text()
-    assert "harness-trend-runs" in (tmp_path / "merged.html").read_text()
+    page = (tmp_path / "merged.html").read_text()
+    assert page.count('class="harness-result ') == 8 and "harness-history-section" in page
     assert items_mentioning(aws, run_id) == []
     # the second time, each shard's tests are chosen by the durations the first recorded
     again = [
