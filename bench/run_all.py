@@ -52,6 +52,10 @@ TARGETS = {
     "client_cpu_fixed_seconds": Target("≤ 0.15", lambda v: v <= 0.15),
     "trace_header_cpu_ms": Target("≤ 0.02", lambda v: v <= 0.02),
     "service_log_lookup_seconds": Target("(reported)", lambda v: True),
+    "history_overhead_ms_per_test": Target("≤ 0.2", lambda v: v <= 0.2),
+    "history_read_100_runs_ms_sqlite": Target("(reported)", lambda v: True),
+    "history_read_100_runs_ms_s3": Target("(reported)", lambda v: True),
+    "shard_spread_with_history": Target("≤ 1.1", lambda v: v <= 1.1),
 }
 
 #: (module, full arguments, --quick arguments)
@@ -63,6 +67,7 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
     ("bench.sandbox_throughput", [], ["--requests", "300"]),
     ("bench.key_ops", [], ["--big", "10000", "--rounds", "3"]),
     ("bench.kafka", [], ["--starts", "1", "--events", "20"]),
+    ("bench.history", [], ["--rounds", "2"]),
     ("bench.trace", [], ["--headers", "20000", "--requests", "100", "--failures", "2"]),
     (
         "bench.bigtables",

@@ -176,6 +176,9 @@ class Profile:
     #: A route whose JSON answer names the deployed ``version``, when the identity answer
     #: (``GET health_path``) does not: shown in every report.
     version_path: str = ""
+    #: Where runs are recorded (:mod:`harness.history`): ``s3://bucket/prefix`` or an SQLite
+    #: file; "" = ``.harness/history.sqlite``.
+    history: str = ""
     #: Python modules that define the adapter's kinds (``fixtures.kinds``).
     adapters: tuple[str, ...] = ()
     #: Kinds declared without code: name -> {table, key, marker, index?}.
@@ -323,6 +326,11 @@ def _coerce(field: str, value: Any, source: str) -> Any:
         )
     if field == "events_bus":
         return text.lower()  # one of EVENT_BUSES: "" was refused above
+    if field == "history" and text.startswith("s3:") and not re.fullmatch(r"s3://[^/]+/.*\S", text):
+        raise ConfigError(
+            f"{source}: history {value!r}: an S3 store is s3://BUCKET/PREFIX (a prefix of its "
+            f"own, e.g. s3://ci-artifacts/env-harness-history)"
+        )
     if field == "identity" and text not in IDENTITY_MODES:
         raise ConfigError(
             f"{source}: identity must be one of {', '.join(IDENTITY_MODES)}, not {value!r}"

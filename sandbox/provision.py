@@ -2,10 +2,11 @@
 
 Owns: the three DynamoDB tables (keys per docs/service-contract.md, TTL enabled on the
 tokens table's ``TimeToLive``), the table the environment offers test runners for their
-leases (key ``Marker``, TTL on ``ExpiresAt``; the service never reads it), the events
-topic, the processor queue and its raw-delivery subscription to the topic. Running it twice
-changes nothing. Must never delete or modify data, and never create anything that is not in
-``ResourceNames``.
+leases (key ``Marker``, TTL on ``ExpiresAt``; the service never reads it), the S3 bucket
+it offers test runners for their run history (``s3://sandbox-test-history/<prefix>``; the
+service never reads it), the events topic, the processor queue and its raw-delivery
+subscription to the topic. Running it twice changes nothing. Must never delete or modify
+data, and never create anything that is not in ``ResourceNames``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class ResourceNames:
     events_topic: str = "sandbox-user-events"
     processor_queue: str = "sandbox-notifications-processor"
     test_leases_table: str = "sandbox-test-leases"
+    test_history_bucket: str = "sandbox-test-history"
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,14 @@ def _ttl(db: Any, table: str, attribute: str) -> None:
     )
 
 
+def _bucket(s3: Any, name: str) -> None:
+    try:
+        s3.create_bucket(Bucket=name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+
+
 def provision(session: Any, endpoint_url: str | None, names: ResourceNames) -> Provisioned:
     """Create what is missing and return the ARNs/URLs of everything."""
     kwargs: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
@@ -81,6 +91,7 @@ def provision(session: Any, endpoint_url: str | None, names: ResourceNames) -> P
     _ttl(db, names.tokens_table, "TimeToLive")
     _table(db, names.test_leases_table, "Marker", hash_type="S")
     _ttl(db, names.test_leases_table, "ExpiresAt")
+    _bucket(session.client("s3", **kwargs), names.test_history_bucket)
 
     topic_arn = sns.create_topic(Name=names.events_topic)["TopicArn"]
     # A short visibility timeout: a message whose processing failed is retried within seconds.

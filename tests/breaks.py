@@ -175,7 +175,7 @@ BREAKS = [
     Break(
         "--seed: a test's data no longer derives from the run seed",
         "harness/run/session.py",
-        'digest = hashlib.sha256(f"{self.seed}:{nodeid}".encode()).digest()',
+        'digest = hashlib.sha256(f"{self.seed}:{nodeid}{again}".encode()).digest()',
         'digest = hashlib.sha256(f"{nodeid}".encode()).digest()',
         (U + "test_run_start.py::test_seed_replays_the_same_test_data",),
     ),

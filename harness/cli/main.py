@@ -1,5 +1,6 @@
-"""The ``harness`` command line: ``run``, ``sweep``, ``recover``, ``doctor``, ``residue``
-and ``env up``/``env down`` (those two in :mod:`harness.cli.env`).
+"""The ``harness`` command line: ``run``, ``sweep``, ``recover``, ``doctor``, ``residue``,
+``env up``/``env down`` (those two in :mod:`harness.cli.env`) and ``history``,
+``quarantine``, ``merge`` (in :mod:`harness.cli.history`).
 
 Owns turning a user's intent into a pytest invocation (profile, suite selection, report
 path, workers). Everything a run guarantees is done by the pytest plugin, so ``harness run``
@@ -70,7 +71,7 @@ Arguments harness does not know are passed to pytest, e.g.
 Reports (pytest options, so plain pytest takes them too):
   --report PATH (JSON)  --junitxml PATH  --html PATH (self-contained)  --summary PATH
   (Markdown; also appended to $GITHUB_STEP_SUMMARY when set)
-  --alert webhook=URL | --alert cloudwatch  (repeatable)  --alert-on failure|always
+  --alert webhook=URL | --alert cloudwatch  (repeatable)  --alert-on failure|always|change
   An alert that cannot be delivered is a warning; it never changes the exit status.
 Exit status (also `outcome` in the JSON report): 0 passed, nothing leaked; 1 a test
 failed; 3 internal error; 5 no tests selected; 6 tests passed but something leaked or a
@@ -131,6 +132,26 @@ def _parser() -> argparse.ArgumentParser:
         type=options.seed,
         metavar="N",
         help="seed of the test data; a report's seed replays that run's data",
+    )
+    run.add_argument(
+        "--history",
+        metavar="PATH_OR_S3_URL",
+        help="history store for this run: an SQLite file or s3://BUCKET/PREFIX (default: the "
+        "profile's history, else .harness/history.sqlite)",
+    )
+    run.add_argument("--no-history", action="store_true", help="neither read nor record history")
+    run.add_argument(
+        "--retries",
+        type=options.non_negative,
+        metavar="N",
+        help="retry a failed test up to N times, each failed attempt's data cleaned and checked "
+        "gone first",
+    )
+    run.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run the I-th of N shards, balanced by recorded durations (sets HARNESS_SHARD=I "
+        "for the run's namespace; every shard shares HARNESS_RUN_ID)",
     )
     run.add_argument(
         "--keep-on-failure",
@@ -226,6 +247,9 @@ def _parser() -> argparse.ArgumentParser:
     _allow_override(recover_cmd)
     _allow_override(sweep)
     _add_report_commands(commands)
+    from harness.cli import history as history_commands
+
+    history_commands.add_commands(commands, _allow_override)
     init = commands.add_parser(
         "init",
         help="scaffold a test project for your own service (never overwrites a file)",
@@ -397,6 +421,14 @@ def build_pytest_args(options: argparse.Namespace, passthrough: list[str]) -> li
         args.append(f"--harness-seed={options.seed}")
     if options.keep_on_failure:
         args.append("--keep-on-failure")
+    if options.shard:
+        args.append(f"--harness-shard={options.shard}")
+    if options.history:
+        args.append(f"--history={options.history}")
+    if options.no_history:
+        args.append("--no-history")
+    if options.retries is not None:
+        args.append(f"--retries={options.retries}")
     if options.residue_settle is not None:
         args.append(f"--residue-settle={options.residue_settle}")
     if options.events_drain is not None:
@@ -637,6 +669,7 @@ def _forget(claims: Iterator[Claim], kinds: dict[str, Kind]) -> int:
 def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
     """pytest with the harness; a sandbox the profile needs is started first, in parallel
     with pytest's own start-up, and always stopped (the plugin would start one otherwise)."""
+    _shard_environment(options)
     given = passthrough_seed(passthrough)
     if given is not None and options.seed is not None and given != options.seed:
         raise UsageError(
@@ -665,6 +698,26 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
         text = " ".join(str(error).split()) or type(error).__name__
         _report_failed_start(report, outcome.INTERNAL_ERROR, f"{type(error).__name__}: {text}")
         raise
+
+
+def _shard_environment(options: argparse.Namespace) -> None:
+    """``--shard I/N``: checked now (one line, exit 8), and the run's namespace and journal
+    folder are the shard's (``HARNESS_SHARD=I``, unless it already says the same)."""
+    if not options.shard:
+        return
+    from harness.history.shards import parse
+
+    try:
+        index, _ = parse(options.shard)
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"harness run: argument --shard: {error}") from None
+    given = os.environ.get("HARNESS_SHARD")
+    if given and given.strip() != str(index):
+        raise UsageError(
+            f"harness run: --shard {options.shard} but HARNESS_SHARD={given}: give the shard "
+            f"once (unset HARNESS_SHARD, or make them agree)"
+        )
+    os.environ["HARNESS_SHARD"] = str(index)
 
 
 def _report_failed_start(report: Path, status: int, message: str) -> None:
@@ -807,6 +860,15 @@ def _main(argv: list[str]) -> int:
                 f"cannot scaffold a project in {options.directory!r}: "
                 f"{error.strerror or error}; name a directory you can write (or a new one)"
             ) from None
+    if options.command in ("history", "quarantine", "merge"):
+        from harness.cli import history as history_commands
+
+        command = {
+            "history": history_commands.history_command,
+            "quarantine": history_commands.quarantine_command,
+            "merge": history_commands.merge_command,
+        }[options.command]
+        return command(options)
     if options.command == "doctor":
         from harness.cli import doctor
 

@@ -31,6 +31,7 @@ from harness.config import Profile
 from harness.events.contracts import Contracts
 from harness.events.quiescence import wait_for_quiescence
 from harness.events.stream import EventStream, Expectations, SnsSqsTransport
+from harness.history.retries import ATTEMPT
 from harness.kinds.queue import QueueKind, queue_name
 from harness.namespace import Namespace
 from harness.reporting.events import render_timeline
@@ -215,7 +216,8 @@ def _faker() -> Faker:
 def fake(request: pytest.FixtureRequest, harness_session: HarnessSession) -> Faker:
     """Faker seeded from the run seed and this test's id (``--harness-seed`` replays it)."""
     faker = _faker()
-    faker.seed_instance(harness_session.test_seed(request.node.nodeid))
+    attempt = request.node.stash.get(ATTEMPT, 1)  # a retried test's data is new each time
+    faker.seed_instance(harness_session.test_seed(request.node.nodeid, attempt))
     return faker
 
 

@@ -34,6 +34,7 @@ from harness import faultpoints
 from harness.cleanup.journal import run_dir
 from harness.cleanup.liveness import held_by_others
 from harness.cleanup.residue import DEFAULT_SCAN_LIMIT
+from harness.history.retries import RETRYING
 from harness.reporting import outputs, terminal
 from harness.reporting.html_report import html_extra, logs_html, render_logs
 from harness.reporting.report import write_failed_start
@@ -58,7 +59,11 @@ EXIT_CONFIG = outcome.CONFIG
 #: Reports, summaries and alerts live in their own plugin; the generic fixtures (api, ledger,
 #: namespace, fake, env, events …) in theirs. Both are loaded with this one (and imported at
 #: the end of this module, so pytest's rewriter never re-parses them: see rewriting.py).
-pytest_plugins = ["harness.reporting.plugin", "harness.pytest_plugin.fixtures"]
+pytest_plugins = [
+    "harness.reporting.plugin",
+    "harness.pytest_plugin.fixtures",
+    "harness.history.plugin",
+]
 MARKERS = (
     "smoke: fast post-deploy checks (the CI smoke stage)",
     "nightly: the full suite for scheduled runs",
@@ -542,8 +547,12 @@ def _controller_state(report: pytest.TestReport) -> RunState | None:
 
 
 def keeps_on_failure(item: pytest.Item) -> bool:
-    return bool(item.config.getoption("harness_keep_on_failure")) and item.stash.get(
-        CALL_FAILED, False
+    """``--keep-on-failure`` and the test failed — not an attempt about to be retried, whose
+    data is cleaned first (:mod:`harness.history.retries`)."""
+    return (
+        bool(item.config.getoption("harness_keep_on_failure"))
+        and item.stash.get(CALL_FAILED, False)
+        and not item.stash.get(RETRYING, False)
     )
 
 
@@ -637,16 +646,21 @@ def _end_run(session: pytest.Session, state: RunState) -> None:
         scan_limit=int(config.getoption("harness_residue_scan_limit")),
     )
     clean = finish_run(state, options, progress)
+    history = config.pluginmanager.get_plugin("harness-history")
+    excused = history.quarantined_failures() if history is not None else 0
     session.exitstatus = outcome.decide(
         outcome.RunFacts(
             pytest_status=int(session.exitstatus),
             interrupted=STOP.requested,
             collection_errors=state.collection_errors,
-            tests_failed=max(0, session.testsfailed - state.cleanup_teardown_failures),
+            tests_failed=max(0, session.testsfailed - state.cleanup_teardown_failures - excused),
             cleanup_failures=state.cleanup_teardown_failures,
             clean=clean,
+            quarantined_failures=excused,
         )
     )
+    if history is not None:  # classify and record, once the verdict is known
+        history.finish(session, state)
     if STOP.requested:
         state.report.interrupted = {"signal": STOP.signal_name, "cleanup": "finished"}
     if STOP.requested or not clean:

@@ -1,7 +1,10 @@
 """Alerts: tell someone when a run failed or leaked — a Slack-compatible webhook, CloudWatch.
 
 Owns parsing ``--alert`` targets (``webhook=URL``, ``cloudwatch``), the policy (on failure or
-leak; on every run with ``--alert-on always``), the webhook message (built only from the
+leak; on every run with ``--alert-on always``; with ``--alert-on change`` only when something
+is new — a new failure, a fixed test, a new leak, an endpoint's p95 beyond its own trend —
+said with the earlier state, from the report's ``results`` and ``changes``), the webhook
+message (built only from the
 already redacted run report: each failure with its trace id and the service's last log
 lines for it) and the metrics (Passed, Failed, Skipped, Leaked,
 DurationSeconds with dimension ``environment``). Delivery problems are returned as one-line
@@ -18,7 +21,7 @@ from urllib.parse import urlparse
 
 import requests
 
-POLICIES = ("failure", "always")
+POLICIES = ("failure", "always", "change")
 METRIC_NAMESPACE = "EnvHarness"
 WEBHOOK_TIMEOUT = (3.05, 10.0)
 #: The service's last log lines an alert shows per failure, and the characters of each.
@@ -68,7 +71,33 @@ def run_failed(report: Mapping[str, Any]) -> bool:
     return int(report.get("exit_status", 0)) != 0 or bool(report.get("leaked"))
 
 
+def changes(report: Mapping[str, Any]) -> list[str]:
+    """What is new in this run, each with its earlier state (the history's verdicts)."""
+    found = []
+    for result in report.get("results") or []:
+        said = f" ({result['previous']})" if result.get("previous") else ""
+        if result.get("classification") == "new-failure":
+            found.append(f"new failure: `{result['nodeid']}`{said}")
+        elif result.get("classification") == "fixed":
+            found.append(f"fixed: `{result['nodeid']}` (was {result.get('previous') or 'failing'})")
+    news = report.get("changes") or {}
+    if news.get("new_leak"):
+        found.append(
+            f"new leak: {len(report.get('leaked', []))} item(s) left behind ({news['new_leak']})"
+        )
+    for row in news.get("p95") or []:
+        found.append(
+            f"`{row['endpoint']}` p95 {row['p95_ms']:.0f} ms, beyond its trend "
+            f"{row['trend_ms']:.0f} ms (median of {row['runs']} runs)"
+        )
+    return found
+
+
 def should_alert(policy: str, report: Mapping[str, Any]) -> bool:
+    if policy == "change":
+        if report.get("history") is None:  # nothing to compare with: as --alert-on failure
+            return run_failed(report)
+        return bool(changes(report))
     return policy == "always" or run_failed(report)
 
 
@@ -88,6 +117,13 @@ def headline(report: Mapping[str, Any]) -> str:
 def slack_message(report: Mapping[str, Any], max_lines: int = 10) -> dict[str, Any]:
     """A Slack incoming-webhook body: ``text`` (also what other receivers read) and blocks."""
     lines = [f"*{headline(report)}*"]
+    news = changes(report)
+    if news:
+        lines.append("What changed:")
+        lines += [f"• {line}" for line in news[:max_lines]]
+    for result in (report.get("results") or [])[:500]:
+        if result.get("classification") == "still-failing":
+            lines.append(f"• still failing: `{result['nodeid']}` ({result.get('previous', '')})")
     for failure in report.get("failures", [])[:max_lines]:
         lines.append(f"• `{failure['nodeid']}` — {failure['message']}")
         if failure.get("trace_id"):

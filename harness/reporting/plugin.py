@@ -7,7 +7,8 @@ worker, long messages and sections cut to a cap first (so JUnit, HTML, the termi
 xdist's controller only ever see redacted, bounded text), collecting one line per failure,
 and — once the run's exit status and residue are known (right after the core plugin's end
 sequence, before pytest-html writes its file) — writing the Markdown summary (and
-``$GITHUB_STEP_SUMMARY``), the harness section of the HTML report and sending alerts.
+``$GITHUB_STEP_SUMMARY``), the harness section of the HTML report (with the history's
+verdicts and trends, :mod:`harness.reporting.trends`) and sending alerts.
 Latency samples travel with each worker's figures
 (:func:`harness.run.lifecycle.finish_worker`). Nothing here may change the run's exit
 status: a delivery problem is a warning line.
@@ -30,7 +31,7 @@ from harness import faultpoints
 from harness.clients.aws import Aws
 from harness.pytest_plugin.fixtures import EVENT_ROWS
 from harness.pytest_plugin.plugin import STATE, RunState
-from harness.reporting import alerts, html_report, latency, summary
+from harness.reporting import alerts, html_report, latency, summary, trends
 from harness.reporting.events import timeline_html
 from harness.run import outcome
 from harness.safety.redact import SHOWN, SHOWN_TEXT, Redactor, cut_marker, shorten
@@ -64,7 +65,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="harness_alert_on",
         default="failure",
         metavar="WHEN",
-        help="failure (default: a failed test, cleanup failure or leak) or always",
+        help="failure (default: a failed test, cleanup failure or leak), always, or change "
+        "(only what is new: a new failure, a fixed test, a new leak, a p95 beyond its trend)",
     )
 
 
@@ -347,7 +349,9 @@ class Reporting:
 
     def _write_html(self, state: RunState, report: dict[str, Any]) -> None:
         if self.config.getoption("htmlpath", None):
-            self.html_fragment = html_report.fragment(report, state.report.latency_samples)
+            self.html_fragment = html_report.fragment(
+                report, state.report.latency_samples
+            ) + trends.section(report, state.report.history_runs)
 
     def _junit(self, state: RunState, report: dict[str, Any]) -> None:
         """JUnit (pytest's own file, written after this) names the deployed build too."""

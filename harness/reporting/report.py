@@ -86,6 +86,20 @@ class RunReport:
     unfinished: list[dict[str, Any]] = field(default_factory=list)
     #: Problems of the harness's own files (a journal it could not write): each one line.
     errors: list[str] = field(default_factory=list)
+    #: One entry per test: nodeid, outcome, attempts, duration_s, classification,
+    #: failing_since, flake_rate (:mod:`harness.history`), new failures first.
+    results: list[dict[str, Any]] = field(default_factory=list)
+    #: ``{store, runs_considered, new_failures, still_failing, fixed, flaky}``; None without
+    #: a readable history.
+    history: dict[str, Any] | None = None
+    #: The earlier runs the history was read from (newest first): the HTML report's trends.
+    history_runs: list[dict[str, Any]] = field(default_factory=list)
+    #: Things that did not change the verdict but someone should know (a history store that
+    #: cannot be reached): each one line.
+    warnings: list[str] = field(default_factory=list)
+    #: What is new in this run beyond its tests (an alert on change says these):
+    #: ``new_leak`` (the earlier state, "" when not new) and ``p95`` (endpoints beyond trend).
+    changes: dict[str, Any] = field(default_factory=dict)
 
     def count(self, when: str, outcome: str, wasxfail: bool) -> None:
         """Fold one pytest report phase into the counts (pytest's own vocabulary)."""
@@ -163,6 +177,15 @@ class RunReport:
             "event_latency": summarize_latency(self.event_latency),
             "events_seen": summarize_latency(self.event_seen),
             "latency": latency.summarize(self.latency_samples),
+            # every sample (ms, per endpoint): `harness merge` keeps shards' percentiles exact
+            "latency_samples_ms": {
+                endpoint: [round(v, 2) for v in values]
+                for endpoint, values in sorted(self.latency_samples.items())
+            },
+            "results": self.results,
+            "history": self.history,
+            "warnings": self.warnings,
+            "changes": self.changes,
         }
 
     def write(self, path: Path, exit_status: int) -> None:

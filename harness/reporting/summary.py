@@ -67,6 +67,7 @@ def render(report: Mapping[str, Any]) -> str:
             f"{report['skipped_by_protection']} test(s) skipped: protected target "
             f"(only `readonly` tests run).",
         ]
+    lines += history_lines(report)
     failures = report.get("failures", [])
     if failures:
         lines += ["", "### Failures", ""]
@@ -126,6 +127,51 @@ def render(report: Mapping[str, Any]) -> str:
                 f"{row['p95']:.3f} | {row['max']:.3f} |"
             )
     return "\n".join(lines) + "\n"
+
+
+#: How the summary names each classification, in the order it lists them (new failures first).
+LABELS = {
+    "new-failure": "🆕 new failure",
+    "still-failing": "🔁 still failing",
+    "flaky": "🎲 flaky",
+    "fixed": "✅ fixed",
+}
+
+
+def history_lines(report: Mapping[str, Any]) -> list[str]:
+    """The history's verdicts: what is new first, each with its earlier state; quarantined
+    failures; a store that could not be reached."""
+    lines: list[str] = []
+    block = report.get("history")
+    results = report.get("results") or []
+    shown = [r for r in results if r.get("classification") in LABELS]
+    shown.sort(key=lambda r: list(LABELS).index(r["classification"]))
+    quarantined = [
+        r for r in results if r.get("quarantined") and r.get("outcome") in ("failed", "error")
+    ]
+    if block is None and not quarantined and not report.get("warnings"):
+        return lines
+    lines += ["", "### History", ""]
+    if block is not None:
+        lines.append(
+            f"{len(block['new_failures'])} new failure(s), {len(block['still_failing'])} still "
+            f"failing, {len(block['flaky'])} flaky, {len(block['fixed'])} fixed "
+            f"({block['runs_considered']} earlier run(s) in {_code(block['store'])})"
+        )
+        if shown:
+            lines += ["", "| | test | attempts | earlier |", "|---|---|---:|---|"]
+        for result in shown[:_MAX_FAILURES]:
+            lines.append(
+                f"| {LABELS[result['classification']]} | {_code(result['nodeid'])} | "
+                f"{result.get('attempts', 1)} | {_cell(result.get('previous') or '')} |"
+            )
+    for result in quarantined:
+        lines.append(
+            f"- quarantined: {_code(result['nodeid'])} {result['outcome']}, not failing the run"
+        )
+    for warning in report.get("warnings") or []:
+        lines.append(f"- ⚠️ {_cell(warning)}")
+    return lines
 
 
 def _trace_lines(failure: Mapping[str, Any]) -> list[str]:

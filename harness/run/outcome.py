@@ -75,6 +75,8 @@ class RunFacts:
     cleanup_failures: int = 0
     #: The residue check found nothing and every cleanup succeeded (None: not known).
     clean: bool | None = True
+    #: Failed test phases of quarantined tests (``quarantine.toml``): reported, not failing.
+    quarantined_failures: int = 0
 
 
 def decide(facts: RunFacts) -> int:
@@ -87,7 +89,8 @@ def decide(facts: RunFacts) -> int:
         return INTERNAL_ERROR
     if facts.collection_errors:
         return COLLECTION_ERROR
-    if facts.tests_failed or (facts.pytest_status == _PYTEST_FAILED and not facts.cleanup_failures):
+    excused = facts.cleanup_failures or facts.quarantined_failures
+    if facts.tests_failed or (facts.pytest_status == _PYTEST_FAILED and not excused):
         return FAILED
     if facts.pytest_status == _PYTEST_INTERRUPTED:
         # pytest stopped the session itself (xdist's -x, a worker's stop) without a failure
@@ -97,7 +100,9 @@ def decide(facts: RunFacts) -> int:
         return LEAKED
     if facts.pytest_status == _PYTEST_NO_TESTS:
         return NO_TESTS
-    if facts.pytest_status == _PYTEST_OK:
+    if facts.pytest_status == _PYTEST_OK or (
+        facts.pytest_status == _PYTEST_FAILED and facts.quarantined_failures
+    ):
         return PASSED
     return facts.pytest_status
 

@@ -105,9 +105,11 @@ class HarnessSession:
     def _count_related(self, item: object) -> None:
         self.related_cleaned += 1
 
-    def test_seed(self, nodeid: str) -> int:
-        """A per-test seed from the run seed and the test id: replayable with the run seed."""
-        digest = hashlib.sha256(f"{self.seed}:{nodeid}".encode()).digest()
+    def test_seed(self, nodeid: str, attempt: int = 1) -> int:
+        """A per-test seed from the run seed, the test id and (from the second) its attempt:
+        replayable with the run seed, and new data for each retry."""
+        again = f":{attempt}" if attempt > 1 else ""
+        digest = hashlib.sha256(f"{self.seed}:{nodeid}{again}".encode()).digest()
         return int.from_bytes(digest[:8], "big")
 
     def close(self) -> None:
