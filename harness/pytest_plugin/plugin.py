@@ -683,10 +683,17 @@ def _wait_for_workers(
         deadline = time.monotonic() + WORKER_CLEANUP_WAIT
         said = False
         mine = [state.lock.path] if state.lock is not None else []
+        passed_on = time.monotonic()
         while time.monotonic() < deadline and (busy := held_by_others(folder, mine)):
             if not said:
                 progress(f"waiting for {len(busy)} worker(s) to finish their cleanup…")
                 said = True
+            if time.monotonic() - passed_on >= 1.0:
+                # a worker that came up after the stop (it had no lock to be found by then)
+                # waits for tests that never come: pass the stop on again; a worker that
+                # already stopped takes a second pass-on as nothing
+                forward_to_workers(folder)
+                passed_on = time.monotonic()
             time.sleep(0.1)
     nodes.teardown_nodes()
 
