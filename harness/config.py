@@ -677,7 +677,8 @@ def refuse_env_overrides(
     )
     variables = ", ".join(changed.values())
     raise ConfigError(
-        f"profile [{profile.name}] was named explicitly ({how}), but {variables} change its "
+        f"profile [{profile.name}] was named explicitly ({how}), but {variables} "
+        f"{'changes' if len(set(changed.values())) == 1 else 'change'} its "
         f"{', '.join(changed)} from what {profile.config_file or DEFAULT_FILE} says: refusing, "
         f"so a stale export cannot redirect the run. Unset {variables} (`harness env down` "
         f"ends a detached sandbox; `unset {' '.join(changed.values())}`), or confirm the "

@@ -20,6 +20,7 @@ from typing import NoReturn
 from harness.cleanup.journal import default_state_dir
 from harness.run import outcome
 from harness.run.local_sandbox import (
+    ISOLATED,
     SandboxUsageError,
     detached_path,
     ensure_detached,
@@ -48,7 +49,7 @@ def up(args: list[str]) -> int:
 
 def foreground(args: list[str]) -> NoReturn:
     """Become the sandbox: it prints its exports, serves until Ctrl-C, stops what it started."""
-    command = [sys.executable, "-m", "harness.sandbox", *args]
+    command = [sys.executable, *ISOLATED, "-m", "harness.sandbox", *args]
     os.execve(sys.executable, command, front_environ(PROG, outcome.CONFIG, os.environ))
 
 

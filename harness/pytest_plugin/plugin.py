@@ -22,6 +22,7 @@ import contextlib
 import gc
 import importlib
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Generator
@@ -48,6 +49,7 @@ from harness.run.lifecycle import (
     finish_run,
     finish_worker,
     left_behind,
+    runs_own_sandbox,
     start_controller,
     start_worker,
     unreported_worker_stats,
@@ -190,7 +192,13 @@ def _stop(config: pytest.Config, error: StartError) -> None:
     report_path = config.getoption("harness_report")
     if report_path and not _is_worker(config):
         try:
-            write_failed_start(Path(report_path), error.status, str(error), target=error.target)
+            write_failed_start(
+                Path(report_path),
+                error.status,
+                str(error),
+                os.environ.get("HARNESS_RUN_ID", ""),
+                target=error.target,
+            )
         except OSError as failure:
             _could_not_write(report_path, failure, error.status)
     raise _Stop(str(error), returncode=error.status)
@@ -426,8 +434,7 @@ def _refuse_negative_workers(config: pytest.Config) -> None:
     workers = config.getoption("numprocesses", None)
     if isinstance(workers, int) and workers < 0 and is_active(config):
         raise pytest.UsageError(
-            f"-n {workers}: give 1 or more workers, or auto (omit -n, or -n 0, to run in "
-            "one process)"
+            f"-n {workers}: give 1 or more workers, or auto (omit -n to run in one process)"
         )
 
 
@@ -510,6 +517,11 @@ def _abandon(config: pytest.Config) -> None:
         left = []
         state.report.errors.append(f"could not read the run's journals: {error}")
     state.report.interrupted = {"signal": STOP.signal_name, "cleanup": "abandoned"}
+    if runs_own_sandbox(state):  # it stops with this process, and all the run made in it
+        say("  the sandbox this run started stops with it: nothing of the run is left anywhere")
+        shutil.rmtree(run_dir(state.state_dir, str(state.run_id), state.shard), True)
+        _write_report(config, state, outcome.INTERRUPTED)
+        return
     state.report.left_behind = left
     for item in left:
         shown = ", ".join(f"{k}={v}" for k, v in sorted(item.items()) if k != "kind")

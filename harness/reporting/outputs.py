@@ -81,17 +81,20 @@ def check(outputs: dict[str, Path]) -> None:
 
 
 def prepare(outputs: dict[str, Path], run_id: str = "") -> None:
-    """:func:`check`, then :func:`clear_stale`. When one output cannot be written, the JSON
-    report (if it can be) already says so — ``config``, 8, with the one line — so an earlier
-    run's verdict never stays there; then the :class:`OutputError` is raised."""
+    """:func:`check`, then :func:`clear_stale`. When one output cannot be written, the others
+    are still not left stale — the JSON report (if it can be written) says so, ``config``, 8,
+    with the one line; an earlier JUnit, HTML or summary file is removed — then the
+    :class:`OutputError` is raised."""
     try:
         check(outputs)
     except OutputError as error:
-        report = outputs.get("--report")
-        if report is not None:
+        for option, path in outputs.items():  # the ones that can be written are not stale
             with contextlib.suppress(OutputError, OSError):
-                check({"--report": report})
-                write_failed_start(report, outcome.CONFIG, str(error), run_id)
+                check({option: path})
+                if option == "--report":
+                    write_failed_start(path, outcome.CONFIG, str(error), run_id)
+                else:
+                    clear_stale({option: path})
         raise
     clear_stale(outputs, run_id)
 

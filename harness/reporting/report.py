@@ -129,10 +129,11 @@ class RunReport:
             self.service_logs[key] += int(logs.get(key, 0))
         if logs.get("error") and not self.service_logs["error"]:
             self.service_logs["error"] = str(logs["error"])
-        if "peak_rss_mb" in stats:
-            self.workers.append(
-                {"worker": stats.get("worker", ""), "peak_rss_mb": stats["peak_rss_mb"]}
-            )
+        # every worker is listed; one stopped before it could send its figures (read from its
+        # journal) has no memory figure: None, never a guess
+        self.workers.append(
+            {"worker": stats.get("worker", ""), "peak_rss_mb": stats.get("peak_rss_mb")}
+        )
 
     def as_dict(self, exit_status: int) -> dict[str, Any]:
         return {

@@ -538,9 +538,25 @@ def finish_run(state: RunState, options: FinishOptions, progress: Progress) -> b
         state.report.unfinished = [{"kind": f.kind, **f.ids} for f in state.residue.unfinished]
         state.report.resources["belonging"] += len(state.residue.belonging)
     clean = state.residue is not None and state.residue.clean and not state.report.cleanup_failures
-    if clean and not kept_ids:
+    if (nothing_left(state) and not kept_ids) or runs_own_sandbox(state):
         shutil.rmtree(run_dir(state.state_dir, str(state.run_id), state.shard), ignore_errors=True)
     return clean
+
+
+def nothing_left(state: RunState) -> bool:
+    """The residue check looked up everything the journals recorded and nothing of the run is
+    there any more: it found nothing, or removed all it found (never on a protected target,
+    which it only reads). The journal has nothing left to tell recovery."""
+    residue = state.residue
+    if residue is None or residue.kept:
+        return False
+    return residue.clean or (not state.profile.is_protected and not residue.uncleaned)
+
+
+def runs_own_sandbox(state: RunState) -> bool:
+    """The run started the sandbox it targets: the sandbox, and all the run put in it, stop
+    with the run — there is nothing anywhere for a journal to recover."""
+    return state.profile.sources.get("base_url") == "sandbox"
 
 
 def recorded_resources(state: RunState) -> list[Resource]:

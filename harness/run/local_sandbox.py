@@ -34,6 +34,9 @@ from harness.config import STARTED_SANDBOX_VARIABLE, ConfigError
 from harness.host import pid_alive
 
 READY_MARKER = "# sandbox ready"
+#: ``python -P``: the current folder is not put first on the sandbox's ``sys.path``, so a
+#: project that has a ``harness/`` folder of its own cannot shadow the installed package.
+ISOLATED = ["-P"]
 #: What the sandbox writes to stderr (its log, here) while it starts, one step a line.
 PROGRESS_PREFIX = "sandbox progress: "
 START_TIMEOUT = 60.0
@@ -156,7 +159,14 @@ class LocalSandbox:
         caller overlap the sandbox's start-up with its own (``harness run`` does)."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log = log_path.open("w", encoding="utf-8")
-        command = [sys.executable, "-m", "harness.sandbox", "--quiet", *(extra_args or [])]
+        command = [
+            sys.executable,
+            *ISOLATED,
+            "-m",
+            "harness.sandbox",
+            "--quiet",
+            *(extra_args or []),
+        ]
         try:
             process = subprocess.Popen(
                 command,
@@ -431,7 +441,7 @@ def start_detached(
     folder.mkdir(parents=True, exist_ok=True)
     stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
     out_path, log_path = folder / f"detached-{stamp}.out", folder / f"detached-{stamp}.log"
-    command = [sys.executable, "-m", "harness.sandbox", "--quiet", *args]
+    command = [sys.executable, *ISOLATED, "-m", "harness.sandbox", "--quiet", *args]
     with out_path.open("w", encoding="utf-8") as out, log_path.open("w", encoding="utf-8") as log:
         process = subprocess.Popen(
             command,

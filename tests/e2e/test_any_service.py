@@ -471,6 +471,12 @@ def test_the_wheel_installs_the_harness_and_nothing_else(
     markers = installed.run(["pytest", "--markers"], cwd=tmp_path).stdout
     for marker in ("smoke", "nightly", "readonly"):
         assert markers.count(f"@pytest.mark.{marker}:") == 1, markers
+    # a project with a harness/ folder of its own never shadows the installed package
+    (tmp_path / "mine" / "harness").mkdir(parents=True)
+    (tmp_path / "mine" / "harness" / "__init__.py").write_text("")
+    env_help = installed.run(["harness", "env", "up", "--help"], cwd=tmp_path / "mine")
+    assert "No module named" not in env_help.stderr, env_help.stderr
+    assert env_help.stdout.startswith("usage: harness env up"), shown(env_help)
 
 
 def test_plain_pytest_and_harness_run_pass_and_leave_nothing(

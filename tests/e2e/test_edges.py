@@ -132,6 +132,7 @@ def test_sigterm_to_the_controller_alone_reaches_every_workers_cleanup(
     resources = report["resources"]
     assert resources["created"] >= 2 and resources["cleaned"] == resources["created"], output
     assert report["leaked"] == [] and report["unfinished"] == [], output[-3000:]
+    assert {"gw0", "gw1"} <= {w["worker"] for w in report["workers"]}  # each worker listed
     assert "RESIDUE" not in output and took < 30, (took, output[-3000:])
     assert items_mentioning(aws, run.run_id) == []
     assert not (tmp_path / "state" / "runs" / run.run_id).exists()

@@ -247,5 +247,5 @@ def test_a_profile_the_file_defaults_to_is_named_for_stale_exports(path: Path) -
         refuse_env_overrides(profile, environ={})
     assert str(error.value).startswith(
         'profile [local] was named explicitly (default = "local" in its file), but '
-        "HARNESS_BASE_URL change its base_url from what"
+        "HARNESS_BASE_URL changes its base_url from what"
     )

@@ -333,3 +333,20 @@ def test_a_device_or_a_link_at_an_output_path_is_written_through_never_replaced(
     assert link.is_symlink() and target.exists()  # not a regular file itself: left alone
     outputs.write_atomic(link, {"outcome": "passed"})
     assert link.is_symlink() and json.loads(target.read_text()) == {"outcome": "passed"}
+
+
+def test_a_refused_output_leaves_no_other_output_stale(tmp_path: Path) -> None:
+    """One unwritable path refuses the run — and the earlier run's JUnit and summary at the
+    others are gone all the same, the JSON report saying why (a green summary.md from last
+    time once stayed beside a refused run)."""
+    report, junit, summary_md = tmp_path / "r.json", tmp_path / "j.xml", tmp_path / "s.md"
+    for path in (report, junit, summary_md):
+        path.write_text("from the last run")
+    named = {"--report": report, "--junitxml": junit, "--summary": summary_md}
+    named["--html"] = Path("/dev/null/x/h.html")
+    with pytest.raises(outputs.OutputError, match="--html"):
+        outputs.prepare(named, "itest-20261127t100000-abcd")
+    assert not junit.exists() and not summary_md.exists()
+    said = json.loads(report.read_text())
+    assert (said["outcome"], said["exit_status"]) == ("config", 8)
+    assert said["error"].startswith("--html /dev/null/x/h.html: ")

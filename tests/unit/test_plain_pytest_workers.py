@@ -43,7 +43,7 @@ def test_a_negative_worker_count_is_refused_before_the_target_is_touched(
     everything = done.stdout + done.stderr
     assert done.returncode == outcome.CONFIG, everything
     assert done.stderr.splitlines() == [
-        "harness: -n -1: give 1 or more workers, or auto (omit -n, or -n 0, to run in one process)"
+        "harness: -n -1: give 1 or more workers, or auto (omit -n to run in one process)"
     ], everything
     assert "Traceback" not in everything and "passed" not in everything, everything
     assert received == []  # not even the identity check

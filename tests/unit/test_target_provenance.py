@@ -238,7 +238,7 @@ def test_a_profile_named_by_harness_env_without_a_file_says_the_default_file() -
     with pytest.raises(ConfigError) as error:
         refuse_env_overrides(profile, environ={})
     assert str(error.value).startswith(
-        "profile [staging] was named explicitly ($HARNESS_ENV), but HARNESS_BASE_URL change its "
+        "profile [staging] was named explicitly ($HARNESS_ENV), but HARNESS_BASE_URL changes its "
         "base_url from what environments.toml says: refusing"
     )
 
@@ -288,7 +288,7 @@ def test_the_sandbox_profile_takes_loopback_exports_only(
         if loopback:
             refuse_env_overrides(profile, environ={})
         else:
-            with pytest.raises(ConfigError, match=f"but {variable} change its {field_name} "):
+            with pytest.raises(ConfigError, match=f"but {variable} changes its {field_name} "):
                 refuse_env_overrides(profile, environ={})
 
 

@@ -73,3 +73,29 @@ def test_a_clean_run_says_so_in_plain_lines() -> None:
     )
     assert Line("residue check: clean (nothing left carrying this run's namespace)") in lines
     assert all(line.colour == "" for line in lines)
+
+
+def test_a_journal_is_forgotten_once_nothing_of_the_run_is_anywhere() -> None:
+    """After the residue check: found nothing, or removed everything it found → the journal
+    has nothing left to tell; items it could not remove, items kept, or a protected target
+    (which it only reads) keep it. A run on a sandbox of its own keeps none: the sandbox and
+    everything in it stop with the run."""
+    from harness.run.lifecycle import nothing_left, runs_own_sandbox
+
+    open_profile = Profile(name="staging", base_url="https://t", protected=False)
+    run = state(open_profile, None)
+    assert not nothing_left(run)  # no residue check: cannot tell
+    run.residue = ResidueResult()
+    assert nothing_left(run)
+    run.residue = ResidueResult(leaked=[item("x")], cleaned=[item("x")])
+    assert nothing_left(run)
+    run.residue = ResidueResult(leaked=[item("x")], uncleaned=[(item("x"), "refused")])
+    assert not nothing_left(run)
+    run.residue = ResidueResult(kept=[item("k")])
+    assert not nothing_left(run)
+    protected = state(Profile(name="prod", base_url="https://t", protected=True), None)
+    protected.residue = ResidueResult(leaked=[item("x")])
+    assert not nothing_left(protected)
+    assert not runs_own_sandbox(run)
+    own = Profile(name="sandbox", base_url="http://127.0.0.1:1", sources={"base_url": "sandbox"})
+    assert runs_own_sandbox(state(own, None))
