@@ -7,13 +7,15 @@ where the bus matters (:data:`tests.simulate.matrix.BUS_PHASES`) and the multi-r
 ``--seed N`` changes the base seed every scenario's own seed is derived from. Prints one line
 per scenario as it finishes, then the table, the count per invariant and every violation with
 its evidence.
-Exit status: 0 no violation, 1 some, 2 a bad command line.
+Exit status: 0 no violation, 1 some, 2 a bad command line (or ``--bus kafka`` without java
+or mvn).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -82,6 +84,16 @@ def main(argv: list[str] | None = None) -> int:
         chosen = scenarios(options)
     except ValueError as error:
         print(f"simulate: {error}", file=sys.stderr)
+        return 2
+    missing = [
+        tool for tool in ("java", "mvn") if options.bus == "kafka" and not shutil.which(tool)
+    ]
+    if missing and not options.list:
+        print(
+            f"simulate: --bus kafka needs {' and '.join(missing)}: install Java 17 and Maven "
+            "(e.g. `apt-get install openjdk-17-jre-headless maven`)",
+            file=sys.stderr,
+        )
         return 2
     if options.list:
         for scenario in chosen:
