@@ -294,6 +294,11 @@ class Simulation:
     def __enter__(self) -> Simulation:
         #: Folders made here for the work folder (removed again when left empty).
         self._made = [p for p in (self.root.parent, self.root.parent.parent) if not p.exists()]
+        own = REPO / ".harness" / "simulate"
+        if self.root.parent == own and own not in self._made:
+            # the driver's own folder, also when another simulation made it (two at once, as
+            # the make-test module's SNS and Kafka ones): whoever ends last removes it
+            self._made.insert(0, own)
         self.root.mkdir(parents=True, exist_ok=False)
         try:
             self.private_tmp = _namespaces_work(self.root / "probe")
