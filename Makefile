@@ -67,7 +67,8 @@ mutate-smoke: $(STAMP)
 # The fault simulation of the run lifecycle (docs/testing.md): real `harness run` processes
 # against one sandbox, one fault (signals, a full disk, dropped connections) at one phase
 # each, every invariant checked after every scenario; exit 1 on any violation. ARGS=--quick
-# runs a bounded slice, ARGS="--only ID@SEED" replays one scenario, ARGS=--list lists them.
+# runs a bounded slice, ARGS="--only ID@SEED" replays one scenario, ARGS=--list lists them;
+# ARGS="--bus kafka" runs on a Kafka sandbox (needs java and mvn; the jars of kafka-jars).
 simulate: $(STAMP)
 	$(BYTECODE)
 	$(BIN)/python -m tests.simulate $(ARGS)

@@ -6,19 +6,28 @@ multi-run scenarios of issue 25 — then held to every invariant (tests/simulate
 Every scenario here must keep every invariant: a violation fails ``make test``. The driver's
 own detectors are proven first: each must see what it is for (a process left behind, a stray
 file, a changed environment, a lying report).
+
+A few scenarios also run on Kafka (a Ctrl-C in a test, a killed worker, the drain wait), in a
+simulation of their own on a ``--bus kafka`` sandbox; then the Kafka digest is shown a harness
+topic and consumer group left on the broker, and a consumer group that lags. They are one
+test, so that under xdist's load distribution the broker starts once (a cold start takes most
+of a minute). Without java or mvn that test is skipped with one line saying what to install,
+except under ``CI=true``, where it must run (and fails instead).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.namespace import RunId
+from harness.namespace import Namespace, RunId, worker_part
 from tests.simulate import digest, invariants
-from tests.simulate.matrix import FAULTS, MULTI, Scenario, parse_selector
+from tests.simulate.matrix import BUS_PHASES, FAULTS, MULTI, QUICK_KAFKA, Scenario, parse_selector
 from tests.simulate.processes import ProcessWatch
 from tests.simulate.runner import Simulation
 
@@ -53,6 +62,19 @@ SLICE: list[str] = [
 ]
 
 
+#: On Kafka: a Ctrl-C in a test, the SIGKILL of a worker in its cleanup, a stop in the drain
+#: wait (the service's consumer group's lag) — where the bus matters.
+KAFKA_SLICE: list[str] = [
+    "created.sigint.n1",
+    "cleanup.sigkill-worker.n2",
+    "drain.sigint2-0.3.n2",
+]
+KAFKA_MISSING = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+KAFKA_INSTALL = (
+    "the Kafka scenarios need Java 17 and Maven (`apt-get install openjdk-17-jre-headless maven`)"
+)
+
+
 def _params() -> list[object]:
     return [pytest.param(selector, id=selector) for selector in SLICE]
 
@@ -60,6 +82,14 @@ def _params() -> list[object]:
 @pytest.fixture(scope="module")
 def simulation() -> Iterator[Simulation]:
     with Simulation() as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def kafka_simulation() -> Iterator[Simulation]:
+    if KAFKA_MISSING and os.environ.get("CI") != "true":
+        pytest.skip(f"{' and '.join(KAFKA_MISSING)} not found: {KAFKA_INSTALL}")
+    with Simulation(bus="kafka") as sim:
         yield sim
 
 
@@ -72,6 +102,18 @@ def test_the_slice_covers_every_fault_and_the_key_phases() -> None:
     }
     assert {s.workers for s in singles} == {1, 2}
     assert {s.id for s in scenarios if s.id.startswith("multi.")} == {f"multi.{m}" for m in MULTI}
+
+
+def test_the_kafka_slice_is_where_the_bus_matters() -> None:
+    scenarios = [parse_selector(s, SEED, "kafka") for s in [*KAFKA_SLICE, *QUICK_KAFKA]]
+    singles = [s for s in scenarios if isinstance(s, Scenario)]
+    assert {s.phase for s in singles} <= set(BUS_PHASES)
+    slice_ = singles[: len(KAFKA_SLICE)]
+    assert any(s.spec.signals[:1] == ("SIGINT",) and s.phase == "created" for s in slice_)
+    assert any(s.fault == "sigkill-worker" for s in slice_)
+    assert any(s.phase == "drain" for s in slice_)
+    quick = singles[len(KAFKA_SLICE) :]
+    assert {s.fault for s in quick} == set(FAULTS) and {s.phase for s in quick} == set(BUS_PHASES)
 
 
 @pytest.mark.parametrize("selector", _params())
@@ -159,3 +201,53 @@ def test_a_lying_or_stale_report_is_seen(tmp_path: Path) -> None:
     path.unlink()
     absent = invariants.CommandResult("run", run_id, -9, "", path, stale)
     assert invariants.check_report(absent) == []  # death by a signal: no report is the truth
+
+
+# -- on Kafka ------------------------------------------------------------------------------
+
+
+def test_kafka_scenarios_keep_every_invariant_and_a_harness_group_or_topic_is_seen(
+    kafka_simulation: Simulation,
+) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import NewTopic
+
+    sim = kafka_simulation
+    failed = []
+    for selector in KAFKA_SLICE:
+        outcome = sim.run(parse_selector(selector, SEED, "kafka"))
+        print(outcome.render())
+        if not outcome.ok:
+            failed.append(outcome.render())
+    assert not failed, "\n".join(failed)
+
+    # The Kafka digest's detector, after the scenarios (the service's topic now holds their
+    # events): what a crashed run could leave on the broker — a topic, and a group with a
+    # committed offset, carrying its namespace — made with plain clients, not the harness's.
+    kafka = sim.aws.kafka
+    assert kafka is not None and kafka.topic and kafka.group
+    before = digest.snapshot(sim.aws)
+    assert kafka.topic in before.kafka_topics and kafka.group in before.kafka_groups
+    assert kafka.lag() == 0  # the service's group has caught up: the digest waited for it
+    namespace = Namespace(RunId.generate(), worker_part())
+    topic, group = f"{namespace}-scratch", f"{namespace}-events"
+    kafka.admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(15)
+    bootstrap = sim.exports["HARNESS_KAFKA_BOOTSTRAP_SERVERS"]
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        consumer.commit(offsets=[TopicPartition(kafka.topic, 0, 0)], asynchronous=False)
+    finally:
+        consumer.close()
+    # ... and the lag the drain wait reads is real: that group, at offset 0, lags by every
+    # event the scenarios published.
+    lagging = digest.Kafka({**sim.exports, "HARNESS_KAFKA_CONSUMER_GROUP": group})
+    assert lagging.lag() > 0
+    after = digest.snapshot(sim.aws, drain_timeout=5)
+    lines = digest.diff(before, after)
+    assert f"kafka topic + {topic} (1 partition(s))" in lines, lines
+    assert f"kafka consumer group + {group}" in lines, lines
+    assert len(lines) == 2, lines
+    found = invariants.check_environment(lines, "no recover")
+    assert [v.invariant for v in found] == [invariants.ENVIRONMENT]
+    assert digest.restore(sim.aws, before, after) == []
+    assert digest.diff(before, digest.snapshot(sim.aws)) == []

@@ -36,7 +36,7 @@ def _cell(outcomes: list[Outcome]) -> str:
     return f"{len(outcomes)}/{bad}"
 
 
-def render_table(outcomes: list[Outcome]) -> str:
+def render_table(outcomes: list[Outcome], bus: str = "sns") -> str:
     cells: dict[tuple[str, str], list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
         s = outcome.scenario
@@ -44,7 +44,7 @@ def render_table(outcomes: list[Outcome]) -> str:
     faults = [f for f in FAULTS if any(key[1] == f for key in cells)]
     width = 9
     lines = [
-        "scenarios per phase x fault: run/violating (both worker counts together; "
+        f"scenarios per phase x fault on {bus}: run/violating (both worker counts together; "
         "nr = not reached, . = not in the matrix)",
         f"{'phase':<14}" + "".join(f"{SHORT[f]:>{width}}" for f in faults),
     ]
