@@ -6,7 +6,11 @@ line (``PROG: MESSAGE (see `PROG --help`)``) and exit 2, before anything starts.
 command that execs this one names itself in the help and in that line with
 ``$SANDBOX_PROG`` (``harness env up`` does), and may give the exit status of a bad option
 with ``$SANDBOX_USAGE_STATUS``; both are read once and removed from the environment, so the
-processes the sandbox starts never see them. Must never start anything itself.
+processes the sandbox starts never see them. A front command's help also lists its own
+``--detach`` (``harness env up`` offers it and takes it off the command line before it execs
+this one). ``--check-options`` parses the options and exits 0 without starting anything, so a
+front command can ask whether a command line is good before it compares it with a running
+sandbox's. Must never start anything itself.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 from .launcher import BUSES, EXPORT_NAMES, Options, run
@@ -32,21 +37,47 @@ class _Parser(argparse.ArgumentParser):
         self.exit(self.usage_status, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
-def _front() -> tuple[str, int]:
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{value} is not a port: give 1-65535, or 0 for a free one"
+        )
+    return value
+
+
+def _at_least(least: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is too small: give at least {least}")
+        return value
+
+    return parse
+
+
+def _front() -> tuple[str, int, bool]:
     """The program name and the bad-option status: this package's own (``python -m
     harness.sandbox`` installed, ``python -m sandbox`` in the repository), or the front
-    command's."""
-    prog = os.environ.pop("SANDBOX_PROG", "") or f"python -m {__package__ or 'sandbox'}"
+    command's; and whether a front command named itself."""
+    front = os.environ.pop("SANDBOX_PROG", "")
+    prog = front or f"python -m {__package__ or 'sandbox'}"
     try:
         status = int(os.environ.pop("SANDBOX_USAGE_STATUS", "") or USAGE_STATUS)
     except ValueError:
         status = USAGE_STATUS
-    return prog, status
+    return prog, status, bool(front)
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
     defaults = ResourceNames()
-    prog, status = _front()
+    prog, status, fronted = _front()
     parser = _Parser(
         prog=prog,
         # `--bu kafka` would be `--bus kafka`: a caller comparing two command lines (a second
@@ -68,13 +99,21 @@ def parse_args(argv: list[str] | None = None) -> Options:
         'and keep it running in the background, use `eval "$(harness env up --detach)"` '
         '(stop it with `eval "$(harness env down)"`), or let `harness run` start one.',
     )
+    if fronted:
+        parser.add_argument(
+            "--detach",
+            action="store_true",
+            help="start it in the background: print the exports once it is ready and return "
+            '(stop it with `eval "$(harness env down)"`)',
+        )
+    parser.add_argument("--check-options", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     parser.add_argument(
-        "--port", type=int, default=0, help="port of the service (0 = a free port, the default)"
+        "--port", type=_port, default=0, help="port of the service (0 = a free port, the default)"
     )
     parser.add_argument(
         "--aws-port",
-        type=int,
+        type=_port,
         default=0,
         help="port of the AWS emulator (0 = a free port, the default)",
     )
@@ -97,13 +136,16 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "default) or kafka (a local Apache Kafka broker in KRaft mode)",
     )
     parser.add_argument(
-        "--kafka-port", type=int, default=0, help="broker port (0 = a free port, the default)"
+        "--kafka-port", type=_port, default=0, help="broker port (0 = a free port, the default)"
     )
     parser.add_argument(
         "--kafka-topic", default="sandbox-user-events", help="topic of the user events"
     )
     parser.add_argument(
-        "--kafka-partitions", type=int, default=3, help="partitions of that topic (default 3)"
+        "--kafka-partitions",
+        type=_at_least(1),
+        default=3,
+        help="partitions of that topic (default 3)",
     )
     parser.add_argument(
         "--kafka-consumer-group",
@@ -111,7 +153,10 @@ def parse_args(argv: list[str] | None = None) -> Options:
         help="consumer group of the notifications processor",
     )
     parser.add_argument(
-        "--kafka-heap-mb", type=int, default=256, help="the broker's maximum heap (default 256)"
+        "--kafka-heap-mb",
+        type=_at_least(64),
+        default=256,
+        help="the broker's maximum heap (default 256)",
     )
     parser.add_argument(
         "--no-schema-registry",
@@ -122,6 +167,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--log-file", help="append logs to this file instead of stderr")
     parser.usage_status = status
     args = parser.parse_args(argv)
+    if args.check_options:
+        sys.exit(0)
     return Options(
         host=args.host,
         port=args.port,

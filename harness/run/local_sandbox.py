@@ -416,9 +416,32 @@ def ensure_detached(
         if record is not None:
             mismatch = option_mismatch(record, extra_args)
             if mismatch is not None:
+                check_options(extra_args, environ)  # a bad option is named as such first
                 raise SandboxMismatch(mismatch)
             return record, True
         return start_detached(state_dir, extra_args, progress=progress, environ=environ), False
+
+
+def check_options(args: Sequence[str], environ: Mapping[str, str] | None = None) -> None:
+    """:class:`SandboxUsageError` with the sandbox's own one line when it would refuse
+    ``args`` (it parses them with ``--check-options`` and starts nothing); a command line it
+    takes returns quietly."""
+    environ = dict(environ if environ is not None else os.environ)
+    status = environ.setdefault(USAGE_STATUS_VARIABLE, "2")
+    checked = subprocess.run(
+        [sys.executable, *ISOLATED, "-m", "harness.sandbox", *args, "--check-options"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=environ,
+        check=False,
+    )
+    if checked.returncode != 0:
+        said = checked.stderr.strip().splitlines()
+        raise SandboxUsageError(
+            said[-1] if said else f"bad options: {list(args)}",
+            int(status) if checked.returncode == int(status) else checked.returncode,
+        )
 
 
 def start_detached(

@@ -167,6 +167,17 @@ def test_a_second_env_up_asking_for_another_bus_is_refused_and_the_first_left_ru
         assert line.startswith(f"harness: a detached sandbox already runs here (pid {pid}: ")
         assert " ".join(asked) in line and f"stop it first with `{DOWN}`" in line
 
+    # a bad option is named as one, not as a different sandbox
+    for bad, said in (
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--port", "-5"], "argument --port: -5 is not a port"),
+    ):
+        refused = harness_in(folder, "env", "up", "--detach", *bad)
+        assert refused.returncode == 8, refused.stdout + refused.stderr
+        assert refused.stdout == ""
+        (line,) = refused.stderr.splitlines()
+        assert line.startswith(f"harness env up: {said}"), line
+
     same = harness_in(folder, "env", "up", "--detach", "--bus=sns", "--quiet")
     assert same.returncode == 0 and ready_pid(same.stdout) == pid, same.stderr
     assert exports(same.stdout) == exports(first.stdout)
@@ -222,14 +233,30 @@ def test_an_env_up_stopped_while_its_sandbox_starts_leaves_nothing_running(
     assert not (folder / ".harness" / "sandbox" / "detached.json").exists()
 
 
-@pytest.mark.parametrize("detach", [[], ["--detach"]])
-def test_a_bad_sandbox_option_is_one_line_and_exit_8(folder: Path, detach: list[str]) -> None:
-    result = harness_in(folder, "env", "up", *detach, "--bogus")
+@pytest.mark.parametrize(
+    ("detach", "bad", "said"),
+    [
+        ([], ["--bogus"], "unrecognized arguments: --bogus"),
+        (["--detach"], ["--bogus"], "unrecognized arguments: --bogus"),
+        (
+            [],
+            ["--port", "-5"],
+            "argument --port: -5 is not a port: give 1-65535, or 0 for a free one",
+        ),
+        (
+            ["--detach"],
+            ["--kafka-partitions", "0"],
+            "argument --kafka-partitions: 0 is too small: give at least 1",
+        ),
+    ],
+)
+def test_a_bad_sandbox_option_is_one_line_and_exit_8(
+    folder: Path, detach: list[str], bad: list[str], said: str
+) -> None:
+    result = harness_in(folder, "env", "up", *detach, *bad)
     assert result.returncode == 8, result.stdout + result.stderr
     assert result.stdout == ""
-    assert result.stderr == (
-        "harness env up: unrecognized arguments: --bogus (see `harness env up --help`)\n"
-    )
+    assert result.stderr == f"harness env up: {said} (see `harness env up --help`)\n"
     assert sandbox_processes(folder) == {}
     state = folder / ".harness" / "sandbox"
     assert not state.exists() or sorted(p.name for p in state.iterdir()) == ["detached.lock"]
@@ -239,7 +266,8 @@ def test_env_up_help_names_the_command_and_the_sandbox_its_own(folder: Path) -> 
     helped = harness_in(folder, "env", "up", "--help")
     assert helped.returncode == 0
     assert helped.stdout.startswith("usage: harness env up "), helped.stdout[:200]
-    assert "--detach" in helped.stdout and "--bus" in helped.stdout
+    assert re.search(r"^  --detach +start it in the background", helped.stdout, re.M)
+    assert "--bus" in helped.stdout and "--check-options" not in helped.stdout
     own = subprocess.run(
         [sys.executable, "-m", "harness.sandbox", "--help"],
         cwd=folder,
@@ -249,6 +277,7 @@ def test_env_up_help_names_the_command_and_the_sandbox_its_own(folder: Path) -> 
         timeout=60,
     )
     assert own.returncode == 0 and own.stdout.startswith("usage: python -m harness.sandbox ")
+    assert not re.search(r"^  --detach", own.stdout, re.M)  # only the front command offers it
 
 
 def test_harness_run_relays_the_sandbox_start_under_its_own_line(tmp_path: Path) -> None:
