@@ -25,7 +25,8 @@ minutes. So the handlers come with a relay: the interpreter's wakeup fd
 (``signal.set_wakeup_fd``) gets a byte for every signal, whichever thread took it, and a relay
 thread (which blocks every signal itself) answers each by kicking the main thread with a
 thread-directed SIGUSR2, whose handler does nothing — the kick only interrupts the blocking
-call, and the pending handlers run. It never touches the environment.
+call, and the pending handlers run (that no-op stays after the handlers go back, so a late
+kick is never SIGUSR2's default, terminate). It never touches the environment.
 """
 
 from __future__ import annotations
@@ -111,13 +112,19 @@ class Stop:
         self._relay_thread.start()
 
     def _stop_relay(self) -> None:
-        """End the relay and wait for it: only then may the kick's no-op handler be given
-        back (a kick sent after would kill the process — SIGUSR2's default action)."""
+        """End the relay and wait for it (a kick sent after SIGUSR2 got its default action
+        back would kill the process: so the no-op handler is never swapped for that default,
+        see :meth:`uninstall`)."""
         if self._relay_fds is None:
             return
         _read, write = self._relay_fds
         self._relay_fds = None
-        signal.set_wakeup_fd(self._previous_wakeup)
+        try:
+            current = signal.set_wakeup_fd(self._previous_wakeup)
+        except OSError:  # that one's owner closed it already (given back out of order)
+            current = signal.set_wakeup_fd(-1)
+        if current != write:  # another installer's since: theirs stays until they give it back
+            signal.set_wakeup_fd(current)
         with contextlib.suppress(OSError):
             os.write(write, bytes([_RELAY_END]))  # the relay reads it and ends
         if self._relay_thread is not None:
@@ -154,6 +161,10 @@ class Stop:
             return
         self._stop_relay()
         for signum, handler in self._previous.items():
+            if signum == KICK and handler in (signal.SIG_DFL, None):
+                # A kick still on its way (a relay slow to end under load) must never meet
+                # SIGUSR2's default action, which kills the process: the no-op stays.
+                continue
             signal.signal(signum, handler)
         self._previous.clear()
         self._installed = False

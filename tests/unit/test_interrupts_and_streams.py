@@ -150,6 +150,44 @@ def test_giving_the_signals_back_waits_for_the_relay_to_end() -> None:
         assert relays() == []
 
 
+def test_a_kick_arriving_after_the_handlers_went_back_is_harmless() -> None:
+    """A relay slow to end (a loaded machine: its join gives up after 2 s) may kick the main
+    thread after uninstall: SIGUSR2 keeps its no-op, never its default action (terminate,
+    exit -12 — the fast tier died of it about once in three runs while refresh threads ran).
+    The other signals go back to their defaults."""
+    code = textwrap.dedent(
+        """
+        import os, signal, time
+        from harness.run.interrupts import STOP
+        STOP.install()
+        STOP.uninstall()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        os.kill(os.getpid(), signal.SIGUSR2)  # the late kick
+        time.sleep(0.2)
+        print("alive", flush=True)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout) == (0, "alive\n"), done.stderr
+
+
+def test_a_relay_given_back_out_of_order_leaves_the_later_one_its_wakeup_fd() -> None:
+    """Two installers given back out of order (a plugin's Stop inside a test's): the first
+    one's relay ends, but the wakeup fd stays the later one's — never one already closed."""
+    first, second = Stop(), Stop()
+    first.install()
+    second.install()
+    try:
+        first.uninstall()
+        assert second._relay_fds is not None
+        current = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(current)
+        assert current == second._relay_fds[1]
+    finally:
+        second.uninstall()
+    assert signal.set_wakeup_fd(-1) == -1
+
+
 def test_a_forwarded_stop_never_abandons() -> None:
     """A controller passes its stop on (SIGUSR1) to workers a terminal's Ctrl-C reached
     already: in a child process, the pass-on after a stop is nothing — never an abandon."""
