@@ -25,6 +25,9 @@ class ResourceNames:
     events_topic: str = "sandbox-user-events"
     processor_queue: str = "sandbox-notifications-processor"
     test_leases_table: str = "sandbox-test-leases"
+    #: The Secrets Manager names of the pre-provisioned smoke accounts: ``<this><n>``
+    #: (created once the service serves, by ``smoke_accounts.py``).
+    smoke_accounts: str = "sandbox/smoke-accounts/"
 
 
 @dataclass(frozen=True)
