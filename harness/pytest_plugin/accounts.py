@@ -44,7 +44,11 @@ def account(harness_session: HarnessSession) -> Iterator[Account]:
         leased = pool.lease_and_login()
     except AccountError as error:
         pool.close()
-        pytest.fail(harness_session.redactor.text(str(error)), pytrace=False)
+        failure = harness_session.redactor.text(str(error))
+    else:
+        failure = ""
+    if failure:  # raised here, not in the except: the line alone, with no chained context
+        pytest.fail(failure, pytrace=False)
     try:
         yield leased
     finally:
