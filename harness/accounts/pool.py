@@ -61,11 +61,8 @@ class Account:
     #: The login's answer (``{"uid", "token", …}``; Cognito's ``AuthenticationResult``).
     session: dict[str, Any] = field(repr=False)
     auth: requests.auth.AuthBase = field(repr=False)
-
-    @property
-    def uid(self) -> Any:
-        """The login answer's ``uid`` (the pool's ``uid_field``), when it has one."""
-        return self.session.get("uid")
+    #: The login answer's ``uid`` (the pool's ``uid_field``); None when it has none.
+    uid: Any = None
 
 
 def _one_line(text: str) -> str:
@@ -226,7 +223,7 @@ class AccountPool:
             auth: requests.auth.AuthBase = UidTokenAuth(uid, token)
         else:
             auth = BearerAuth(token)
-        return Account(entry.name, username, session, auth)
+        return Account(entry.name, username, session, auth, session.get(self.spec.uid_field))
 
     def _http(self, entry: AccountEntry, credentials: dict[str, Any]) -> dict[str, Any]:
         method, path = self.spec.route

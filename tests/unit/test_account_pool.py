@@ -253,6 +253,16 @@ def test_a_failed_login_names_the_fix_and_gives_the_lease_back(
     assert lease_items() == []
 
 
+def test_the_uid_is_read_from_the_pools_uid_field(
+    aws: None, service: Loopback, tmp_path: Path
+) -> None:
+    service.route("/login", 200, {"user_id": 9, "uid": 1, "token": TOKEN})
+    prof = profile(service.url, auth="uid-token", uid_field="user_id")
+    account = pool(prof, tmp_path).lease_and_login()
+    assert account.uid == 9
+    assert isinstance(account.auth, UidTokenAuth) and account.auth.uid == "9"
+
+
 def test_a_uid_token_login_needs_its_uid(aws: None, service: Loopback, tmp_path: Path) -> None:
     service.route("/login", 200, {"token": TOKEN})
     with pytest.raises(AccountError, match=r"answered without 'uid': set uid_field = "):
