@@ -456,3 +456,21 @@ def test_a_cognito_pool_logs_in_through_its_app_client_on_a_protected_profile(
     assert run.returncode == 0, run.stdout[-3000:]
     assert digest(snapshot(aws)) == before
     assert account_leases(aws) == []
+
+
+def test_a_credential_in_the_profile_stops_everything_before_it_starts(
+    project: Project, aws: Aws
+) -> None:
+    project.profile(POOL[:1], extra='auth = "uid-token"\npassword = "hunter2-in-the-file"')
+    project.tests(AFTER)
+    before = digest(snapshot(aws))
+    run = project.run("pytest", "-p", "no:cacheprovider", "--env", "prod")
+    assert run.returncode == 8, run.stdout[-2000:] + run.stderr[-2000:]
+    (line,) = [ln for ln in run.stderr.splitlines() if ln.startswith("harness: ")]
+    assert "[prod.accounts] has password: credentials never go in this file; keep each" in line
+    doctor = project.run("harness", "doctor", "--env", "prod")
+    assert doctor.returncode == 8, doctor.stdout
+    assert "FAIL  configuration" in doctor.stdout
+    for output in (run.stdout + run.stderr, doctor.stdout + doctor.stderr):
+        assert "hunter2-in-the-file" not in output and "Traceback" not in output
+    assert digest(snapshot(aws)) == before
