@@ -150,10 +150,11 @@ class AccountPool:
         holders = "; ".join(f"{b.entry.name} by {b.holder}" for b in busy)
         waited = f" after waiting {wait:g}s" if wait else ""
         name = self.profile.name
+        queue = "a longer wait" if wait else 'wait = "2m"'
         raise PoolExhausted(
             f"account pool of [{name}] exhausted{waited}: all {len(busy)} account(s) are "
             f"leased ({holders}); add accounts to [{name}.accounts], run fewer workers (-n), "
-            f'or set wait = "2m" there to queue for one'
+            f"or set {queue} there to queue for one"
         )
 
     def close(self) -> None:

@@ -357,6 +357,9 @@ def account_checks(profile: Profile) -> list[Check]:
                 rows.append(Check(name, SKIP, detail))
             else:
                 rows.append(Check(name, FAIL, redactor.text(detail)))  # the line names the fix
+    except Exception as error:  # never a traceback: what went wrong, as a row
+        text = redactor.text(" ".join(f"{type(error).__name__}: {error}".split()))
+        rows.append(Check("account pool", FAIL, text))
     finally:
         pool.close()
         api.close()
