@@ -120,6 +120,10 @@ def test_an_account_lease_put_and_delete_go_out_in_either_form() -> None:
             ),
         ),
         (
+            "no item at all",
+            lambda t, c: c.put_item(TableName=TABLE, ConditionExpression=COND),
+        ),
+        (
             "no marker",
             lambda t, c: t(TABLE).put_item(
                 Item={"Other": ACCOUNT}, ConditionExpression=COND, ExpressionAttributeNames=NAMES
@@ -169,9 +173,9 @@ def test_a_cognito_login_through_the_pools_client_goes_out_and_nothing_else() ->
     goes_out(login)
     refused(lambda: login("app2"), "cognito-idp InitiateAuth")
     refused(lambda: login(flow="USER_SRP_AUTH"), "cognito-idp InitiateAuth")
-    refused(
+    refused(  # the pool's client and flow, but another operation: an admin's
         lambda: cognito.admin_initiate_auth(
-            UserPoolId="us-east-1_x", ClientId="app1", AuthFlow="ADMIN_USER_PASSWORD_AUTH"
+            UserPoolId="us-east-1_x", ClientId="app1", AuthFlow="USER_PASSWORD_AUTH"
         ),
         "cognito-idp AdminInitiateAuth",
     )
