@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -182,6 +183,9 @@ class TableLeases:
         held = Held(entry, lambda: None)
 
         def refresh() -> None:
+            # A stop signal sent to the process must reach a thread that handles it, never
+            # this one (it lives as long as the worker's session): it blocks them all.
+            signal.pthread_sigmask(signal.SIG_BLOCK, _CATCHABLE)
             while not stop.wait(self.duration / 3):
                 try:
                     item = self._item(entry)
@@ -208,6 +212,10 @@ class TableLeases:
 
         held._release = release
         return held
+
+
+#: Every signal a thread can block (SIGKILL and SIGSTOP cannot be).
+_CATCHABLE = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}
 
 
 def _info(item: dict[str, Any]) -> LeaseInfo:

@@ -7,6 +7,7 @@ account: a second holder is refused, a killed one frees it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -31,6 +32,26 @@ ONE = AccountEntry("secretsmanager", "prod/smoke/1")
 KEY = {"Marker": ONE.lease_key}
 
 
+@contextlib.contextmanager
+def releasing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every account leased inside is given back on leaving (while the emulator is still
+    there): no refresh thread outlives its test, for a later test's process-wide signal to
+    land on."""
+    made: list[Held] = []
+    original = Held.__init__
+
+    def record(self: Held, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Held, "__init__", record)
+    try:
+        yield
+    finally:
+        for held in made:
+            held.release()
+
+
 class Tables:
     """What TableLeases asks of the harness's Aws: a table by name, and a sibling."""
 
@@ -48,7 +69,7 @@ class Tables:
 def tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tables]:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "test")
-    with mock_aws():
+    with mock_aws(), releasing(monkeypatch):
         tables = Tables()
         tables.resource.create_table(
             TableName=TABLE,

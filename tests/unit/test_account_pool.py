@@ -9,6 +9,7 @@ account."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -20,6 +21,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from harness.accounts.leases import Held
 from harness.accounts.pool import AccountError, AccountPool, PoolExhausted
 from harness.accounts.spec import AccountEntry, AccountsSpec
 from harness.clients.auth import BearerAuth, UidTokenAuth
@@ -37,12 +39,32 @@ TWO = AccountEntry("secretsmanager", "prod/smoke/2")
 PARAM = AccountEntry("ssm", "/prod/smoke/3")
 
 
+@contextlib.contextmanager
+def releasing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every account leased inside is given back on leaving (while the emulator is still
+    there): no refresh thread outlives its test, for a later test's process-wide signal to
+    land on."""
+    made: list[Held] = []
+    original = Held.__init__
+
+    def record(self: Held, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Held, "__init__", record)
+    try:
+        yield
+    finally:
+        for held in made:
+            held.release()
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "test")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
+    with mock_aws(), releasing(monkeypatch):
         boto3.client("dynamodb").create_table(
             TableName=LEASES,
             KeySchema=[{"AttributeName": "Marker", "KeyType": "HASH"}],
