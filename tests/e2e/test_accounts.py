@@ -474,3 +474,24 @@ def test_a_credential_in_the_profile_stops_everything_before_it_starts(
     for output in (run.stdout + run.stderr, doctor.stdout + doctor.stderr):
         assert "hunter2-in-the-file" not in output and "Traceback" not in output
     assert digest(snapshot(aws)) == before
+
+
+def test_an_interrupted_run_gives_its_account_back(
+    project: Project, aws: Aws, tmp_path: Path
+) -> None:
+    project.profile(POOL[:1])
+    ready = tmp_path / "ready"
+    project.tests(HOLD.format(ready=str(ready)))
+    holder = project.start("pytest", "-p", "no:cacheprovider", "--env", "prod")
+    try:
+        wait_until(lambda: ready.exists() or holder.poll() is not None, timeout=60)
+        assert ready.exists(), holder.communicate()[0]
+        assert len(account_leases(aws)) == 1
+        holder.send_signal(signal.SIGINT)  # Ctrl-C: the session's teardown releases it
+        output = holder.communicate(timeout=60)[0]
+    finally:
+        if holder.poll() is None:
+            os.killpg(holder.pid, signal.SIGKILL)
+            holder.communicate()
+    assert holder.returncode == 130, output[-3000:]
+    assert account_leases(aws) == []
