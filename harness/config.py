@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from harness.accounts.spec import AccountsSpec, parse_accounts
 from harness.errors import ConfigError as ConfigError
 from harness.errors import TargetError as TargetError
 from harness.project import PROFILES_FILE, project_root
@@ -188,6 +189,8 @@ class Profile:
     kind_sources: Mapping[str, Mapping[str, str]] = field(default_factory=dict, compare=False)
     #: The adapter's own settings (declared by its kinds), e.g. ``users_table``.
     settings: Mapping[str, str] = field(default_factory=dict)
+    #: The pre-provisioned accounts of ``[NAME.accounts]`` (:mod:`harness.accounts`), if any.
+    accounts: AccountsSpec | None = None
     #: Where each engine field and setting came from: ``file``, ``$HARNESS_X`` or ``option``.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     #: The folder of the profiles file (adapter modules and contracts are found from it).
@@ -238,6 +241,7 @@ _ENGINE = {
         "kinds",
         "kind_sources",
         "settings",
+        "accounts",
         "sources",
         "config_dir",
         "config_file",
@@ -388,6 +392,11 @@ def read_profiles(path: Path) -> ProfilesFile:
     if not isinstance(defaults, dict):
         raise ConfigError(f"{path}: {DEFAULTS_TABLE} must be a [defaults] table of shared fields")
     _refuse_credentials(path, "[defaults]", defaults)
+    if "accounts" in defaults:
+        raise ConfigError(
+            f"{path}: [defaults.accounts]: a pool of accounts belongs to one environment; "
+            f"write it as [NAME.accounts] under that profile"
+        )
     profiles: dict[str, dict[str, Any]] = {}
     for name, table in data.items():
         if not isinstance(table, dict):
@@ -551,6 +560,10 @@ def load_profile(
         kind: {**shared_kinds.get(kind, {}), **own_kinds.get(kind, {})}
         for kind in {**shared_kinds, **own_kinds}
     }
+    accounts = None
+    if "accounts" in own:
+        where = f"{file}: [{name}.accounts]"
+        accounts = parse_accounts(own.pop("accounts"), where, name, parse_duration)
     table = {**inherited, **own}
     engine_in_file = {k: v for k, v in table.items() if k in _ENGINE}
     extra_in_file = {k: v for k, v in table.items() if k not in _ENGINE}
@@ -631,6 +644,7 @@ def load_profile(
         kinds=declared_kinds,
         kind_sources=kind_sources,
         settings=settings,
+        accounts=accounts,
         sources=sources,
         config_dir=config_dir,
         config_file=str(file),

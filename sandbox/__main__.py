@@ -163,6 +163,14 @@ def parse_args(argv: list[str] | None = None) -> Options:
         action="store_true",
         help="with --bus kafka: no schema registry (plain JSON values; starts faster)",
     )
+    parser.add_argument(
+        "--smoke-accounts",
+        type=_at_least(0),
+        default=4,
+        metavar="N",
+        help="accounts signed up at start for smoke runs, their credentials in the "
+        "emulator's Secrets Manager as sandbox/smoke-accounts/1..N (default 4; 0: none)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     parser.add_argument("--log-file", help="append logs to this file instead of stderr")
     parser.usage_status = status
@@ -191,6 +199,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         kafka_group=args.kafka_consumer_group,
         kafka_heap_mb=args.kafka_heap_mb,
         schema_registry=not args.no_schema_registry,
+        smoke_accounts=args.smoke_accounts,
     )
 
 

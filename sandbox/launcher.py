@@ -5,7 +5,9 @@ its own processes (never printed), the service's environment variables, where it
 log lines go (CloudWatch Logs on the emulator, a log group per function as Lambda writes
 them: ``lambda_logs``), the bus the events travel on
 (SNS/SQS, or with ``--bus kafka`` a real Kafka broker and a schema registry, see
-``kafka/``), the export lines on stdout (``HARNESS_*``, then the ready marker, then
+``kafka/``), its pre-provisioned smoke accounts (signed up once the service serves, their
+credentials in the emulator's Secrets Manager: ``smoke_accounts.py``), the export lines on
+stdout (``HARNESS_*``, then the ready marker, then
 nothing more on stdout: logs go to stderr or ``--log-file``), and the progress lines of a
 start on stderr (``sandbox progress: [SECONDS s] WHAT``, the last one ``ready in …``: what
 a caller may relay to its user while it waits; the ``sandbox.progress`` logger). Must never
@@ -35,6 +37,7 @@ from botocore.config import Config
 from .emulator import EmulatorError, EmulatorProcess
 from .lambda_logs import LambdaLogs, as_function, function_name
 from .provision import Provisioned, ResourceNames, provision
+from .smoke_accounts import ProvisionError, provision_accounts
 
 log = logging.getLogger("sandbox")
 #: Steps of a start a user waits for; always on stderr (also in ``--log-file``), see
@@ -112,6 +115,8 @@ class Options:
     kafka_group: str = "sandbox-notifications-processor"
     kafka_heap_mb: int = 256
     schema_registry: bool = True
+    #: Accounts signed up at start for smoke runs (credentials in Secrets Manager only).
+    smoke_accounts: int = 4
 
 
 def export_lines(values: dict[str, str]) -> list[str]:
@@ -282,6 +287,16 @@ class Sandbox:
                 )
         else:
             self._start_sqs_processor(module, session)
+
+        if opts.smoke_accounts:
+            progress.info("signing up %d smoke account(s)…", opts.smoke_accounts)
+            secretsmanager = session.client("secretsmanager", endpoint_url=self.emulator.url)
+            try:
+                provision_accounts(
+                    self.gateway.url, secretsmanager, names.smoke_accounts, opts.smoke_accounts
+                )
+            except ProvisionError as exc:
+                raise StartError(str(exc)) from None
 
         _check_health(opts.host, self.gateway.port)
         log.info(

@@ -27,6 +27,9 @@ class ResourceNames:
     processor_queue: str = "sandbox-notifications-processor"
     test_leases_table: str = "sandbox-test-leases"
     test_history_bucket: str = "sandbox-test-history"
+    #: The Secrets Manager names of the pre-provisioned smoke accounts: ``<this><n>``
+    #: (created once the service serves, by ``smoke_accounts.py``).
+    smoke_accounts: str = "sandbox/smoke-accounts/"
 
 
 @dataclass(frozen=True)

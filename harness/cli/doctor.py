@@ -5,9 +5,12 @@ reachability of the service, its identity (as the profile's ``identity`` says), 
 credentials, every table the kinds declare (adapter settings and declared kinds), each
 declared kind's key and indexes against its table, TTL where a setting asks for it, the lease
 table, the events topic and the processor queue, this machine's runs of the target (alive, or
-dead with something left, as the liveness authority says), and rendering
+dead with something left, as the liveness authority says), that every account of the
+profile's pool can log in, and rendering
 them as an OK / FAIL / SKIP table. It reuses preflight's
-checks and reads only: it never writes to the environment.
+checks and reads only: it never writes to the environment — but for the pool's check, which
+leases each account for the moment of one login through the route the profile allows (a
+session for the account, never a change to it) and skips an account a live run holds.
 """
 
 from __future__ import annotations
@@ -349,7 +352,54 @@ def diagnose(profile: Profile, http: requests.Session | None = None) -> list[Che
         rows.append(check_identity(profile, http))
     else:
         rows.append(Check("identity", SKIP, "skipped: the service is not reachable"))
-    return rows + aws_checks(profile, Aws(profile, config=DOCTOR_AWS_CONFIG))
+    rows += aws_checks(profile, Aws(profile, config=DOCTOR_AWS_CONFIG))
+    if profile.accounts is not None:
+        usable = rows[0].status == OK and not any(
+            r.name == "credentials" and r.status == FAIL for r in rows
+        )
+        skipped = Check("account pool", SKIP, "skipped: the service or AWS is not usable (above)")
+        rows += account_checks(profile) if usable else [skipped]
+    return rows
+
+
+def account_checks(profile: Profile) -> list[Check]:
+    """The pool of ``[NAME.accounts]``: one row per account, OK when it logged in — a
+    read-only login through the route the profile allows (or Cognito) — and SKIP for one a
+    live run holds (logging in would end that run's session)."""
+    from harness.accounts.pool import AccountError, AccountPool
+    from harness.clients.http import ApiClient
+    from harness.safety.protect import http_guard
+    from harness.safety.redact import Redactor
+
+    redactor = Redactor(profile.sensitive_keys)
+    api = ApiClient(profile.base_url, "harness-doctor", redactor, guard=http_guard(profile))
+    state_dir = default_state_dir(profile.project_root)
+    try:
+        pool = AccountPool(
+            profile, api, redactor, state_dir, "harness doctor", aws_config=DOCTOR_AWS_CONFIG
+        )
+    except AccountError as error:
+        return [Check("account pool", FAIL, str(error))]
+    rows = [
+        Check("account pool", OK, f"{len(pool.spec.entries)} account(s), {pool.describe_leasing()}")
+    ]
+    try:
+        for entry, verdict, detail in pool.probe():
+            name = f"account {entry.name}"
+            if verdict == "ok":
+                note = " (a read-only login: the one write the profile allows; the account"
+                rows.append(Check(name, OK, f"{detail}{note} is not changed)"))
+            elif verdict == "busy":
+                rows.append(Check(name, SKIP, detail))
+            else:
+                rows.append(Check(name, FAIL, redactor.text(detail)))  # the line names the fix
+    except Exception as error:  # never a traceback: what went wrong, as a row
+        text = redactor.text(" ".join(f"{type(error).__name__}: {error}".split()))
+        rows.append(Check("account pool", FAIL, text))
+    finally:
+        pool.close()
+        api.close()
+    return rows
 
 
 def failed(rows: list[Check]) -> bool:

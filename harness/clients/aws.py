@@ -7,7 +7,9 @@ Real AWS always goes through boto3's normal credential chain; nothing here reads
 
 On a protected profile every client it builds refuses all but read operations (a botocore
 hook on the session, see :mod:`harness.safety.protect`): a test, a kind or the harness
-itself cannot write there through these clients.
+itself cannot write there through these clients — except what an ``allow``
+(:class:`~harness.safety.protect.AwsAllowance`) names exactly, which only the account pool's
+own clients carry.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import botocore.session
 from botocore.config import Config
 
 from harness.config import Profile
-from harness.safety.protect import install_aws_guard
+from harness.safety.protect import AwsAllowance, install_aws_guard
 
 RETRY_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 6},
@@ -48,12 +50,19 @@ class Aws:
     """Lazily built, cached boto3 clients for one profile."""
 
     def __init__(
-        self, profile: Profile, config: Config = RETRY_CONFIG, *, read_only: bool | None = None
+        self,
+        profile: Profile,
+        config: Config = RETRY_CONFIG,
+        *,
+        read_only: bool | None = None,
+        allow: AwsAllowance | None = None,
     ) -> None:
         self.profile = profile
         self._config = config
         #: Refuse every write operation; by default on a protected profile.
         self.read_only = profile.is_protected if read_only is None else read_only
+        #: The writes a read-only session still lets through (the account pool's only).
+        self.allow = allow
 
     @cached_property
     def session(self) -> boto3.Session:
@@ -70,7 +79,7 @@ class Aws:
             if not session.region_name:
                 core.set_config_variable("region", "us-east-1")
         if self.read_only:
-            install_aws_guard(session.events, self.profile.name)
+            install_aws_guard(session.events, self.profile.name, self.allow)
         return session
 
     @property
@@ -82,6 +91,13 @@ class Aws:
         if self.endpoint_url:
             kwargs["endpoint_url"] = self.endpoint_url
         return kwargs
+
+    def client(self, service: str) -> Any:
+        """A client of any other service (``secretsmanager``, ``ssm`` …), built once."""
+        clients: dict[str, Any] = self.__dict__.setdefault("_clients", {})
+        if service not in clients:
+            clients[service] = self.session.client(service, **self._kwargs())
+        return clients[service]
 
     @cached_property
     def dynamodb(self) -> Any:
@@ -128,6 +144,6 @@ class Aws:
         session and its loaded data; its clients are still its own. Build them (use the
         sibling once) in this thread before handing it to another: a session must not
         create clients from two threads at once."""
-        twin = Aws(self.profile, self._config, read_only=self.read_only)
+        twin = Aws(self.profile, self._config, read_only=self.read_only, allow=self.allow)
         twin.__dict__["session"] = self.session
         return twin

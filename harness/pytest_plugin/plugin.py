@@ -59,11 +59,13 @@ from harness.safety.protect import ProtectedTargetError
 #: Bad configuration (kept for callers of the old name; see harness.run.outcome).
 EXIT_CONFIG = outcome.CONFIG
 #: Reports, summaries and alerts live in their own plugin; the generic fixtures (api, ledger,
-#: namespace, fake, env, events …) in theirs. Both are loaded with this one (and imported at
-#: the end of this module, so pytest's rewriter never re-parses them: see rewriting.py).
+#: namespace, fake, env, events …) in theirs, ``account`` in its own, and the history's in
+#: its own. All are loaded with this one (and imported at the end of this module, so pytest's
+#: rewriter never re-parses them: see rewriting.py).
 pytest_plugins = [
     "harness.reporting.plugin",
     "harness.pytest_plugin.fixtures",
+    "harness.pytest_plugin.accounts",
     "harness.history.plugin",
 ]
 MARKERS = (

@@ -11,7 +11,11 @@ Owns the rules and the one error they raise. Each door asks here:
   ``List*``, ``Head*``, ``Query``, ``Scan``, ``BatchGetItem``, ``TransactGetItems`` and
   CloudWatch Logs' ``FilterLogEvents`` (a failed test's service log lines).
   ``ReceiveMessage`` is refused too: receiving hides a message from the service's own
-  consumer for the visibility timeout, which is a change to the target.
+  consumer for the visibility timeout, which is a change to the target. The only writes
+  let through are those an :class:`AwsAllowance` names exactly, for the account pool
+  (:mod:`harness.accounts`): a conditional put or delete of an account's lease item in the
+  profile's ``lease_table``, and a Cognito ``InitiateAuth`` (a login) through the pool's app
+  client.
 - The ledger (so every factory built on it), the event stream's subscription queue and the
   event publisher refuse outright.
 
@@ -23,7 +27,7 @@ helpers (``eventually``) retry assertion errors, and a refusal must never be ret
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -134,14 +138,56 @@ def http_guard(profile: Any) -> HttpGuard | None:
     return HttpGuard(profile.name, tuple(profile.allow_writes))
 
 
-def install_aws_guard(events: Any, profile_name: str) -> None:
-    """Refuse every AWS operation but reads on clients built with ``events`` (a boto3
-    session's event system; its clients copy the handlers they find when built)."""
+@dataclass(frozen=True)
+class AwsAllowance:
+    """The AWS writes a protected profile still lets through, each named exactly — for the
+    account pool, which must lease an account and may log in as it, and nothing else:
 
-    def refuse_writes(model: Any = None, **_: Any) -> None:
+    - DynamoDB ``PutItem`` / ``DeleteItem`` in ``lease_table`` of an item whose key
+      ``lease_key`` starts with ``lease_prefix`` (an account's lease, never a run's lease
+      or any other item), and only with a ``ConditionExpression`` (the lease's rules);
+    - Cognito ``InitiateAuth`` with ``USER_PASSWORD_AUTH`` through ``cognito_client_id``.
+
+    Empty fields allow nothing."""
+
+    lease_table: str = ""
+    lease_prefix: str = ""
+    lease_key: str = "Marker"
+    cognito_client_id: str = ""
+
+    def allows(self, service: str, operation: str, params: Mapping[str, Any]) -> bool:
+        if service == "dynamodb" and operation in ("PutItem", "DeleteItem"):
+            if not (self.lease_table and self.lease_prefix) or not params.get(
+                "ConditionExpression"
+            ):
+                return False
+            if params.get("TableName") != self.lease_table:
+                return False
+            key = params.get("Item" if operation == "PutItem" else "Key")
+            marker = key.get(self.lease_key) if isinstance(key, Mapping) else None
+            if isinstance(marker, Mapping):  # the low-level client's typed form: {"S": ...}
+                marker = marker.get("S")
+            return isinstance(marker, str) and marker.startswith(self.lease_prefix)
+        if service == "cognito-idp" and operation == "InitiateAuth":
+            return (
+                bool(self.cognito_client_id)
+                and params.get("ClientId") == self.cognito_client_id
+                and params.get("AuthFlow") == "USER_PASSWORD_AUTH"
+            )
+        return False
+
+
+def install_aws_guard(events: Any, profile_name: str, allow: AwsAllowance | None = None) -> None:
+    """Refuse every AWS operation but reads (and what ``allow`` names) on clients built with
+    ``events`` (a boto3 session's event system; its clients copy the handlers they find
+    when built)."""
+
+    def refuse_writes(model: Any = None, params: Any = None, **_: Any) -> None:
         if model is None or is_read_operation(model.name):
             return
         service = model.service_model.service_name
+        if allow is not None and allow.allows(service, model.name, params or {}):
+            return
         raise refusal(
             profile_name,
             f"AWS {service} {model.name}",

@@ -246,6 +246,7 @@ def test_a_kafka_start_says_each_step_on_stderr(kafka_sandbox: LaunchedSandbox) 
         "waiting for the schema registry…",
         "registering the event schemas…",
         "waiting for the consumer's partitions…",
+        "signing up 4 smoke account(s)…",
     ]
     assert re.fullmatch(r"ready in \d+\.\d s", steps[-1]), steps
 

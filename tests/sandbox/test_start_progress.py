@@ -33,6 +33,7 @@ def test_an_sns_start_says_each_step_on_stderr(sandbox: LaunchedSandbox) -> None
         "starting the AWS emulator…",
         "creating the tables, topic and queue…",
         "starting the service…",
+        "signing up 4 smoke account(s)…",
     ]
     assert re.fullmatch(r"ready in \d+\.\d s", steps[-1][1]), steps
     times = [seconds for seconds, _ in steps]

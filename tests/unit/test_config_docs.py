@@ -92,3 +92,27 @@ def test_the_adapter_guides_two_profiles_are_written_once(tmp_path: Path) -> Non
     }
     with pytest.raises(ConfigError, match=r"^\$HARNESS_PROTECTED would unprotect profile"):
         load_profile("staging", path, environ={"HARNESS_PROTECTED": "false"}, declared={})
+
+
+def test_the_adapter_guides_production_pool_is_what_the_code_reads(tmp_path: Path) -> None:
+    from harness.accounts.spec import AccountEntry
+
+    path = tmp_path / "environments.toml"
+    path.write_text(the_block("docs/adapters.md", "# environments.toml, production with a pool"))
+    production = load(None, path)
+    assert production.is_protected and production.allow_writes == ("POST /login",)
+    assert production.lease_table == "prod-test-leases"
+    pool = production.accounts
+    assert pool is not None
+    assert pool.entries == (
+        AccountEntry("secretsmanager", "prod/smoke/reader-1"),
+        AccountEntry("secretsmanager", "prod/smoke/reader-2"),
+        AccountEntry("secretsmanager", "prod/smoke/reader-3"),
+        AccountEntry("ssm", "/prod/smoke/reader-4"),
+    )
+    assert (pool.login, pool.auth, pool.token_key, pool.wait) == (
+        "POST /login",
+        "bearer",
+        "access_token",
+        60.0,
+    )
