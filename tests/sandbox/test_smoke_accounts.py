@@ -95,6 +95,7 @@ def test_a_negative_count_is_refused_before_anything_starts() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        "python -m sandbox: argument --smoke-accounts: -1 is too small: give at least 0 (see `python -m sandbox --help`)"
+        "python -m sandbox: argument --smoke-accounts: -1 is too small: give at least 0 "
+        "(see `python -m sandbox --help`)"
     )
     assert done.stdout == ""
