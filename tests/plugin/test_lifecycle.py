@@ -191,8 +191,10 @@ def assert_one_clean_line(run: Run) -> None:
 def test_unknown_profile_stops_before_any_test(harness_run: Any) -> None:
     run = harness_run("def test_x(user): pass", "--env", "nope")
     assert run.result.ret == outcome.CONFIG
+    run_id = run.report["run_id"]
+    assert run_id.startswith("itest-")  # the refused run's own id, as its other lines name it
     assert run.report == {
-        "run_id": "",
+        "run_id": run_id,
         "exit_status": outcome.CONFIG,
         "outcome": "config",
         "error": run.result.stderr.lines[0].removeprefix("harness: "),
