@@ -26,6 +26,7 @@ from requests.adapters import HTTPAdapter
 from harness.clients.aws import Aws
 from harness.clients.http import default_retry
 from harness.config import ConfigError, Profile, TargetError
+from harness.kinds import stores
 from harness.kinds.base import Kind
 from harness.kinds.registry import settings_tables
 
@@ -132,6 +133,7 @@ def check_aws(profile: Profile, aws: Aws, kinds: Mapping[str, Kind]) -> dict[str
     for field, name, _setting in tables:
         if name not in sizes:  # the lease table may be a kind's table too
             sizes[name] = _item_count(profile, aws, field, name)
+    stores.preflight(kinds)  # Cognito pools, S3 buckets, SQL tables
     return sizes
 
 

@@ -159,3 +159,17 @@ def validate_routes(routes: Iterable[str]) -> tuple[str, ...]:
         method, path = parse_route(text)
         checked.append(f"{method} {path}")
     return tuple(checked)
+
+
+def check_sql(profile: str, statement: str) -> None:
+    """A SQL statement may reach a protected target only when it is a ``SELECT`` (one
+    statement; the connection is read-only too). Raises before anything is sent."""
+    text = statement.strip()
+    words = text.split(None, 1)
+    if words and words[0].upper() == "SELECT" and ";" not in text.rstrip(";"):
+        return
+    raise refusal(
+        profile,
+        f"SQL {' '.join(text.split()[:2]) or '(empty)'}",
+        f"the harness's SQL connections only SELECT on a protected profile; {_SETTING_HINT}",
+    )
