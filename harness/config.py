@@ -847,9 +847,9 @@ def _validate_store_kind(where: str, store: str, spec: Mapping[str, Any]) -> Non
     names = [spec["table"], spec["marker"], *(keys if isinstance(keys, list) else [])]
     if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
         raise ConfigError(f'{where} needs key = ["id"] (the primary key columns)')
-    bad = [n for n in names if not isinstance(n, str) or not _SQL_NAME.match(n)]
-    if bad or any("." in n for n in names[1:]):
+    bad = [n for n in names if not _SQL_NAME.match(n)] + [n for n in names[1:] if "." in n]
+    if bad:
         raise ConfigError(
-            f"{where}: {', '.join(map(repr, bad or names[1:]))} is not a plain SQL name "
+            f"{where}: {', '.join(map(repr, bad))} is not a plain SQL name "
             f'(letters, digits, _; the table may be "schema.table")'
         )

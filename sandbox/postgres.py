@@ -42,9 +42,9 @@ def find_bindir() -> Path | None:
     candidates = sorted(
         glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name or 0)
     )
-    for folder in reversed(candidates):
-        if (Path(folder) / "postgres").is_file() and (Path(folder) / "initdb").is_file():
-            return Path(folder)
+    for candidate in reversed(candidates):
+        if (Path(candidate) / "postgres").is_file() and (Path(candidate) / "initdb").is_file():
+            return Path(candidate)
     pg_config = shutil.which("pg_config")
     if pg_config:
         found = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True).stdout
@@ -67,8 +67,10 @@ def _service_account() -> pwd.struct_passwd | None:
         except KeyError:
             continue
     subprocess.run(
-        ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent"]
-        + ["--shell", "/usr/sbin/nologin", SERVICE_USER],
+        [
+            *("useradd", "--system", "--user-group", "--no-create-home"),
+            *("--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", SERVICE_USER),
+        ],
         check=True,
         capture_output=True,
     )
@@ -132,9 +134,11 @@ class PostgresServer:
             for path in (self.folder, secret):
                 os.chown(path, account.pw_uid, account.pw_gid)
         initdb = subprocess.run(
-            [str(bindir / "initdb"), "-D", str(self.data), "-U", self.user]
-            + ["--pwfile", str(secret), "--auth", "scram-sha-256", "-E", "UTF8"]
-            + ["--locale", "C.UTF-8", "--no-sync"],
+            [
+                *(str(bindir / "initdb"), "-D", str(self.data), "-U", self.user),
+                *("--pwfile", str(secret), "--auth", "scram-sha-256", "-E", "UTF8"),
+                *("--locale", "C.UTF-8", "--no-sync"),
+            ],
             capture_output=True,
             preexec_fn=_as(account, die_with_parent=False),
         )
@@ -154,9 +158,12 @@ class PostgresServer:
         assert self.folder is not None
         self._log = (self.folder / "server.log").open("ab")
         self.proc = subprocess.Popen(
-            [str(bindir / "postgres"), "-D", str(self.data), "-p", str(self.port)]
-            + ["-c", f"listen_addresses={self.host}", "-c", f"unix_socket_directories={self.folder}"]
-            + ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+            [
+                *(str(bindir / "postgres"), "-D", str(self.data), "-p", str(self.port)),
+                *("-c", f"listen_addresses={self.host}"),
+                *("-c", f"unix_socket_directories={self.folder}"),
+                *("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"),
+            ],
             stdout=self._log,
             stderr=self._log,
             preexec_fn=_as(account, die_with_parent=True),

@@ -8,9 +8,12 @@ Owns the rules and the one error they raise. Each door asks here:
   the path).
 - AWS (:class:`~harness.clients.aws.Aws`): a botocore ``provide-client-params`` hook on every
   client refuses every operation that is not a read — reads are ``Get*``, ``Describe*``,
-  ``List*``, ``Head*``, ``Query``, ``Scan``, ``BatchGetItem`` and ``TransactGetItems``.
+  ``List*``, ``Head*``, ``Query``, ``Scan``, ``BatchGetItem``, ``TransactGetItems`` and
+  Cognito's ``AdminGetUser``.
   ``ReceiveMessage`` is refused too: receiving hides a message from the service's own
   consumer for the visibility timeout, which is a change to the target.
+- SQL (:mod:`harness.kinds.sql`): only a ``SELECT`` is sent (:func:`check_sql`), on a
+  connection whose transactions are read-only.
 - The ledger (so every factory built on it), the event stream's subscription queue and the
   event publisher refuse outright.
 
@@ -31,7 +34,9 @@ from typing import Any
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: AWS operations that read: by prefix, and a few by name.
 READ_OPERATION_PREFIXES = ("Get", "Describe", "List", "Head")
-READ_OPERATIONS = frozenset({"Query", "Scan", "BatchGetItem", "TransactGetItems"})
+READ_OPERATIONS = frozenset(
+    {"Query", "Scan", "BatchGetItem", "TransactGetItems", "AdminGetUser"}  # Cognito's user read
+)
 _SETTING_HINT = "set protected = false only for a test environment"
 #: The AWS rule's handler id: installed twice on one event system, it is there once.
 AWS_GUARD_ID = "harness-protect"
