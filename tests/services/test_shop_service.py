@@ -88,8 +88,13 @@ def start_shop(deadline_s: float = 60.0) -> Shop:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.services.shop_service"]
-            + ["--with-emulator", "--with-postgres"],
+            [
+                sys.executable,
+                "-m",
+                "tests.services.shop_service",
+                "--with-emulator",
+                "--with-postgres",
+            ],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,

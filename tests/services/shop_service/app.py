@@ -148,7 +148,8 @@ class ShopApp:
         try:
             user = self.authenticate(authorization) if needs_user else ""
             route = getattr(self, name)
-            return route(user, body, **match.groupdict())  # type: ignore[no-any-return]
+            result: Response = route(user, body, **match.groupdict())
+            return result
         except HttpError as exc:
             return exc.status, {"message": exc.message}
 
