@@ -173,7 +173,6 @@ def session_ledger(
     _end_shared_scope(request, harness_session, SESSION_SCOPE, "session_ledger", None)
 
 
-@cache
 def cognito_users(harness_session: HarnessSession, ledger: TestLedger) -> Callable[..., Any]:
     """The ``cognito_user`` factory over ``ledger`` (its scope is the user's)."""
     import secrets
@@ -193,7 +192,7 @@ def cognito_users(harness_session: HarnessSession, ledger: TestLedger) -> Callab
         if kind not in pools:
             raise pytest.UsageError(
                 f"cognito_user({kind!r}): the profile's Cognito kinds are "
-                f"{', '.join(sorted(pools)) or 'none'}; declare one (type = \"cognito\") or name it"
+                f'{", ".join(sorted(pools)) or "none"}; declare one (type = "cognito") or name it'
             )
         pool = pools[kind]
         ns = harness_session.namespace
@@ -236,6 +235,7 @@ def cognito_user(harness_session: HarnessSession, ledger: TestLedger) -> Callabl
     return cognito_users(harness_session, ledger)
 
 
+@cache
 def _faker() -> Faker:
     """Imported on first use, and past pytest's assertion rewriter: faker ships a pytest
     plugin, so pytest marks its whole package for assertion rewriting, which turns a 0.1 s

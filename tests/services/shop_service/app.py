@@ -36,6 +36,7 @@ import boto3
 import psycopg
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from botocore.handlers import add_expect_header
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9._@+-]{1,128}")
 NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
@@ -69,6 +70,8 @@ class Stores:
         session = boto3.session.Session(region_name=region)
         self.cognito = session.client("cognito-idp", endpoint_url=endpoint, config=config)
         self.s3 = session.client("s3", endpoint_url=endpoint, config=config)
+        # An emulator never answers "100 Continue": botocore would wait a second per PUT.
+        self.s3.meta.events.unregister("before-call.s3", add_expect_header)
         self.database_url = database_url
         self._local = threading.local()
         self.pool_id = ""
