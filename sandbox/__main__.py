@@ -118,6 +118,14 @@ def parse_args(argv: list[str] | None = None) -> Options:
         action="store_true",
         help="with --bus kafka: no schema registry (plain JSON values; starts faster)",
     )
+    parser.add_argument(
+        "--postgres-url-variable",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="start a PostgreSQL server (the machine's own packages) with a database for the "
+        "tests, and export its URL as NAME (repeatable: every name gets the same URL)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     parser.add_argument("--log-file", help="append logs to this file instead of stderr")
     parser.usage_status = status
@@ -144,6 +152,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         kafka_group=args.kafka_consumer_group,
         kafka_heap_mb=args.kafka_heap_mb,
         schema_registry=not args.no_schema_registry,
+        postgres_variables=tuple(args.postgres_url_variable),
     )
 
 

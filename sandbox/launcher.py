@@ -97,10 +97,14 @@ class Options:
     kafka_group: str = "sandbox-notifications-processor"
     kafka_heap_mb: int = 256
     schema_registry: bool = True
+    #: Start a PostgreSQL server and export its database's URL under each of these names.
+    postgres_variables: tuple[str, ...] = ()
 
 
 def export_lines(values: dict[str, str]) -> list[str]:
-    return [f"export {name}={shlex.quote(values[name])}" for name in EXPORT_NAMES]
+    """The fixed exports, then any a profile asked for (a PostgreSQL URL's variable)."""
+    names = [*EXPORT_NAMES, *(name for name in values if name not in EXPORT_NAMES)]
+    return [f"export {name}={shlex.quote(values[name])}" for name in names]
 
 
 def _check_health(host: str, port: int, timeout: float = 3.0) -> None:
@@ -127,6 +131,7 @@ class Sandbox:
         self.app_module: ModuleType | None = None
         self.broker: Any = None
         self.registry: Any = None
+        self.postgres: Any = None
 
     # -- the Kafka bus -------------------------------------------------------------
 
@@ -267,9 +272,11 @@ class Sandbox:
         log.info(
             "sandbox started in %.2fs: service %s", time.monotonic() - started, self.gateway.url
         )
+        database = self._start_postgres()
         progress.info("ready in %.1f s", time.monotonic() - started)
         provisioned = self.provisioned
         return {
+            **dict.fromkeys(opts.postgres_variables, database),
             "HARNESS_BASE_URL": self.gateway.url,
             "HARNESS_AWS_ENDPOINT_URL": self.emulator.url,
             "HARNESS_AWS_REGION": opts.region,
@@ -288,6 +295,21 @@ class Sandbox:
             "HARNESS_KAFKA_CONSUMER_GROUP": opts.kafka_group if kafka else "",
             "HARNESS_SCHEMA_REGISTRY_URL": self.registry.url if self.registry else "",
         }
+
+    def _start_postgres(self) -> str:
+        """A real PostgreSQL server and a database ``sandbox`` when a profile needs one (its
+        SQL kinds' URL variables); the database's URL, or "" when none was asked for."""
+        if not self.options.postgres_variables:
+            return ""
+        from .postgres import PostgresError, PostgresServer
+
+        progress.info("starting PostgreSQL…")
+        self.postgres = PostgresServer(self.options.host)
+        try:
+            self.postgres.start()
+            return str(self.postgres.create_database("sandbox"))
+        except PostgresError as exc:
+            raise StartError(str(exc)) from None
 
     def _start_sqs_processor(self, module: ModuleType, session: Any) -> None:
         from .processor import Processor, find_sqs_handler
@@ -358,9 +380,10 @@ class Sandbox:
             ("processor", self.processor),
             ("kafka broker", self.broker),
             ("schema registry", self.registry),
+            ("PostgreSQL server", self.postgres),
         ):
             self._stop_part(name, part)
-        self.processor = self.gateway = None
+        self.processor = self.gateway = self.postgres = None
         self.emulator = None
         self.broker = self.registry = None
 
