@@ -15,11 +15,12 @@ from harness.run import outcome
 
 REPO = Path(__file__).resolve().parents[2]
 ROW = re.compile(r"^\| (\d+) \| `([a-z_]+)` \|", re.MULTILINE)
-
-
-@pytest.mark.skipif(  # mutmut's copy of the tree has no README.md nor docs/
+# mutmut's copy of the tree has no README.md nor docs/ (what this proves, other tests do too)
+pytestmark = pytest.mark.skipif(
     bool(os.environ.get("HARNESS_MUTATION_RUN")), reason="checks the checkout's own documents"
 )
+
+
 @pytest.mark.parametrize("doc", ["README.md", "docs/ci.md"])
 def test_each_exit_table_is_the_codes_table(doc: str) -> None:
     rows = [(int(n), word) for n, word in ROW.findall((REPO / doc).read_text(encoding="utf-8"))]
