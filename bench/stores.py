@@ -23,7 +23,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -174,7 +174,7 @@ class Sql(Store):
     def seed(self, start: int, stop: int) -> None:
         self._run(
             "INSERT INTO orders (owner, item) SELECT 'shopper-' || n, 'pen' "
-            "FROM generate_series(%s, %s) AS n",
+            "FROM generate_series(%s::int, %s::int) AS n",
             [start, stop - 1],
         )
         self._run("ANALYZE orders")
@@ -273,12 +273,6 @@ def environment() -> Iterator[Aws]:
         emulator.stop()
 
 
-def timed(call: Callable[[], Any]) -> tuple[Any, float]:
-    started = time.perf_counter()
-    value = call()
-    return value, time.perf_counter() - started
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=100_000, help="foreign items per store")
@@ -293,9 +287,9 @@ def main() -> int:
         for name in args.stores:
             store = STORES[name](aws)
             empty = residue_seconds(store, args.recorded, args.rounds)
-            seeded, seed_s = timed(
-                lambda s=store: seed(s, args.items, args.threads, args.seed_budget)
-            )
+            started = time.perf_counter()
+            seeded = seed(store, args.items, args.threads, args.seed_budget)
+            seed_s = time.perf_counter() - started
             big = residue_seconds(store, args.recorded, args.rounds)
             emit(f"{name}_items", seeded)
             emit(f"{name}_seed_items_per_s", seeded / seed_s, ".0f")

@@ -234,3 +234,30 @@ def test_a_protected_profiles_client_lists_and_refuses_delete_objects(aws: Aws) 
     with pytest.raises(ProtectedTargetError, match="AWS s3 DeleteObjects refused"):
         kind.delete_many([{"key": f"avatars/{NS}-ann"}])
     assert bucket.keys() == [f"avatars/{NS}-ann"]
+
+
+def test_a_runs_recorded_keys_are_looked_up_with_one_listing(aws: Aws) -> None:
+    bucket = Bucket(aws, versioned=True)
+    listings: list[str] = []
+    bucket.client.meta.events.register(
+        "provide-client-params.s3.ListObjectVersions",
+        lambda params, **_: listings.append(params["Prefix"]),
+    )
+    bucket.put(f"avatars/{NS}-a", f"avatars/{NS}-b/x", "avatars/alice.png")
+    kind = kind_of(aws)
+    asked = [{"key": f"avatars/{NS}-a"}, {"key": f"avatars/{NS}-b/x"}, {"key": f"avatars/{NS}-c"}]
+    found = kind.exists_many(asked)
+    assert sorted(f.ids["key"] for f in found) == [f"avatars/{NS}-a", f"avatars/{NS}-b/x"]
+    assert listings == [f"avatars/{NS}-"]
+    version = found[0].ids["version_id"]
+    one = kind.exists_many([{"key": f.ids["key"], "version_id": version} for f in found])
+    assert [f.ids["version_id"] for f in one] == [version]
+    listings.clear()
+    mixed = kind.exists_many([{"key": f"avatars/{NS}-a"}, {"key": "avatars/alice.png"}])
+    assert [f.ids["key"] for f in mixed] == [f"avatars/{NS}-a", "avatars/alice.png"]
+    assert len(listings) == 2  # no namespace in common: one by one
+    listings.clear()
+    assert [f.ids["key"] for f in kind.exists_many([{"key": f"avatars/{NS}-a"}])] == [
+        f"avatars/{NS}-a"
+    ]
+    assert listings == [f"{'avatars/'}{NS}-a"]
