@@ -50,6 +50,9 @@ TARGETS = {
     "sweep_segments_speedup": Target("> 1 (reported)", lambda v: v > 1),
     "client_cpu_ms_per_test": Target("≤ 0.5", lambda v: v <= 0.5),
     "client_cpu_fixed_seconds": Target("≤ 0.15", lambda v: v <= 0.15),
+    "residue_cognito_big_vs_empty": Target("≤ 1.2", lambda v: v <= 1.2),
+    "residue_s3_big_vs_empty": Target("≤ 1.2", lambda v: v <= 1.2),
+    "residue_sql_big_vs_empty": Target("≤ 1.2", lambda v: v <= 1.2),
 }
 
 #: (module, full arguments, --quick arguments)
@@ -77,6 +80,7 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
             "2000",
         ],
     ),
+    ("bench.stores", [], ["--items", "2000", "--leftovers", "200", "--rounds", "3"]),
 ]
 #: The cost model (docs/cost-model.md): its ``{figure_name}`` placeholders (a name with an
 #: underscore; ``{uid}`` stays as written) are filled with this run's figures (those of the

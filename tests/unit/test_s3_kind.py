@@ -10,7 +10,7 @@ versioned bucket keeps every version a test's DELETE left behind."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
