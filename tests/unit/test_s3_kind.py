@@ -245,7 +245,11 @@ def test_a_runs_recorded_keys_are_looked_up_with_one_listing(aws: Aws) -> None:
     )
     bucket.put(f"avatars/{NS}-a", f"avatars/{NS}-b/x", "avatars/alice.png")
     kind = kind_of(aws)
-    asked = [{"key": f"avatars/{NS}-a"}, {"key": f"avatars/{NS}-b/x"}, {"key": f"avatars/{NS}-c"}]
+    asked: list[Mapping[str, Any]] = [
+        {"key": f"avatars/{NS}-a"},
+        {"key": f"avatars/{NS}-b/x"},
+        {"key": f"avatars/{NS}-c"},
+    ]
     found = kind.exists_many(asked)
     assert sorted(f.ids["key"] for f in found) == [f"avatars/{NS}-a", f"avatars/{NS}-b/x"]
     assert listings == [f"avatars/{NS}-"]
