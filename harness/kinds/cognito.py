@@ -55,7 +55,7 @@ PAGE = 60
 
 
 def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
+    return str(error.response["Error"]["Code"])
 
 
 def _quoted(value: str) -> str:
@@ -75,9 +75,9 @@ class CognitoKind(StoreKind):
         aws: Aws,
         *,
         user_pool_id: str,
-        marker: str = "username",
-        client_id: str = "",
-        sweep_order: int = 50,
+        marker: str,
+        client_id: str,
+        sweep_order: int,
     ) -> None:
         super().__init__(name, profile, aws, sweep_order=sweep_order)
         self.user_pool_id = user_pool_id
@@ -112,8 +112,9 @@ class CognitoKind(StoreKind):
         """The user's marker: its username, or the marker attribute's value."""
         if self.marker_attribute == "username":
             return str(user.get("Username", ""))
-        attributes = user.get("Attributes", user.get("UserAttributes", []))
-        values = [a.get("Value", "") for a in attributes if a.get("Name") == self.marker_attribute]
+        # ListUsers and AdminCreateUser say "Attributes", AdminGetUser "UserAttributes"
+        attributes = [*user.get("Attributes", ()), *user.get("UserAttributes", ())]
+        values = [a["Value"] for a in attributes if a["Name"] == self.marker_attribute]
         return str(values[0]) if values else ""
 
     def _found(self, user: Mapping[str, Any]) -> Found:
@@ -144,9 +145,7 @@ class CognitoKind(StoreKind):
 
     # --- finding ----------------------------------------------------------------------
 
-    def _list(
-        self, filter_text: str, *, scan: ScanControl | None = None, scope: str = ""
-    ) -> list[Found]:
+    def _list(self, filter_text: str, *, scan: ScanControl | None, scope: str) -> list[Found]:
         def fetch(token: Any) -> tuple[list[dict[str, Any]], Any, int]:
             kwargs: dict[str, Any] = {"UserPoolId": self.user_pool_id, "Limit": PAGE}
             if filter_text:
@@ -166,20 +165,22 @@ class CognitoKind(StoreKind):
             store=self.user_pool_id,
             scope=f"{self.marker_attribute}\0{filter_text}\0{scope}",
             scan=scan,
-            total=self._estimated if scan is not None else None,
+            total=self._estimated,
         )
         return [self._found(user) for user in users]
 
     def _estimated(self) -> int:
         pool = self.client.describe_user_pool(UserPoolId=self.user_pool_id)["UserPool"]
-        return int(pool.get("EstimatedNumberOfUsers", 0))
+        return int(pool["EstimatedNumberOfUsers"])
 
     def find(self, prefix: str, scan: ScanControl | None = None) -> list[Found]:
         """Users whose marker starts with ``prefix``: ``ListUsers`` filtered by
         ``<marker> ^= "prefix"``; a full listing (read in pages, within the sweeper's
         budget) only where the marker is not filterable."""
         if self.find_is_cheap:
-            found = self._list(f'{self.marker_attribute} ^= "{_quoted(prefix)}"', scan=scan)
+            found = self._list(
+                f'{self.marker_attribute} ^= "{_quoted(prefix)}"', scan=scan, scope=""
+            )
         else:
             found = self._list("", scan=scan, scope=prefix)
         return [f for f in found if f.marker.startswith(prefix)]
@@ -204,7 +205,7 @@ class CognitoKind(StoreKind):
         """``AdminDeleteUser`` of a user the gate has checked: by its username (which a
         user cannot change); with an attribute marker, only while the user still carries
         the marker the gate checked."""
-        marker = str(ids.get(self.marker_attribute, ""))
+        marker = str(self.marker(ids))  # the gate has seen it
         username = ids.get("username")
         if username is None:
             deleted = [self.delete(f.ids) for f in self.find(marker) if f.marker == marker]
@@ -242,8 +243,8 @@ class CognitoKind(StoreKind):
             StoreCheck(
                 name,
                 OK,
-                f"user pool {self.user_pool_id} ({pool.get('Name', '?')}, "
-                f"~{pool.get('EstimatedNumberOfUsers', 0)} users)",
+                f"user pool {self.user_pool_id} ({pool['Name']}, "
+                f"~{pool['EstimatedNumberOfUsers']} users)",
             )
         ]
         if not self.find_is_cheap:
@@ -324,7 +325,7 @@ def log_in(kind: CognitoKind, username: str, password: str) -> dict[str, str]:
         AuthParameters={"USERNAME": username, "PASSWORD": password},
     )["AuthenticationResult"]
     return {
-        "access_token": answer.get("AccessToken", ""),
-        "id_token": answer.get("IdToken", ""),
-        "refresh_token": answer.get("RefreshToken", ""),
+        "access_token": answer["AccessToken"],
+        "id_token": answer["IdToken"],
+        "refresh_token": answer["RefreshToken"],
     }

@@ -46,7 +46,7 @@ _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
 
 
 def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
+    return str(error.response["Error"]["Code"])
 
 
 class S3Kind(StoreKind):
@@ -63,8 +63,8 @@ class S3Kind(StoreKind):
         aws: Aws,
         *,
         bucket: str,
-        prefix: str = "",
-        sweep_order: int = 50,
+        prefix: str,
+        sweep_order: int,
     ) -> None:
         super().__init__(name, profile, aws, sweep_order=sweep_order)
         self.bucket = bucket
@@ -98,10 +98,10 @@ class S3Kind(StoreKind):
 
     def marker(self, ids: Mapping[str, Any]) -> str | None:
         """The key after the prefix, when it starts with a harness namespace; else None."""
-        key = str(ids.get("key", ""))
-        if not key.startswith(self.prefix):
+        key = ids.get("key")
+        if key is None or not str(key).startswith(self.prefix):
             return None
-        rest = key[len(self.prefix) :]
+        rest = str(key)[len(self.prefix) :]
         match = NAMESPACE_IN_TEXT_RE.match(rest)
         return rest if match is not None else None
 

@@ -51,14 +51,70 @@ DELETE_BATCH = 1000
 PAGE = 1000
 #: Operator classes (and collations) with which a btree serves ``LIKE 'prefix%'``.
 PATTERN_OPCLASSES = ("text_pattern_ops", "varchar_pattern_ops", "bpchar_pattern_ops")
-_INDEX_QUERY = """
+C_COLLATIONS = ("C", "POSIX")
+#: Every statement the kind sends: ``{name}`` is a quoted identifier or a composed piece,
+#: ``%s`` a value sent apart from the text (the gate's condition never spliced into SQL).
+STATEMENTS = {
+    "select": "SELECT {columns} FROM {table} WHERE {where}",
+    "like": "{marker} LIKE %s ESCAPE '\\'",
+    "after": "{like} AND {key} > {values}",
+    "page": "{select} ORDER BY {order} LIMIT {limit}",
+    "in": "{key} IN ({values})",
+    "equal": "{column} = %s",
+    "delete": "DELETE FROM {table} WHERE {where}",
+    "delete_in": "DELETE FROM {table} WHERE {key} IN ({values})",
+    "estimate": (
+        "SELECT coalesce(max(reltuples), 0)::bigint FROM pg_class WHERE oid = to_regclass(%s)"
+    ),
+    "count": "SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 10001) s",
+    "exists": "SELECT to_regclass(%s)",
+    "collation": "SELECT datcollate FROM pg_database WHERE datname = current_database()",
+    "index": """
 SELECT i.indexrelid::regclass::text, opc.opcname, coalesce(col.collname, '')
 FROM pg_index i
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
 JOIN pg_opclass opc ON opc.oid = i.indclass[0]
 LEFT JOIN pg_collation col ON col.oid = i.indcollation[0]
 WHERE i.indrelid = to_regclass(%s) AND a.attname = %s AND i.indpred IS NULL
-"""
+""",
+    "tuple": "({items})",
+}
+COMMA = ", "
+AND = " AND "
+#: The connection's own guard on a protected profile (PostgreSQL refuses every write).
+READ_ONLY_OPTIONS = "-c default_transaction_read_only=on"
+#: The URL's parts a message may show (never the user or the password).
+SHOWN_PARTS = (("host", "host"), ("port", "port"), ("dbname", "database"))
+#: An RDS-style JSON secret's fields, as connection parameters.
+SECRET_FIELDS = {
+    "host": "host",
+    "port": "port",
+    "username": "user",
+    "password": "password",
+    "dbname": "dbname",
+}
+#: Words of a refused connection that mean the URL is wrong (exit 8), not the server down.
+CONFIG_WORDS = ("password", "role", "does not exist")
+
+
+def _statement(name: str, **parts: Any) -> Any:
+    """``STATEMENTS[name]`` with its pieces: quoted identifiers or composed SQL."""
+    from psycopg import sql
+
+    return sql.SQL(STATEMENTS[name]).format(**parts)
+
+
+def _joined(separator: str, pieces: Any) -> Any:
+    from psycopg import sql
+
+    return sql.SQL(separator).join(list(pieces))
+
+
+def _identifier(name: str) -> Any:
+    """A name (``schema.table`` allowed) as a quoted identifier."""
+    from psycopg import sql
+
+    return sql.Identifier(*name.split("."))
 
 
 def _plain(value: Any) -> Any:
@@ -91,17 +147,18 @@ class SqlKind(StoreKind):
         table: str,
         key: list[str],
         marker: str,
-        url_variable: str = "",
-        url_secret: str = "",
-        sweep_order: int = 50,
+        url_variable: str,
+        url_secret: str,
+        sweep_order: int,
     ) -> None:
         super().__init__(name, profile, aws, sweep_order=sweep_order)
         self.table_name = table
         self.key = key
         self.marker_attribute = marker
+        self.columns = list(dict.fromkeys([*key, marker]))
         self.url_variable = url_variable
         self.url_secret = url_secret
-        self.read_only = bool(getattr(aws, "read_only", profile.is_protected))
+        self.read_only = aws.read_only
         self._connection: Any = None
         self._index: tuple[str, bool] | None = None
 
@@ -132,7 +189,7 @@ class SqlKind(StoreKind):
     def url(self) -> str:
         """The database URL, from the variable or the secret; ConfigError naming the fix."""
         if self.url_variable:
-            url = os.environ.get(self.url_variable, "")
+            url = os.environ.get(self.url_variable)
             if not url:
                 raise ConfigError(
                     f"kind {self.name}: ${self.url_variable} is not set: export it with the "
@@ -140,7 +197,7 @@ class SqlKind(StoreKind):
                 )
             return url
         secret = self.aws.secretsmanager.get_secret_value(SecretId=self.url_secret)
-        text = str(secret.get("SecretString", ""))
+        text = str(secret["SecretString"])
         try:
             fields = json.loads(text)
         except ValueError:
@@ -149,22 +206,20 @@ class SqlKind(StoreKind):
             return text
         from psycopg.conninfo import make_conninfo
 
-        names = {"host": "host", "port": "port", "username": "user", "password": "password"}
-        names["dbname"] = "dbname"
-        return make_conninfo(**{v: str(fields[k]) for k, v in names.items() if k in fields})
+        return make_conninfo(
+            **{name: str(fields[k]) for k, name in SECRET_FIELDS.items() if k in fields}
+        )
 
     def _where(self, url: str) -> str:
         """Host, port and database of ``url`` (never its user or password)."""
-        try:
-            from psycopg.conninfo import conninfo_to_dict
+        from psycopg.conninfo import conninfo_to_dict
 
+        try:
             parts = conninfo_to_dict(url)
         except Exception:
             return self.source
-        return (
-            f"{self.source} (host {parts.get('host', '?')}, port {parts.get('port', '5432')}, "
-            f"database {parts.get('dbname', '?')})"
-        )
+        shown = COMMA.join(f"{label} {parts[k]}" for k, label in SHOWN_PARTS if k in parts)
+        return f"{self.source} ({shown})"
 
     @property
     def connection(self) -> Any:
@@ -179,14 +234,14 @@ class SqlKind(StoreKind):
                 f"kind {self.name} is a SQL kind: pip install 'env-harness[sql]' (psycopg 3)"
             ) from None
         url = self.url()
-        options = "-c default_transaction_read_only=on" if self.read_only else None
+        options = READ_ONLY_OPTIONS if self.read_only else None
         try:
             self._connection = psycopg.connect(
                 url, autocommit=True, connect_timeout=5, options=options
             )
         except psycopg.OperationalError as error:
-            reason = str(error).strip().splitlines()[-1] if str(error).strip() else "refused"
-            if "password" in reason or "role" in reason or "does not exist" in reason:
+            reason = (str(error).strip().splitlines() or ["refused"])[-1]
+            if any(word in reason for word in CONFIG_WORDS):
                 raise ConfigError(
                     f"kind {self.name}: the database {self._where(url)} refused the "
                     f"connection ({reason}): fix the URL in {self.source}"
@@ -207,45 +262,31 @@ class SqlKind(StoreKind):
         it is a SELECT."""
         connection = self.connection
         if self.read_only:
-            check_sql(self.profile.name, statement.as_string(connection))
+            check_sql(self.profile.name, statement.as_string())
         return connection.execute(statement, list(params))
 
     # --- SQL pieces -------------------------------------------------------------------
 
-    def _identifier(self, name: str) -> Any:
-        from psycopg import sql
-
-        return sql.Identifier(*name.split("."))
-
-    def _columns(self) -> Any:
-        from psycopg import sql
-
-        return sql.SQL(", ").join(
-            self._identifier(c) for c in dict.fromkeys([*self.key, self.marker_attribute])
-        )
-
     def _tuple(self, names: list[str]) -> Any:
-        from psycopg import sql
-
-        return sql.SQL("({})").format(sql.SQL(", ").join(self._identifier(n) for n in names))
+        return _statement("tuple", items=_joined(COMMA, map(_identifier, names)))
 
     def _placeholders(self, rows: int, width: int) -> Any:
         from psycopg import sql
 
-        one = sql.SQL("({})").format(sql.SQL(", ").join([sql.Placeholder()] * width))
-        return sql.SQL(", ").join([one] * rows)
+        one = _statement("tuple", items=_joined(COMMA, [sql.Placeholder()] * width))
+        return _joined(COMMA, [one] * rows)
 
-    def _select(self, where: Any, tail: str = "") -> Any:
-        from psycopg import sql
-
-        return sql.SQL("SELECT {} FROM {} WHERE {}" + tail).format(
-            self._columns(), self._identifier(self.table_name), where
+    def _select(self, where: Any) -> Any:
+        return _statement(
+            "select",
+            columns=_joined(COMMA, map(_identifier, self.columns)),
+            table=_identifier(self.table_name),
+            where=where,
         )
 
     def _found(self, row: Sequence[Any]) -> Found:
-        columns = list(dict.fromkeys([*self.key, self.marker_attribute]))
-        ids = {c: _plain(v) for c, v in zip(columns, row, strict=True)}
-        shown = ", ".join(f"{k}={ids[k]}" for k in self.key)
+        ids = {c: _plain(row[i]) for i, c in enumerate(self.columns)}
+        shown = COMMA.join(f"{k}={ids[k]}" for k in self.key)
         return Found(
             self.name,
             ids,
@@ -265,10 +306,7 @@ class SqlKind(StoreKind):
         return None if value is None else str(value)
 
     def _marker_like(self, prefix: str) -> tuple[Any, list[Any]]:
-        from psycopg import sql
-
-        where = sql.SQL("{} LIKE %s ESCAPE '\\'").format(self._identifier(self.marker_attribute))
-        return where, [_like(prefix)]
+        return _statement("like", marker=_identifier(self.marker_attribute)), [_like(prefix)]
 
     def find(self, prefix: str, scan: ScanControl | None = None) -> list[Found]:
         """Rows whose marker starts with ``prefix`` (``WHERE marker LIKE 'prefix%'``), in
@@ -277,17 +315,20 @@ class SqlKind(StoreKind):
         from psycopg import sql
 
         like, params = self._marker_like(prefix)
-        order = sql.SQL(", ").join(self._identifier(k) for k in self.key)
+        order = _joined(COMMA, map(_identifier, self.key))
 
         def fetch(token: Any) -> tuple[list[dict[str, Any]], Any, int]:
             where, values = like, list(params)
             if token is not None:
-                where = sql.SQL("{} AND {} > {}").format(
-                    like, self._tuple(self.key), self._placeholders(1, len(self.key))
+                where = _statement(
+                    "after",
+                    like=like,
+                    key=self._tuple(self.key),
+                    values=self._placeholders(1, len(self.key)),
                 )
                 values += list(token)
-            statement = sql.SQL("{} ORDER BY {} LIMIT {}").format(
-                self._select(where), order, sql.Literal(PAGE)
+            statement = _statement(
+                "page", select=self._select(where), order=order, limit=sql.Literal(PAGE)
             )
             rows = self._run(statement, values).fetchall()
             items = [self._found(row).ids for row in rows]
@@ -299,12 +340,9 @@ class SqlKind(StoreKind):
             store=self.table_name,
             scope=f"{self.marker_attribute}\0{prefix}",
             scan=scan,
-            total=self._estimated if scan is not None else None,
+            total=self._estimated,
         )
-        return [
-            self._found([i[c] for c in dict.fromkeys([*self.key, self.marker_attribute])])
-            for i in items
-        ]
+        return [self._found([i[c] for c in self.columns]) for i in items]
 
     def related(self, owner_marker: str) -> list[Found]:
         """Rows whose marker belongs to ``owner_marker``: equal, or continued after a
@@ -317,16 +355,14 @@ class SqlKind(StoreKind):
     def exists_many(self, ids: list[Mapping[str, Any]]) -> list[Found]:
         """Recorded rows by key, 500 keys a ``SELECT … WHERE (key) IN (…)``; rows recorded
         without their key (a lost create answer) by their marker."""
-        keyed = list(
-            {json.dumps(k, default=str): k for one in ids if (k := self._full_key(one))}.values()
-        )
+        keyed = list({repr(k): k for one in ids if (k := self._full_key(one))}.values())
         found = [f for one in ids if self._full_key(one) is None for f in self._same(one)]
         for start in range(0, len(keyed), LOOKUP_BATCH):
             batch = keyed[start : start + LOOKUP_BATCH]
-            from psycopg import sql
-
-            where = sql.SQL("{} IN ({})").format(
-                self._tuple(self.key), self._placeholders(len(batch), len(self.key))
+            where = _statement(
+                "in",
+                key=self._tuple(self.key),
+                values=self._placeholders(len(batch), len(self.key)),
             )
             rows = self._run(self._select(where), [v for key in batch for v in key]).fetchall()
             found += [self._found(row) for row in rows]
@@ -345,49 +381,39 @@ class SqlKind(StoreKind):
     def delete(self, ids: Mapping[str, Any]) -> Outcome:
         """``DELETE … WHERE key = … AND marker = …`` in a transaction: the gate's condition
         in the statement. A row still there under another marker is left, and said."""
-        from psycopg import sql
-
         marker = self.marker(ids)
         key = self._full_key(ids)
-        table = self._identifier(self.table_name)
-        if key is None:  # only the marker is known: every row carrying exactly it
-            statement = sql.SQL("DELETE FROM {} WHERE {} = %s").format(
-                table, self._identifier(self.marker_attribute)
-            )
-            with self.connection.transaction():
-                deleted = self._run(statement, [marker]).rowcount
-            return "deleted" if deleted else "absent"
-        names = [*self.key, self.marker_attribute]
-        where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(self._identifier(n)) for n in names)
+        names = [*self.key, self.marker_attribute] if key is not None else [self.marker_attribute]
+        where = _joined(AND, (_statement("equal", column=_identifier(n)) for n in names))
+        statement = _statement("delete", table=_identifier(self.table_name), where=where)
         with self.connection.transaction():
-            deleted = self._run(
-                sql.SQL("DELETE FROM {} WHERE {}").format(table, where), [*key, marker]
-            ).rowcount
-            still = None if deleted else self.exists_many([dict(zip(self.key, key, strict=True))])
-        if deleted:
-            return "deleted"
+            if self._run(statement, [*(key or []), marker]).rowcount:
+                return "deleted"
+            if key is None:  # only the marker was known: every row carrying exactly it
+                return "absent"
+            wanted = {k: ids[k] for k in self.key}
+            still = self.exists_many([wanted])
         if still:
             raise OwnershipError(
-                f"{self.name} {dict(zip(self.key, key, strict=True))} in {self.table_name} no "
-                f"longer carries {marker!r}; left alone"
+                f"{self.name} {wanted} in {self.table_name} no longer carries {marker!r}; "
+                f"left alone"
             )
         return "absent"
 
     def delete_many(self, ids: list[dict[str, Any]]) -> int:
         """Rows the gate has checked: ``DELETE … WHERE (key, marker) IN (…)``, 1,000 a
         statement, each in its own transaction."""
-        from psycopg import sql
-
         rows = [[*key, self.marker(one)] for one in ids if (key := self._full_key(one))]
-        unique = list({json.dumps(r, default=str): r for r in rows}.values())
+        unique = list({repr(r): r for r in rows}.values())
         names = [*self.key, self.marker_attribute]
         deleted = 0
         for start in range(0, len(unique), DELETE_BATCH):
             batch = unique[start : start + DELETE_BATCH]
-            statement = sql.SQL("DELETE FROM {} WHERE {} IN ({})").format(
-                self._identifier(self.table_name),
-                self._tuple(names),
-                self._placeholders(len(batch), len(names)),
+            statement = _statement(
+                "delete_in",
+                table=_identifier(self.table_name),
+                key=self._tuple(names),
+                values=self._placeholders(len(batch), len(names)),
             )
             with self.connection.transaction():
                 deleted += self._run(statement, [v for row in batch for v in row]).rowcount
@@ -399,15 +425,17 @@ class SqlKind(StoreKind):
         """(an index whose first column is the marker, or ""; whether it serves a prefix
         LIKE): asked of the catalog once."""
         if self._index is None:
-            rows = self._run(_select_index(), [self.table_name, self.marker_attribute]).fetchall()
-            collation = self._run(_database_collation()).fetchone()
-            c_database = bool(collation) and str(collation[0]) in ("C", "POSIX")
+            rows = self._run(
+                _statement("index"), [self.table_name, self.marker_attribute]
+            ).fetchall()
+            (collation,) = self._run(_statement("collation")).fetchone()
+            c_database = collation in C_COLLATIONS
             best = ("", False)
             for name, opclass, collname in rows:
-                serves = opclass in PATTERN_OPCLASSES or collname in ("C", "POSIX")
+                serves = opclass in PATTERN_OPCLASSES or collname in C_COLLATIONS
                 serves = serves or (c_database and collname in ("", "default"))
                 if serves or not best[0]:
-                    best = (str(name), bool(serves))
+                    best = (str(name), serves)
                 if serves:
                     break
             self._index = best
@@ -423,33 +451,22 @@ class SqlKind(StoreKind):
         return self.marker_index()[1]
 
     def _estimated(self) -> int:
-        from psycopg import sql
-
-        row = self._run(
-            sql.SQL("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)"),
-            [self.table_name],
-        ).fetchone()
-        return max(int(row[0]), 0) if row and row[0] is not None else 0
+        (estimate,) = self._run(_statement("estimate"), [self.table_name]).fetchone()
+        return max(int(estimate), 0)
 
     def store_sizes(self) -> list[tuple[str, int]]:
         """The table's row count as the planner knows it; counted (up to 10,001) when the
         table was never analysed."""
-        from psycopg import sql
-
         estimate = self._estimated()
-        if estimate <= 0:
-            statement = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT 10001) s").format(
-                self._identifier(self.table_name)
-            )
+        if estimate == 0:
+            statement = _statement("count", table=_identifier(self.table_name))
             estimate = int(self._run(statement).fetchone()[0])
         return [(self.table_name, estimate)]
 
     def checks(self) -> list[StoreCheck]:
-        from psycopg import sql
-
         name = f"kind {self.name}"
         try:
-            exists = self._run(sql.SQL("SELECT to_regclass(%s)"), [self.table_name]).fetchone()
+            (exists,) = self._run(_statement("exists"), [self.table_name]).fetchone()
         except (ConfigError, TargetError) as error:
             return [
                 StoreCheck(
@@ -460,7 +477,7 @@ class SqlKind(StoreKind):
                     unreachable=isinstance(error, TargetError),
                 )
             ]
-        if not exists or exists[0] is None:
+        if exists is None:
             return [
                 StoreCheck(
                     name,
@@ -495,15 +512,3 @@ class SqlKind(StoreKind):
                 )
             )
         return rows
-
-
-def _select_index() -> Any:
-    from psycopg import sql
-
-    return sql.SQL(_INDEX_QUERY)
-
-
-def _database_collation() -> Any:
-    from psycopg import sql
-
-    return sql.SQL("SELECT datcollate FROM pg_database WHERE datname = current_database()")

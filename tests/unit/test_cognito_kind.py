@@ -203,7 +203,7 @@ def test_the_gate_refuses_a_foreign_user_before_any_delete(aws: Aws, pool: Pool)
         pool.add(name)
     kind = kind_of(aws, pool)
     mine = kind.find(f"{NS}-")
-    foreign = [f for f in kind._list("") if f.marker == "alice"]
+    foreign = [f for f in kind._list("", scan=None, scope="") if f.marker == "alice"]
     with pytest.raises(OwnershipError, match="carries no harness namespace"):
         guarded_batch_delete({"member": kind}, Owner(run=None), mine + foreign)
     assert pool.usernames() == sorted([f"{NS}-ann", "alice"])
@@ -234,7 +234,8 @@ def test_doctor_rows(aws: Aws, pool: Pool) -> None:
     rows = kind_of(aws, pool).checks()
     assert [(r.name, r.status) for r in rows] == [("kind member", OK)]
     assert rows[0].detail == f"user pool {pool.id} (members, ~1 users)"
-    missing = CognitoKind("member", aws.profile, aws, user_pool_id="us-east-1_nothere")
+    missing = kind_of(aws, pool)
+    missing.user_pool_id = "us-east-1_nothere"
     (row,) = missing.checks()
     assert row.status == FAIL and "ResourceNotFoundException" in row.detail
     assert row.fix == "create the pool, or fix user_pool_id under [t.kinds.member]"
@@ -272,9 +273,55 @@ def test_a_protected_profiles_client_reads_and_refuses_admin_delete_user(
 ) -> None:
     pool.add(f"{NS}-ann")
     guarded = Aws(Profile(name="prod", aws_region="us-east-1", protected=True))
-    kind = CognitoKind("member", guarded.profile, guarded, user_pool_id=pool.id)
+    spec = {"type": "cognito", "user_pool_id": pool.id, "marker": "username"}
+    kind = CognitoKind.from_spec("member", spec, guarded.profile, guarded)
     assert [f.marker for f in kind.find(f"{NS}-")] == [f"{NS}-ann"]
     assert kind.exists({"username": f"{NS}-ann"}) is not None  # AdminGetUser is a read
     with pytest.raises(ProtectedTargetError, match="AWS cognito-idp AdminDeleteUser refused"):
         kind.delete({"username": f"{NS}-ann"})
     assert pool.usernames() == [f"{NS}-ann"]
+
+
+def test_exists_is_by_the_username_even_when_the_marker_moved(aws: Aws, pool: Pool) -> None:
+    pool.add("u-1", f"{NS}-ann@env-harness.example.test")
+    kind = kind_of(aws, pool, marker="email")
+    pool.email("u-1", "ann@example.com")
+    there = kind.exists({"username": "u-1", "email": f"{NS}-ann@env-harness.example.test"})
+    assert there is not None and there.marker == "ann@example.com"  # the gate refuses it now
+    pool.add("u-2")  # no email at all: no marker
+    bare = kind.exists({"username": "u-2"})
+    assert bare is not None and bare.marker == "" and bare.ids == {"username": "u-2", "email": ""}
+
+
+def test_create_user_sends_no_invitation_and_a_temporary_password_first(
+    aws: Aws, pool: Pool
+) -> None:
+    sent: list[dict[str, Any]] = []
+    pool.client.meta.events.register(
+        "provide-client-params.cognito-idp.AdminCreateUser",
+        lambda params, **_: sent.append(dict(params)),
+    )
+    create_user(kind_of(aws, pool), f"{NS}-ann", PASSWORD, {})
+    assert sent == [
+        {
+            "UserPoolId": pool.id,
+            "Username": f"{NS}-ann",
+            "MessageAction": "SUPPRESS",
+            "TemporaryPassword": PASSWORD,
+            "UserAttributes": [],
+        }
+    ]
+
+
+def test_doctor_names_its_rows_and_the_filterable_attributes(aws: Aws, pool: Pool) -> None:
+    (missing,) = [r for r in kind_of(aws, pool, marker="custom:x").checks() if r.status == WARN]
+    assert missing.name == "kind member marker"
+    assert missing.fix == (
+        "carry the namespace in one of email, family_name, given_name, name, phone_number, "
+        'preferred_username, sub, username (marker = "username" or "email")'
+    )
+    gone = kind_of(aws, pool)
+    gone.user_pool_id = "us-east-1_gone"
+    (row,) = gone.checks()
+    assert row.name == "kind member"
+    assert row.detail == "user pool us-east-1_gone: ResourceNotFoundException"

@@ -21,7 +21,7 @@ from harness.clients.aws import Aws
 from harness.config import Profile
 from harness.kinds.dynamo import Checkpoint, ScanControl
 from harness.kinds.s3 import S3Kind
-from harness.kinds.stores import FAIL, OK, declared_kind
+from harness.kinds.stores import FAIL, OK, StoreCheck, declared_kind
 from harness.safety.guards import Owner, guarded_batch_delete
 from harness.safety.protect import ProtectedTargetError
 from tests.unit.stubs import ns
@@ -219,17 +219,30 @@ def test_doctor_rows(aws: Aws) -> None:
         f"bucket {BUCKET} (versioned: the run's versions and delete markers too), keys "
         "avatars/itest-…"
     )
-    missing = S3Kind("upload", aws.profile, aws, bucket="nothere")
-    (row,) = missing.checks()
-    assert row.status == FAIL and row.detail.startswith("bucket nothere: ")
-    assert row.fix == "create the bucket, or fix bucket under [t.kinds.upload]"
+    plain = kind_of(aws)
+    plain.bucket = "plain"
+    plain.aws.s3.create_bucket(Bucket="plain")
+    assert plain.checks() == [
+        StoreCheck("kind upload", OK, "bucket plain (unversioned), keys avatars/itest-…")
+    ]
+    missing = kind_of(aws)
+    missing.bucket = "nothere"
+    assert missing.checks() == [
+        StoreCheck(
+            "kind upload",
+            FAIL,
+            "bucket nothere: 404",
+            "create the bucket, or fix bucket under [t.kinds.upload]",
+        )
+    ]
 
 
 def test_a_protected_profiles_client_lists_and_refuses_delete_objects(aws: Aws) -> None:
     bucket = Bucket(aws)
     bucket.put(f"avatars/{NS}-ann")
     guarded = Aws(Profile(name="prod", aws_region="us-east-1", protected=True))
-    kind = S3Kind("upload", guarded.profile, guarded, bucket=BUCKET, prefix="avatars/")
+    spec = {"type": "s3", "bucket": BUCKET, "marker": "key", "prefix": "avatars/"}
+    kind = S3Kind.from_spec("upload", spec, guarded.profile, guarded)
     assert [f.marker for f in kind.find(f"{NS}-")] == [f"{NS}-ann"]
     with pytest.raises(ProtectedTargetError, match="AWS s3 DeleteObjects refused"):
         kind.delete_many([{"key": f"avatars/{NS}-ann"}])

@@ -11,7 +11,7 @@ declared kind, so a run cannot find or delete a row of a SQL table."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import psycopg
@@ -22,7 +22,7 @@ from harness.clients.aws import Aws
 from harness.config import ConfigError, Profile, TargetError
 from harness.kinds.dynamo import Checkpoint, ScanControl
 from harness.kinds.sql import SqlKind, _like, _plain
-from harness.kinds.stores import FAIL, OK, WARN, declared_kind, preflight, store_checks
+from harness.kinds.stores import FAIL, OK, WARN, StoreCheck, declared_kind, preflight, store_checks
 from harness.safety.guards import Owner, guarded_batch_delete
 from harness.safety.protect import ProtectedTargetError, check_sql
 from tests.postgres import postgres_url  # noqa: F401 - a fixture
@@ -316,5 +316,150 @@ def test_the_url_from_a_secret(db: Db, monkeypatch: pytest.MonkeyPatch) -> None:
             )
             assert isinstance(kind, SqlKind) and kind.source == f"the secret {secret}"
             assert kind.find("x") == []
-        odd = SqlKind("o", profile(), aws, table="t", key=["id"], marker="m", url_secret="list")
+        odd = SqlKind(
+            "o",
+            profile(),
+            aws,
+            table="t",
+            key=["id"],
+            marker="m",
+            url_variable="",
+            url_secret="list",
+            sweep_order=50,
+        )
         assert odd.url() == "[1]"
+
+
+@pytest.fixture
+def lines(db: Db) -> SqlKind:
+    """A table keyed by two columns, its kind."""
+    db.run(
+        "CREATE TABLE S.lines (order_id int, line int, owner text NOT NULL, "
+        "PRIMARY KEY (order_id, line))"
+    )
+    return kind_of(db, table=f"{db.schema}.lines", key=["order_id", "line"])
+
+
+def test_a_two_column_key_pages_looks_up_and_deletes(
+    db: Db, lines: SqlKind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("harness.kinds.sql.PAGE", 2)
+    rows = [
+        (1, 1, f"{NS}-a"),
+        (1, 2, f"{NS}-a"),
+        (2, 1, f"{NS}-b"),
+        (2, 2, "alice"),
+        (3, 1, f"{NS}-c"),
+    ]
+    for row in rows:
+        db.run("INSERT INTO S.lines VALUES (%s, %s, %s)", *row)
+    found = lines.find(f"{NS}-")
+    assert [tuple(f.ids.values()) for f in found] == [r for r in rows if r[2] != "alice"]
+    assert found[1].summary == f"order order_id=1, line=2 in {db.schema}.lines"
+    assert lines.columns == ["order_id", "line", "owner"]
+    asked: list[Mapping[str, Any]] = [
+        {"order_id": 1, "line": 2, "owner": f"{NS}-a"},
+        {"order_id": 2, "line": 2},
+    ]
+    assert sorted(f.marker for f in lines.exists_many(asked)) == ["alice", f"{NS}-a"]
+    assert lines.delete({"order_id": 1, "line": 2, "owner": f"{NS}-a"}) == "deleted"
+    with pytest.raises(OwnershipError) as caught:
+        lines.delete({"order_id": 2, "line": 2, "owner": f"{NS}-b"})
+    assert str(caught.value) == (
+        f"order {{'order_id': 2, 'line': 2}} in {db.schema}.lines no longer carries "
+        f"'{NS}-b'; left alone"
+    )
+    gone = [
+        {"order_id": 1, "line": 1, "owner": f"{NS}-a"},
+        {"order_id": 3, "line": 1, "owner": f"{NS}-c"},
+    ]
+    assert lines.delete_many(gone) == 2
+    assert db.rows("lines") == [(2, 1, f"{NS}-b"), (2, 2, "alice")]
+
+
+def test_delete_many_sends_a_statement_per_batch(db: Db, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("harness.kinds.sql.DELETE_BATCH", 2)
+    ids = add(db, *(f"{NS}-u{i}" for i in range(5)))
+    kind = kind_of(db)
+    sent: list[str] = []
+    run = kind._run
+
+    def counted(statement: Any, params: Any = ()) -> Any:
+        sent.append(statement.as_string())
+        return run(statement, params)
+
+    monkeypatch.setattr(kind, "_run", counted)
+    assert kind.delete_many([{"id": i, "owner": f"{NS}-u{n}"} for n, i in enumerate(ids)]) == 5
+    assert len(sent) == 3 and all(text.startswith("DELETE FROM ") for text in sent)
+    assert 'WHERE ("id", "owner") IN (' in sent[0]
+
+
+def test_the_marker_of_ids_without_it_is_none(db: Db) -> None:
+    kind = kind_of(db)
+    assert kind.marker({"id": 1}) is None and kind.marker({"owner": 5}) == "5"
+
+
+def test_a_c_collation_database_serves_like_with_a_plain_index(db: Db) -> None:
+    name = f"c_{secrets.token_hex(4)}"
+    db.connection.execute(f"CREATE DATABASE {name} LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    try:
+        url = db.url.rsplit("/", 1)[0] + f"/{name}"
+        with psycopg.connect(url, autocommit=True) as other:
+            other.execute("CREATE TABLE orders (id serial PRIMARY KEY, owner text)")
+            other.execute("CREATE INDEX plain ON orders (owner)")
+        spec = {"type": "sql", "url_variable": "C_DB_URL", "table": "orders", "key": ["id"]}
+        import os
+
+        os.environ["C_DB_URL"] = url
+        kind = declared_kind("order", {**spec, "marker": "owner"}, profile(), Aws(profile()))
+        assert isinstance(kind, SqlKind)
+        assert kind.marker_index() == ("plain", True)
+        kind.close()
+    finally:
+        os.environ.pop("C_DB_URL", None)
+        db.connection.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_messages_show_host_port_and_database_only(db: Db, monkeypatch: pytest.MonkeyPatch) -> None:
+    kind = kind_of(db)
+    assert (
+        kind._where("postgresql://u:pw@127.0.0.1/shop")
+        == f"${VARIABLE} (host 127.0.0.1, database shop)"
+    )
+    assert (
+        kind._where("postgresql://u:pw@h:6000/x") == f"${VARIABLE} (host h, port 6000, database x)"
+    )
+    assert kind._where("not a url at all ===") == f"${VARIABLE}"
+
+
+def test_doctor_rows_are_named_for_the_kind(db: Db, monkeypatch: pytest.MonkeyPatch) -> None:
+    db.run("CREATE INDEX plain_owner ON S.orders (owner)")
+    rows = kind_of(db).checks()
+    assert [(r.name, r.status) for r in rows] == [("kind order", OK), ("kind order marker", WARN)]
+    assert rows[1].fix == f"CREATE INDEX ON {db.schema}.orders (owner text_pattern_ops)"
+    assert rows[1].detail == (
+        f"owner is indexed ({db.schema}.plain_owner), but not for LIKE 'prefix%' (its "
+        f"collation is not C): finding a run's rows scans {db.schema}.orders"
+    )
+    db.run("CREATE INDEX good_owner ON S.orders (owner text_pattern_ops)")
+    good = kind_of(db).checks()
+    assert good[1] == StoreCheck("kind order marker", OK, f"owner indexed ({db.schema}.good_owner)")
+    missing = kind_of(db, table=f"{db.schema}.gone")
+    (row,) = missing.checks()
+    where = kind_of(db)._where(db.url)
+    assert row == StoreCheck(
+        "kind order",
+        FAIL,
+        f"table {db.schema}.gone does not exist in {where}",
+        "create it, or fix table under [t.kinds.order]",
+    )
+    monkeypatch.delenv(VARIABLE)
+    (unset,) = kind_of(db).checks()
+    assert unset == StoreCheck(
+        "kind order",
+        FAIL,
+        "the database cannot be used",
+        f"kind order: ${VARIABLE} is not set: export it with the database URL "
+        "(postgresql://user:password@host:port/db)",
+        unreachable=False,
+    )
