@@ -120,3 +120,23 @@ def test_dynamodb_stays_the_default_and_may_be_said(tmp_path: Path) -> None:
     assert kinds["note"]["type"] == "dynamodb"
     with pytest.raises(ConfigError, match=r"unknown field\(s\) bucket"):
         load(tmp_path, '[local.kinds.note]\ntable = "n"\nkey = ["o"]\nmarker = "o"\nbucket = "b"\n')
+
+
+@pytest.mark.skipif(  # mutmut's copy of the tree has no docs/
+    bool(__import__("os").environ.get("HARNESS_MUTATION_RUN")),
+    reason="checks the checkout's own documents",
+)
+def test_the_adapter_guides_store_profile_loads_as_written(tmp_path: Path) -> None:
+    from tests.unit.test_config_docs import the_block
+
+    path = tmp_path / "environments.toml"
+    path.write_text(the_block("docs/adapters.md", "# shop/environments.toml"))
+    kinds = load_profile("local", path, environ={}, declared={}).kinds
+    assert {name: spec["type"] for name, spec in kinds.items()} == {
+        "member": "cognito",
+        "upload": "s3",
+        "order": "sql",
+    }
+    assert (
+        kinds["upload"]["prefix"] == "files/" and kinds["order"]["url_variable"] == "ORDERS_DB_URL"
+    )
