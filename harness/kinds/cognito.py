@@ -111,18 +111,16 @@ class CognitoKind(StoreKind):
     def _value(self, user: Mapping[str, Any]) -> str:
         """The user's marker: its username, or the marker attribute's value."""
         if self.marker_attribute == "username":
-            return str(user.get("Username", ""))
+            return str(user["Username"])
         # ListUsers and AdminCreateUser say "Attributes", AdminGetUser "UserAttributes"
         attributes = [*user.get("Attributes", ()), *user.get("UserAttributes", ())]
         values = [a["Value"] for a in attributes if a["Name"] == self.marker_attribute]
         return str(values[0]) if values else ""
 
     def _found(self, user: Mapping[str, Any]) -> Found:
-        username = str(user.get("Username", ""))
-        ids = {"username": username}
+        username = str(user["Username"])
         marker = self._value(user)
-        if self.marker_attribute != "username":
-            ids[self.marker_attribute] = marker
+        ids = {"username": username, self.marker_attribute: marker}
         return Found(
             self.name,
             ids,
@@ -145,25 +143,29 @@ class CognitoKind(StoreKind):
 
     # --- finding ----------------------------------------------------------------------
 
-    def _list(self, filter_text: str, *, scan: ScanControl | None, scope: str) -> list[Found]:
+    def _list(self, prefix: str, *, scan: ScanControl | None) -> list[Found]:
+        """Every user whose marker starts with ``prefix``, as ``ListUsers`` pages them: with
+        the filter ``<marker> ^= "prefix"``, or — a marker no filter can answer — all of
+        them."""
+        filter_text = (
+            f'{self.marker_attribute} ^= "{_quoted(prefix)}"' if self.find_is_cheap else None
+        )
+
         def fetch(token: Any) -> tuple[list[dict[str, Any]], Any, int]:
             kwargs: dict[str, Any] = {"UserPoolId": self.user_pool_id, "Limit": PAGE}
-            if filter_text:
+            if filter_text is not None:
                 kwargs["Filter"] = filter_text
             if token is not None:
                 kwargs["PaginationToken"] = token
             page = self.client.list_users(**kwargs)
-            users = page.get("Users", [])
-            items = [
-                {"Username": u.get("Username", ""), "Attributes": u.get("Attributes", [])}
-                for u in users
-            ]
+            users = page["Users"]
+            items = [{"Username": u["Username"], "Attributes": u["Attributes"]} for u in users]
             return items, page.get("PaginationToken"), len(users)
 
         users = paged(
             fetch,
             store=self.user_pool_id,
-            scope=f"{self.marker_attribute}\0{filter_text}\0{scope}",
+            scope=f"{self.marker_attribute}\0{prefix}",
             scan=scan,
             total=self._estimated,
         )
@@ -177,13 +179,7 @@ class CognitoKind(StoreKind):
         """Users whose marker starts with ``prefix``: ``ListUsers`` filtered by
         ``<marker> ^= "prefix"``; a full listing (read in pages, within the sweeper's
         budget) only where the marker is not filterable."""
-        if self.find_is_cheap:
-            found = self._list(
-                f'{self.marker_attribute} ^= "{_quoted(prefix)}"', scan=scan, scope=""
-            )
-        else:
-            found = self._list("", scan=scan, scope=prefix)
-        return [f for f in found if f.marker.startswith(prefix)]
+        return [f for f in self._list(prefix, scan=scan) if f.marker.startswith(prefix)]
 
     def related(self, owner_marker: str) -> list[Found]:
         """Users whose marker belongs to ``owner_marker`` (equal, or continued after a

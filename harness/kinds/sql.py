@@ -76,6 +76,7 @@ JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
 JOIN pg_opclass opc ON opc.oid = i.indclass[0]
 LEFT JOIN pg_collation col ON col.oid = i.indcollation[0]
 WHERE i.indrelid = to_regclass(%s) AND a.attname = %s AND i.indpred IS NULL
+ORDER BY i.indexrelid
 """,
     "tuple": "({items})",
 }
@@ -433,7 +434,7 @@ class SqlKind(StoreKind):
             best = ("", False)
             for name, opclass, collname in rows:
                 serves = opclass in PATTERN_OPCLASSES or collname in C_COLLATIONS
-                serves = serves or (c_database and collname in ("", "default"))
+                serves = serves or (c_database and collname == "default")
                 if serves or not best[0]:
                     best = (str(name), serves)
                 if serves:

@@ -203,7 +203,7 @@ def test_the_gate_refuses_a_foreign_user_before_any_delete(aws: Aws, pool: Pool)
         pool.add(name)
     kind = kind_of(aws, pool)
     mine = kind.find(f"{NS}-")
-    foreign = [f for f in kind._list("", scan=None, scope="") if f.marker == "alice"]
+    foreign = [f for f in kind._list("", scan=None) if f.marker == "alice"]
     with pytest.raises(OwnershipError, match="carries no harness namespace"):
         guarded_batch_delete({"member": kind}, Owner(run=None), mine + foreign)
     assert pool.usernames() == sorted([f"{NS}-ann", "alice"])
@@ -325,3 +325,44 @@ def test_doctor_names_its_rows_and_the_filterable_attributes(aws: Aws, pool: Poo
     (row,) = gone.checks()
     assert row.name == "kind member"
     assert row.detail == "user pool us-east-1_gone: ResourceNotFoundException"
+
+
+def test_a_username_marker_is_deleted_without_reading_the_user_first(aws: Aws, pool: Pool) -> None:
+    pool.add(f"{NS}-ann")
+    reads: list[str] = []
+    pool.client.meta.events.register(
+        "provide-client-params.cognito-idp.AdminGetUser",
+        lambda params, **_: reads.append(params["Username"]),
+    )
+    assert kind_of(aws, pool).delete({"username": f"{NS}-ann"}) == "deleted"
+    assert reads == []  # the username cannot change: AdminDeleteUser is conditional enough
+    pool.add("u-1", f"{NS}-bob@env-harness.example.test")
+    by_email = kind_of(aws, pool, marker="email")
+    assert by_email.delete({"username": "u-1", "email": f"{NS}-bob@env-harness.example.test"})
+    assert reads == ["u-1"]
+
+
+@pytest.mark.parametrize("marker", ["username", "custom:ns"])
+def test_each_prefix_sweeps_from_its_own_checkpoint(
+    aws: Aws, pool: Pool, tmp_path: Any, marker: str
+) -> None:
+    pool.client.add_custom_attributes(
+        UserPoolId=pool.id, CustomAttributes=[{"Name": "ns", "AttributeDataType": "String"}]
+    )
+    for name in (f"{NS}-a", f"{OTHER}-b"):
+        pool.client.admin_create_user(
+            UserPoolId=pool.id, Username=name, UserAttributes=[{"Name": "custom:ns", "Value": name}]
+        )
+    kind = kind_of(aws, pool, marker=marker)
+    lines: list[str] = []
+    first = ScanControl(
+        checkpoint=Checkpoint(tmp_path, "t"), progress=Progress(lines.append, every=0)
+    )
+    assert [f.marker for f in kind.find(f"{NS}-", scan=first)] == [f"{NS}-a"]
+    assert first.calls == 1 and lines and "/2 items" in lines[-1]
+    second = ScanControl(checkpoint=Checkpoint(tmp_path, "t"))
+    assert [f.marker for f in kind.find(f"{OTHER}-", scan=second)] == [f"{OTHER}-b"]
+    assert second.calls == 1  # not the first prefix's saved pages
+    again = ScanControl(checkpoint=Checkpoint(tmp_path, "t"))
+    assert [f.marker for f in kind.find(f"{NS}-", scan=again)] == [f"{NS}-a"]
+    assert again.calls == 0

@@ -278,3 +278,43 @@ def test_a_runs_recorded_keys_are_looked_up_with_one_listing(aws: Aws) -> None:
         f"avatars/{NS}-a"
     ]
     assert listings == [f"{'avatars/'}{NS}-a"]
+
+
+def test_an_empty_listing_finds_nothing(aws: Aws) -> None:
+    bucket = Bucket(aws)
+    assert kind_of(aws).find(f"{NS}-") == []
+    bucket.client.put_bucket_versioning(
+        Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"}
+    )
+    assert kind_of(aws).find(f"{NS}-") == []
+
+
+def test_a_versioned_listing_pages_past_1000(aws: Aws) -> None:
+    bucket = Bucket(aws, versioned=True)
+    keys = [f"avatars/{NS}-u{i:04}" for i in range(1003)]
+    bucket.put(*keys)
+    assert sorted(f.ids["key"] for f in kind_of(aws).find(f"{NS}-")) == keys
+
+
+def test_one_named_version_is_deleted_alone(aws: Aws) -> None:
+    bucket = Bucket(aws, versioned=True)
+    key = f"avatars/{NS}-ann"
+    bucket.put(key, key)
+    kind = kind_of(aws)
+    first, second = kind.find(f"{NS}-ann")
+    assert kind.delete(first.ids) == "deleted"
+    assert [f.ids for f in kind.find(f"{NS}-ann")] == [second.ids]
+    assert kind.delete(first.ids) == "absent"
+
+
+def test_two_recorded_keys_are_one_listing_and_each_found_once(aws: Aws) -> None:
+    bucket = Bucket(aws, versioned=True)
+    listings: list[str] = []
+    bucket.client.meta.events.register(
+        "provide-client-params.s3.ListObjectVersions",
+        lambda params, **_: listings.append(params["Prefix"]),
+    )
+    bucket.put(f"avatars/{NS}-a", f"avatars/{NS}-a", f"avatars/{NS}-b")
+    found = kind_of(aws).exists_many([{"key": f"avatars/{NS}-a"}, {"key": f"avatars/{NS}-b"}])
+    assert sorted(f.ids["key"] for f in found) == [f"avatars/{NS}-a", f"avatars/{NS}-b"]
+    assert listings == [f"avatars/{NS}-"]

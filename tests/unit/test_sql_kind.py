@@ -20,7 +20,7 @@ import pytest
 from harness.cleanup.ledger import OwnershipError
 from harness.clients.aws import Aws
 from harness.config import ConfigError, Profile, TargetError
-from harness.kinds.dynamo import Checkpoint, ScanControl
+from harness.kinds.dynamo import Checkpoint, Progress, ScanControl
 from harness.kinds.sql import SqlKind, _like, _plain
 from harness.kinds.stores import FAIL, OK, WARN, StoreCheck, declared_kind, preflight, store_checks
 from harness.safety.guards import Owner, guarded_batch_delete
@@ -463,3 +463,28 @@ def test_doctor_rows_are_named_for_the_kind(db: Db, monkeypatch: pytest.MonkeyPa
         "(postgresql://user:password@host:port/db)",
         unreachable=False,
     )
+
+
+def test_the_first_of_several_plain_indexes_is_named(db: Db) -> None:
+    db.run("CREATE INDEX first_owner ON S.orders (owner)")
+    db.run("CREATE INDEX second_owner ON S.orders (owner DESC)")
+    assert kind_of(db).marker_index() == (f"{db.schema}.first_owner", False)
+
+
+def test_a_closed_connection_is_opened_again(db: Db) -> None:
+    kind = kind_of(db)
+    first = kind.connection
+    kind.close()
+    assert first.closed and kind._connection is None
+    kind.close()  # twice is fine
+    add(db, f"{NS}-a")
+    assert [f.marker for f in kind.find(f"{NS}-")] == [f"{NS}-a"]
+    assert kind.connection is not first and not kind.connection.closed
+
+
+def test_a_sweeps_progress_knows_the_tables_size(db: Db) -> None:
+    add(db, f"{NS}-a", "b", "c")
+    db.run("ANALYZE S.orders")
+    lines: list[str] = []
+    kind_of(db).find("itest-", scan=ScanControl(progress=Progress(lines.append, every=0)))
+    assert lines and lines[-1].startswith(f"sweep: {db.schema}.orders: scanned 1/3 items")

@@ -187,3 +187,9 @@ def test_paged_resumes_after_its_last_saved_page(tmp_path: Path) -> None:
     assert other == [{"k": 9}]  # another scope: its own file
     done = ScanControl(checkpoint=checkpoint)
     assert paged(listing, store="b", scope="x", scan=done) == found and done.calls == 0
+
+
+def test_preflight_asks_every_store_kind_whatever_comes_first() -> None:
+    failing = [StoreCheck("kind thing", FAIL, "gone", "make it")]
+    with pytest.raises(ConfigError, match=r"^kind thing: gone; make it$"):
+        preflight({"other": DictKind(), "thing": Failing(rows=failing)})
