@@ -137,7 +137,7 @@ class S3Kind(StoreKind):
                 kwargs["KeyMarker"], kwargs["VersionIdMarker"] = token
             page = self.client.list_object_versions(**kwargs)
             items = [
-                {"key": v["Key"], "version_id": v.get("VersionId") or "null", "what": what}
+                {"key": v["Key"], "version_id": v["VersionId"], "what": what}
                 for what, entries in (
                     ("version", page.get("Versions", [])),
                     ("delete marker", page.get("DeleteMarkers", [])),
@@ -145,7 +145,7 @@ class S3Kind(StoreKind):
                 for v in entries
             ]
             following = (
-                [page.get("NextKeyMarker", ""), page.get("NextVersionIdMarker", "")]
+                [page["NextKeyMarker"], page["NextVersionIdMarker"]]
                 if page.get("IsTruncated")
                 else None
             )
@@ -225,15 +225,17 @@ class S3Kind(StoreKind):
         deleted = 0
         for start in range(0, len(entries), DELETE_BATCH):
             batch = entries[start : start + DELETE_BATCH]
-            answer = self.client.delete_objects(
-                Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
-            )
+            request: dict[str, Any] = {"Objects": batch}
+            # equivalent: Quiet only leaves the deleted keys out of the answer, never read
+            request["Quiet"] = True  # pragma: no mutate
+            answer = self.client.delete_objects(Bucket=self.bucket, Delete=request)
             errors = [e for e in answer.get("Errors", []) if e.get("Code") not in _MISSING]
             if errors:
                 first = errors[0]
                 raise RuntimeError(
                     f"S3 refused to delete {len(errors)} object(s) of s3://{self.bucket}, "
-                    f"e.g. {first.get('Key')}: {first.get('Code')} {first.get('Message', '')}"
+                    f"e.g. {first['Key']}: "
+                    + " ".join(str(first[part]) for part in ("Code", "Message") if part in first)
                 )
             deleted += len(batch)
         return deleted
@@ -265,7 +267,7 @@ class S3Kind(StoreKind):
         whole = [one for one in ids if self.versioned and one.get("version_id") is None]
         entries = [self._checked(one) for one in ids if one not in whole]
         unique = list({(e["Key"], e.get("VersionId")): e for e in entries}.values())
-        deleted = self._delete_objects(unique) if unique else 0
+        deleted = self._delete_objects(unique)
         return deleted + sum(self.delete(one) == "deleted" for one in whole)
 
     # --- doctor -----------------------------------------------------------------------

@@ -204,7 +204,14 @@ def test_delete_objects_errors_are_raised(aws: Aws, monkeypatch: pytest.MonkeyPa
     kind = kind_of(aws)
     answer = {"Errors": [{"Key": "k", "Code": "AccessDenied", "Message": "no"}]}
     monkeypatch.setattr(kind.aws.s3, "delete_objects", lambda **_: answer)
-    with pytest.raises(RuntimeError, match=r"refused to delete 1 object\(s\).*k: AccessDenied no"):
+    with pytest.raises(RuntimeError) as caught:
+        kind._delete_objects([{"Key": "k"}])
+    assert str(caught.value) == (
+        f"S3 refused to delete 1 object(s) of s3://{BUCKET}, e.g. k: AccessDenied no"
+    )
+    bare = {"Errors": [{"Key": "k", "Code": "AccessDenied"}]}
+    monkeypatch.setattr(kind.aws.s3, "delete_objects", lambda **_: bare)
+    with pytest.raises(RuntimeError, match=r"e\.g\. k: AccessDenied$"):
         kind._delete_objects([{"Key": "k"}])
     missing = {"Errors": [{"Key": "k", "Code": "NoSuchKey"}]}
     monkeypatch.setattr(kind.aws.s3, "delete_objects", lambda **_: missing)
@@ -318,3 +325,38 @@ def test_two_recorded_keys_are_one_listing_and_each_found_once(aws: Aws) -> None
     found = kind_of(aws).exists_many([{"key": f"avatars/{NS}-a"}, {"key": f"avatars/{NS}-b"}])
     assert sorted(f.ids["key"] for f in found) == [f"avatars/{NS}-a", f"avatars/{NS}-b"]
     assert listings == [f"avatars/{NS}-"]
+
+
+def test_what_is_found_says_what_it_is(aws: Aws) -> None:
+    bucket = Bucket(aws)
+    bucket.put(f"avatars/{NS}-ann/p.png")
+    kind = kind_of(aws)
+    there = kind.exists({"key": f"avatars/{NS}-ann/p.png"})
+    assert there is not None
+    assert there.summary == f"upload object s3://{BUCKET}/avatars/{NS}-ann/p.png"
+    foreign = kind._found("avatars/alice.png")
+    assert foreign.marker == "" and foreign.ids == {"key": "avatars/alice.png"}
+    bucket.client.put_bucket_versioning(
+        Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"}
+    )
+    bucket.put(f"avatars/{NS}-bob")
+    (version,) = kind_of(aws).find(f"{NS}-bob")
+    assert version.summary == (
+        f"upload version s3://{BUCKET}/avatars/{NS}-bob version {version.ids['version_id']}"
+    )
+    with pytest.raises(OwnershipError) as caught:
+        kind.delete({"key": "avatars/alice.png"})
+    assert str(caught.value) == (
+        f"refusing to delete s3://{BUCKET}/avatars/alice.png: its key does not carry a harness "
+        "namespace after 'avatars/'"
+    )
+
+
+def test_versions_go_in_one_batch_and_a_whole_key_counts_once(aws: Aws) -> None:
+    bucket = Bucket(aws, versioned=True)
+    bucket.put(f"avatars/{NS}-a", f"avatars/{NS}-a", f"avatars/{NS}-b", f"avatars/{NS}-b")
+    kind = kind_of(aws)
+    versions = [f.ids for f in kind.find(f"{NS}-a")]
+    assert kind.delete_many(versions) == 2 and bucket.deletes == [2]
+    assert kind.delete_many([{"key": f"avatars/{NS}-b"}]) == 1
+    assert bucket.versions() == []

@@ -108,8 +108,9 @@ def test_a_store_that_cannot_be_asked_is_one_fail_row(
 ) -> None:
     (row,) = store_checks(Failing(error))
     assert row == StoreCheck("kind thing", FAIL, detail, fix, unreachable)
-    with pytest.raises(TargetError if unreachable else ConfigError) as caught:
+    with pytest.raises(ConfigError) as caught:
         preflight({"thing": Failing(error)})
+    assert type(caught.value) is (TargetError if unreachable else ConfigError)  # exit 7, or 8
     assert str(caught.value) == f"kind thing: {detail}; {fix}"
 
 
@@ -117,8 +118,9 @@ def test_preflight_stops_at_the_first_fail_only() -> None:
     rows = [StoreCheck("kind thing", OK, "fine"), StoreCheck("kind thing marker", WARN, "slow")]
     preflight({"thing": Failing(rows=rows), "other": DictKind()})  # no FAIL: no error
     failing = [*rows, StoreCheck("kind thing x", FAIL, "gone", "make it", unreachable=False)]
-    with pytest.raises(ConfigError, match=r"^kind thing x: gone; make it$"):
+    with pytest.raises(ConfigError, match=r"^kind thing x: gone; make it$") as caught:
         preflight({"thing": Failing(rows=failing)})
+    assert type(caught.value) is ConfigError  # not the target's (exit 7)
     assert store_checks(Failing(rows=rows)) == rows
 
 
