@@ -56,6 +56,9 @@ TARGETS = {
     "history_read_100_runs_ms_sqlite": Target("(reported)", lambda v: True),
     "history_read_100_runs_ms_s3": Target("(reported)", lambda v: True),
     "shard_spread_with_history": Target("≤ 1.1", lambda v: v <= 1.1),
+    "residue_cognito_big_vs_empty": Target("≤ 1.2", lambda v: v <= 1.2),
+    "residue_s3_big_vs_empty": Target("≤ 1.2", lambda v: v <= 1.2),
+    "residue_sql_big_vs_empty": Target("≤ 1.2", lambda v: v <= 1.2),
 }
 
 #: (module, full arguments, --quick arguments)
@@ -85,6 +88,7 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
             "2000",
         ],
     ),
+    ("bench.stores", [], ["--items", "2000", "--leftovers", "200", "--rounds", "3"]),
 ]
 #: The cost model (docs/cost-model.md): its ``{figure_name}`` placeholders (a name with an
 #: underscore; ``{uid}`` stays as written) are filled with this run's figures (those of the

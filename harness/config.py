@@ -873,11 +873,31 @@ def _validate_route(profile: Profile) -> None:
         )
 
 
+#: The fields of a declared kind, by ``type`` (the store; ``dynamodb`` when not said).
+STORE_FIELDS = {
+    "dynamodb": {"table", "key", "marker", "index", "sweep_order", "run_index", "run_attribute"},
+    "cognito": {"user_pool_id", "marker", "client_id", "sweep_order"},
+    "s3": {"bucket", "marker", "prefix", "sweep_order"},
+    "sql": {"url_variable", "url_secret", "table", "key", "marker", "sweep_order"},
+}
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
+
+
 def _validate_declared_kind(profile: str, kind: str, spec: Mapping[str, Any], file: Path) -> None:
     where = f"{file}: [{profile}.kinds.{kind}]"
     if not _NAME.match(kind):
         raise ConfigError(f"{where}: a kind's name is lowercase letters, digits and _")
-    known = {"table", "key", "marker", "index", "sweep_order", "run_index", "run_attribute"}
+    store = spec.get("type", "dynamodb")
+    if store not in STORE_FIELDS:
+        raise ConfigError(
+            f"{where} has type = {store!r}; a declared kind's type is one of "
+            f"{', '.join(sorted(STORE_FIELDS))} (dynamodb when not said)"
+        )
+    if store != "dynamodb":
+        _validate_store_kind(where, store, {k: v for k, v in spec.items() if k != "type"})
+        return
+    known = STORE_FIELDS["dynamodb"] | {"type"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ConfigError(
@@ -902,4 +922,57 @@ def _validate_declared_kind(profile: str, kind: str, spec: Mapping[str, Any], fi
         raise ConfigError(
             f'{where}: run_index = "<sparse GSI>" and run_attribute = "<its hash key, '
             f'holding the run id>" go together'
+        )
+
+
+def _validate_store_kind(where: str, store: str, spec: Mapping[str, Any]) -> None:
+    """A declared Cognito, S3 or SQL kind's fields (the DynamoDB ones are checked above)."""
+    if store == "sql" and any(k in spec for k in ("url", "dsn", "password")):
+        raise ConfigError(
+            f"{where}: credentials never go in the profiles file; put the database URL in an "
+            f'environment variable and name it: url_variable = "ORDERS_DB_URL"'
+        )
+    unknown = sorted(set(spec) - STORE_FIELDS[store])
+    if unknown:
+        raise ConfigError(
+            f"{where} has unknown field(s) {', '.join(unknown)}; known for type = "
+            f'"{store}": type, {", ".join(sorted(STORE_FIELDS[store]))}'
+        )
+    required = {
+        "cognito": {"user_pool_id": '"us-east-1_AbCdEf"', "marker": '"username" or "email"'},
+        "s3": {"bucket": '"the bucket name"', "marker": '"key"'},
+        "sql": {"table": '"orders"', "marker": '"the column that carries the run namespace"'},
+    }[store]
+    for name, example in required.items():
+        if not isinstance(spec.get(name), str) or not spec[name]:
+            raise ConfigError(f"{where} needs {name} = {example}")
+    if store == "s3" and spec["marker"] != "key":
+        raise ConfigError(f'{where}: an S3 kind\'s object key carries the marker: marker = "key"')
+    if store == "s3" and not isinstance(spec.get("prefix", ""), str):
+        raise ConfigError(f'{where}: prefix is the key\'s start before the namespace, "uploads/"')
+    if store == "cognito" and not isinstance(spec.get("client_id", ""), str):
+        raise ConfigError(f"{where}: client_id is the app client's id, a string")
+    if store != "sql":
+        return
+    sources = [f for f in ("url_variable", "url_secret") if spec.get(f)]
+    if len(sources) != 1 or not all(isinstance(spec[f], str) for f in sources):
+        raise ConfigError(
+            f'{where} needs url_variable = "ORDERS_DB_URL" (the variable holding the database '
+            f'URL with its credentials) or url_secret = "<Secrets Manager secret id>", one of them'
+        )
+    if sources == ["url_variable"] and not _VARIABLE.match(spec["url_variable"]):
+        raise ConfigError(
+            f"{where}: url_variable names an environment variable (letters, digits, _), not "
+            f"{spec['url_variable']!r}; put the URL itself in that variable"
+        )
+    key = spec.get("key")
+    keys = [key] if isinstance(key, str) else key
+    names = [spec["table"], spec["marker"], *(keys if isinstance(keys, list) else [])]
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise ConfigError(f'{where} needs key = ["id"] (the primary key columns)')
+    bad = [n for n in names if not _SQL_NAME.match(n)] + [n for n in names[1:] if "." in n]
+    if bad:
+        raise ConfigError(
+            f"{where}: {', '.join(map(repr, bad))} is not a plain SQL name "
+            f'(letters, digits, _; the table may be "schema.table")'
         )

@@ -171,6 +171,14 @@ def parse_args(argv: list[str] | None = None) -> Options:
         help="accounts signed up at start for smoke runs, their credentials in the "
         "emulator's Secrets Manager as sandbox/smoke-accounts/1..N (default 4; 0: none)",
     )
+    parser.add_argument(
+        "--postgres-url-variable",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="start a PostgreSQL server (the machine's own packages) with a database for the "
+        "tests, and export its URL as NAME (repeatable: every name gets the same URL)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     parser.add_argument("--log-file", help="append logs to this file instead of stderr")
     parser.usage_status = status
@@ -200,6 +208,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         kafka_heap_mb=args.kafka_heap_mb,
         schema_registry=not args.no_schema_registry,
         smoke_accounts=args.smoke_accounts,
+        postgres_variables=tuple(args.postgres_url_variable),
     )
 
 

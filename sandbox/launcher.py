@@ -117,10 +117,14 @@ class Options:
     schema_registry: bool = True
     #: Accounts signed up at start for smoke runs (credentials in Secrets Manager only).
     smoke_accounts: int = 4
+    #: Start a PostgreSQL server and export its database's URL under each of these names.
+    postgres_variables: tuple[str, ...] = ()
 
 
 def export_lines(values: dict[str, str]) -> list[str]:
-    return [f"export {name}={shlex.quote(values[name])}" for name in EXPORT_NAMES]
+    """The fixed exports, then any a profile asked for (a PostgreSQL URL's variable)."""
+    names = [*EXPORT_NAMES, *(name for name in values if name not in EXPORT_NAMES)]
+    return [f"export {name}={shlex.quote(values[name])}" for name in names]
 
 
 def _check_health(host: str, port: int, timeout: float = 3.0) -> None:
@@ -148,6 +152,7 @@ class Sandbox:
         self.broker: Any = None
         self.registry: Any = None
         self.lambda_logs: Any = None
+        self.postgres: Any = None
 
     # -- the Kafka bus -------------------------------------------------------------
 
@@ -302,9 +307,11 @@ class Sandbox:
         log.info(
             "sandbox started in %.2fs: service %s", time.monotonic() - started, self.gateway.url
         )
+        database = self._start_postgres()
         progress.info("ready in %.1f s", time.monotonic() - started)
         provisioned = self.provisioned
         return {
+            **dict.fromkeys(opts.postgres_variables, database),
             "HARNESS_BASE_URL": self.gateway.url,
             "HARNESS_AWS_ENDPOINT_URL": self.emulator.url,
             "HARNESS_AWS_REGION": opts.region,
@@ -343,6 +350,21 @@ class Sandbox:
         self.lambda_logs = shipping
         for name in ("service", module.app.log.name):
             logging.getLogger(name).addHandler(shipping)
+
+    def _start_postgres(self) -> str:
+        """A real PostgreSQL server and a database ``sandbox`` when a profile needs one (its
+        SQL kinds' URL variables); the database's URL, or "" when none was asked for."""
+        if not self.options.postgres_variables:
+            return ""
+        from .postgres import PostgresError, PostgresServer
+
+        progress.info("starting PostgreSQL…")
+        self.postgres = PostgresServer(self.options.host)
+        try:
+            self.postgres.start()
+            return str(self.postgres.create_database("sandbox"))
+        except PostgresError as exc:
+            raise StartError(str(exc)) from None
 
     def _start_sqs_processor(self, module: ModuleType, session: Any) -> None:
         from .processor import Processor, find_sqs_handler
@@ -421,9 +443,10 @@ class Sandbox:
             ("processor", self.processor),
             ("kafka broker", self.broker),
             ("schema registry", self.registry),
+            ("PostgreSQL server", self.postgres),
         ):
             self._stop_part(name, part)
-        self.processor = self.gateway = None
+        self.processor = self.gateway = self.postgres = None
         self.emulator = None
         self.broker = self.registry = None
 

@@ -65,10 +65,28 @@ def listed_modules() -> list[str]:
 
 
 def run_mutmut(overrides: dict[str, object], children: int, log: Path) -> int:
+    """mutmut, with one PostgreSQL server for all its mutants where the machine has one (the
+    SQL kind's fast tests: ``HARNESS_TEST_POSTGRES_URL``, tests/postgres.py), instead of one
+    started by every mutant's test session."""
     command = [sys.executable, "-c", _BOOT, json.dumps(overrides), str(children)]
-    with log.open("w", encoding="utf-8") as out:
-        environ = {**os.environ, "HARNESS_MUTATION_RUN": "1"}
-        return subprocess.call(command, cwd=ROOT, env=environ, stdout=out, stderr=subprocess.STDOUT)
+    environ = {**os.environ, "HARNESS_MUTATION_RUN": "1"}
+    sys.path.insert(0, str(ROOT))
+    from sandbox.postgres import PostgresServer, find_bindir
+
+    server = (
+        PostgresServer() if find_bindir() and "HARNESS_TEST_POSTGRES_URL" not in environ else None
+    )
+    try:
+        if server is not None:
+            server.start()
+            environ["HARNESS_TEST_POSTGRES_URL"] = server.url()
+        with log.open("w", encoding="utf-8") as out:
+            return subprocess.call(
+                command, cwd=ROOT, env=environ, stdout=out, stderr=subprocess.STDOUT
+            )
+    finally:
+        if server is not None:
+            server.stop()
 
 
 def function_lines(source: str) -> dict[str, int]:

@@ -105,6 +105,9 @@ def table_sizes(kind: Kind, cache: dict[str, int] | None = None) -> list[tuple[s
     (once per table and ``cache``)."""
     from harness.kinds.declared import DeclaredKind
 
+    stores = getattr(kind, "store_sizes", None)  # a Cognito pool, an S3 bucket, a SQL table
+    if stores is not None:
+        return list(stores())
     names = (
         [kind.table_name]
         if isinstance(kind, DeclaredKind)

@@ -44,6 +44,7 @@ from harness.kinds.base import Setting
 from harness.kinds.declared import DeclaredKind
 from harness.kinds.lease import EXPIRES
 from harness.kinds.registry import load_kinds, load_profile, settings_tables
+from harness.kinds.stores import StoreKind, store_checks
 from harness.run import outcome
 from harness.run.local_sandbox import LocalSandbox, SandboxError
 from harness.safety import preflight
@@ -198,6 +199,11 @@ def aws_checks(profile: Profile, aws: Aws) -> list[Check]:
     for kind in kinds.values():
         if isinstance(kind, DeclaredKind) and kind.table_name in described:
             rows.extend(kind_checks(kind, described[kind.table_name]))
+    for kind in kinds.values():  # Cognito pools, S3 buckets, SQL tables and their markers
+        if isinstance(kind, StoreKind):
+            rows += [
+                Check(c.name, c.status, c.detail, c.fix, c.unreachable) for c in store_checks(kind)
+            ]
     if profile.events_bus == "kafka":
         rows.extend(kafka_checks(profile))
     else:

@@ -128,6 +128,21 @@ class Aws:
     def sts(self) -> Any:
         return self.session.client("sts", **self._kwargs())
 
+    @cached_property
+    def cognito_idp(self) -> Any:
+        return self.session.client("cognito-idp", **self._kwargs())
+
+    @cached_property
+    def s3(self) -> Any:
+        kwargs = self._kwargs()
+        if self.endpoint_url:  # an emulator or a gateway: bucket names go in the path
+            kwargs["config"] = kwargs["config"].merge(Config(s3={"addressing_style": "path"}))
+        return self.session.client("s3", **kwargs)
+
+    @cached_property
+    def secretsmanager(self) -> Any:
+        return self.session.client("secretsmanager", **self._kwargs())
+
     def table(self, name: str) -> Any:
         """The table's resource, built once: building one costs ~1 ms of CPU (boto3 makes
         its class anew each time), which a per-test or per-item lookup would pay each call."""

@@ -158,7 +158,7 @@ def load_profile(
 
 def load_kinds(profile: Profile, aws: Aws) -> dict[str, Kind]:
     """One instance of every kind the profile's run knows, keyed by name."""
-    from harness.kinds.declared import DeclaredKind
+    from harness.kinds.stores import declared_kind
 
     kinds: dict[str, Kind] = {
         name: cls(profile, aws)
@@ -170,7 +170,7 @@ def load_kinds(profile: Profile, aws: Aws) -> dict[str, Kind]:
             raise ConfigError(
                 f"[{profile.name}.kinds.{name}] is also a kind of the adapters; rename one"
             )
-        kinds[name] = DeclaredKind.from_spec(name, spec, profile, aws)
+        kinds[name] = declared_kind(name, spec, profile, aws)
     return kinds
 
 

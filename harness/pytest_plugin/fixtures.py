@@ -4,7 +4,8 @@
 recorded, redacted HTTP client on the base URL), ``namespace``, ``ledger`` (one test's view:
 everything created through it is cleaned after the test), ``module_ledger`` /
 ``session_ledger`` (the same for module- and session-scoped fixtures: shared resources,
-cleaned when their scope ends), ``fake`` (seeded Faker), and the
+cleaned when their scope ends), ``cognito_user`` (a factory of namespaced, logged-in users of
+a declared Cognito kind), ``fake`` (seeded Faker), and the
 events fixtures ``event_stream`` / ``events`` (a per-worker subscription to the profile's
 topic, and one test's assertions on it). Thin glue: no environment logic lives here, and no
 kind of any particular service — those are an adapter's (the reference one is ``fixtures/``).
@@ -33,7 +34,7 @@ from harness.events.quiescence import wait_for_quiescence
 from harness.events.stream import EventStream, Expectations, SnsSqsTransport
 from harness.history.retries import ATTEMPT
 from harness.kinds.queue import QueueKind, queue_name
-from harness.namespace import Namespace
+from harness.namespace import TEST_DOMAIN, Namespace
 from harness.reporting.events import render_timeline
 from harness.run.session import HarnessSession
 from harness.safety.protect import refusal
@@ -190,6 +191,68 @@ def session_ledger(
     test that used it failed."""
     yield TestLedger(harness_session.ledger, SESSION_SCOPE)
     _end_shared_scope(request, harness_session, SESSION_SCOPE, "session_ledger", None)
+
+
+def cognito_users(harness_session: HarnessSession, ledger: TestLedger) -> Callable[..., Any]:
+    """The ``cognito_user`` factory over ``ledger`` (its scope is the user's)."""
+    import secrets
+
+    from harness.kinds.cognito import CognitoKind, CognitoUser, create_user, log_in
+
+    def make(
+        kind: str = "",
+        *,
+        label: str = "",
+        attributes: dict[str, str] | None = None,
+        login: bool = True,
+    ) -> CognitoUser:
+        pools = {n: k for n, k in harness_session.kinds.items() if isinstance(k, CognitoKind)}
+        if not kind and len(pools) == 1:
+            kind = next(iter(pools))
+        if kind not in pools:
+            raise pytest.UsageError(
+                f"cognito_user({kind!r}): the profile's Cognito kinds are "
+                f'{", ".join(sorted(pools)) or "none"}; declare one (type = "cognito") or name it'
+            )
+        pool = pools[kind]
+        ns = harness_session.namespace
+        username = ns.name(label) if label else ns.name()
+        wanted = dict(attributes or {})
+        if pool.marker_attribute == "email":
+            wanted.setdefault("email", f"{username}@{TEST_DOMAIN}")
+            wanted.setdefault("email_verified", "true")
+        elif pool.marker_attribute != "username":
+            wanted.setdefault(pool.marker_attribute, username)
+        # Cognito's default policy: upper and lower case, a digit and a symbol.
+        password = f"{secrets.token_urlsafe(12)}Aa1!"
+        harness_session.redactor.add_secret(password)
+        intent = {"username": username}
+        if pool.marker_attribute != "username":
+            intent[pool.marker_attribute] = wanted[pool.marker_attribute]
+        ledger.create(kind, intent, lambda: create_user(pool, username, password, wanted))
+        user = CognitoUser(username, password, wanted)
+        if login:
+            tokens = log_in(pool, username, password)
+            for value in tokens.values():
+                harness_session.redactor.add_secret(value)
+            user.access_token = tokens["access_token"]
+            user.id_token = tokens["id_token"]
+            user.refresh_token = tokens["refresh_token"]
+        return user
+
+    return make
+
+
+@pytest.fixture
+def cognito_user(harness_session: HarnessSession, ledger: TestLedger) -> Callable[..., Any]:
+    """A factory: ``cognito_user()`` signs a namespaced user up in the profile's Cognito kind
+    (``AdminCreateUser`` with no invitation, then a permanent password), recorded in the
+    ledger before the call, and logs it in through the kind's ``client_id``
+    (``InitiateAuth``): a :class:`~harness.kinds.cognito.CognitoUser` with its tokens
+    (``user.auth`` is a ``BearerAuth`` of the access token, ``user.id_auth`` the ID token
+    Chalice's Cognito authorizer reads). ``cognito_user("member", label="ann",
+    attributes={...}, login=False)`` when the profile has several pools."""
+    return cognito_users(harness_session, ledger)
 
 
 @cache

@@ -162,8 +162,13 @@ class RunState:
 
 
 def sandbox_arguments(profile: Profile) -> list[str]:
-    """The local sandbox's options the profile asks for (``--bus kafka``)."""
-    return ["--bus", profile.events_bus] if profile.events_bus != "sns" else []
+    """The local sandbox's options the profile asks for (``--bus kafka``; a PostgreSQL server
+    for its SQL kinds, their URL exported under each kind's ``url_variable``)."""
+    arguments = ["--bus", profile.events_bus] if profile.events_bus != "sns" else []
+    for spec in profile.kinds.values():
+        if spec.get("type") == "sql" and spec.get("url_variable"):
+            arguments += ["--postgres-url-variable", str(spec["url_variable"])]
+    return arguments
 
 
 def run_id_from_environment() -> RunId:

@@ -30,6 +30,7 @@ from requests.adapters import HTTPAdapter
 from harness.clients.aws import Aws
 from harness.clients.http import default_retry
 from harness.config import ConfigError, Profile, TargetError
+from harness.kinds import stores
 from harness.kinds.base import Kind
 from harness.kinds.declared import DeclaredKind
 from harness.kinds.registry import settings_tables
@@ -246,6 +247,7 @@ def check_aws(profile: Profile, aws: Aws, kinds: Mapping[str, Kind]) -> dict[str
     ]
     if misfits:
         raise ConfigError("; and ".join(map(str, misfits)))
+    stores.preflight(kinds)  # Cognito pools, S3 buckets, SQL tables
     return {name: int(table.get("ItemCount", 0)) for name, table in described.items()}
 
 

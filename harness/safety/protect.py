@@ -9,13 +9,16 @@ Owns the rules and the one error they raise. Each door asks here:
 - AWS (:class:`~harness.clients.aws.Aws`): a botocore ``provide-client-params`` hook on every
   client refuses every operation that is not a read — reads are ``Get*``, ``Describe*``,
   ``List*``, ``Head*``, ``Query``, ``Scan``, ``BatchGetItem``, ``TransactGetItems`` and
-  CloudWatch Logs' ``FilterLogEvents`` (a failed test's service log lines).
+  CloudWatch Logs' ``FilterLogEvents`` (a failed test's service log lines), Cognito's
+  ``AdminGetUser``.
   ``ReceiveMessage`` is refused too: receiving hides a message from the service's own
   consumer for the visibility timeout, which is a change to the target. The only writes
   let through are those an :class:`AwsAllowance` names exactly, for the account pool
   (:mod:`harness.accounts`): a conditional put or delete of an account's lease item in the
   profile's ``lease_table``, and a Cognito ``InitiateAuth`` (a login) through the pool's app
   client.
+- SQL (:mod:`harness.kinds.sql`): only a ``SELECT`` is sent (:func:`check_sql`), on a
+  connection whose transactions are read-only.
 - The ledger (so every factory built on it), the event stream's subscription queue and the
   event publisher refuse outright.
 
@@ -39,7 +42,7 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: AWS operations that read: by prefix, and a few by name.
 READ_OPERATION_PREFIXES = ("Get", "Describe", "List", "Head")
 READ_OPERATIONS = frozenset(
-    {"Query", "Scan", "BatchGetItem", "TransactGetItems", "FilterLogEvents"}
+    {"Query", "Scan", "BatchGetItem", "TransactGetItems", "FilterLogEvents", "AdminGetUser"}
 )
 _SETTING_HINT = "set protected = false only for a test environment"
 #: The AWS rule's handler id: installed twice on one event system, it is there once.
@@ -192,7 +195,7 @@ def install_aws_guard(events: Any, profile_name: str, allow: AwsAllowance | None
             profile_name,
             f"AWS {service} {model.name}",
             f"the harness's AWS clients only read on a protected profile (Get*, Describe*, "
-            f"List*, Head*, Query, Scan, FilterLogEvents); {_SETTING_HINT}",
+            f"List*, Head*, Query, Scan, FilterLogEvents, AdminGetUser); {_SETTING_HINT}",
         )
 
     events.register("provide-client-params.*.*", refuse_writes, unique_id=AWS_GUARD_ID)
@@ -221,3 +224,17 @@ def validate_routes(routes: Iterable[str]) -> tuple[str, ...]:
         method, path = parse_route(text)
         checked.append(f"{method} {path}")
     return tuple(checked)
+
+
+def check_sql(profile: str, statement: str) -> None:
+    """A SQL statement may reach a protected target only when it is a ``SELECT`` (one
+    statement; the connection is read-only too). Raises before anything is sent."""
+    text = statement.strip()
+    words = text.split(None, 1)
+    if words and words[0].upper() == "SELECT" and ";" not in text.rstrip(";"):
+        return
+    raise refusal(
+        profile,
+        f"SQL {' '.join(text.split()[:2]) or '(empty)'}",
+        f"the harness's SQL connections only SELECT on a protected profile; {_SETTING_HINT}",
+    )

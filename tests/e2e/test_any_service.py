@@ -244,7 +244,8 @@ def _build(where: Path) -> Path:
     timings["venv"] = time.perf_counter() - started
     started = time.perf_counter()
     subprocess.run(
-        [*PIP, "--python", str(venv / "bin" / "python"), "install", "-q", str(wheel)],
+        # the `sql` extra too: the stores service's SQL kind (tests/e2e/test_stores_service.py)
+        [*PIP, "--python", str(venv / "bin" / "python"), "install", "-q", f"{wheel}[sql]"],
         check=True,
         capture_output=True,
     )
