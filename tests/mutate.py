@@ -39,6 +39,7 @@ SMOKE_MODULES = ["harness/safety/guards.py"]
 #: The gate's own tests and the delete paths that call it; no hypothesis suites (fast).
 SMOKE_TESTS = [
     "tests/unit/test_guards.py",
+    "tests/unit/test_create_gate.py",
     "tests/unit/test_sweeper_plan.py",
     "tests/unit/test_residue.py",
     "tests/unit/test_recovery_and_lease.py",
