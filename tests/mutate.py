@@ -49,7 +49,11 @@ PRAGMA = "# pragma: no mutate"
 
 # mutmut reads its configuration from pyproject.toml; the smoke narrows it before running.
 _BOOT = """
-import json, sys
+import json, signal, sys
+# The interrupt relay's kick (SIGUSR2) may land just after a unit test gave the signals back
+# (harness/run/interrupts.py: the relay thread can read a stop before it reads its end); its
+# default action would then kill mutmut itself, so the kick is ignored in mutmut's processes.
+signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 from mutmut.configuration import config
 overrides = json.loads(sys.argv[1])
 cfg = config()
