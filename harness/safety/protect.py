@@ -194,8 +194,8 @@ def install_aws_guard(events: Any, profile_name: str, allow: AwsAllowance | None
         raise refusal(
             profile_name,
             f"AWS {service} {model.name}",
-            f"the harness's AWS clients only read on a protected profile (Get*, Describe*, "
-            f"List*, Head*, Query, Scan, FilterLogEvents, AdminGetUser); {_SETTING_HINT}",
+            f"a protected profile's AWS clients only read (Get*, Describe*, List*, Head*, "
+            f"Query, Scan, FilterLogEvents, AdminGetUser); {_SETTING_HINT}",
         )
 
     events.register("provide-client-params.*.*", refuse_writes, unique_id=AWS_GUARD_ID)

@@ -466,6 +466,19 @@ def test_the_wheel_installs_the_harness_and_nothing_else(
     assert {"chalice", "moto[server]"} <= set(found["sandbox_extra"]), found["sandbox_extra"]
     assert Path(found["harness"]).is_relative_to(installed.venv)  # not editable
     assert found["app"] and found["contracts"] == ["user.created", "user.deleted"]
+    # every package of the checkout is in the wheel (harness.accounts once was not: the
+    # installed plugin failed to load, `No module named 'harness.accounts'`)
+    checkout = sorted(
+        ".".join(("harness", *prefix, *init.parent.relative_to(REPO / top).parts))
+        for top, prefix in (("harness", ()), ("sandbox", ("sandbox",)))
+        for init in (REPO / top).rglob("__init__.py")
+        if "__pycache__" not in init.parts and "service" not in init.parts  # the app: assets
+    )
+    lister = (
+        "import importlib.util as u, sys\nprint([m for m in sys.argv[1:] if not u.find_spec(m)])"
+    )
+    absent = installed.run(["python", "-c", lister, *checkout], cwd=tmp_path).stdout.strip()
+    assert absent == "[]", (absent, checkout)
 
     help_text = installed.run(["pytest", "--help"], cwd=tmp_path)
     assert help_text.returncode == 0 and "--env=NAME" in help_text.stdout

@@ -114,8 +114,13 @@ def documented_refusals() -> list[str]:
 
 
 def refusal_lines(output: str) -> list[str]:
-    """The failures' one-line messages (``pytest.fail(..., pytrace=False)``: the bare line)."""
-    return [line for line in output.splitlines() if line.startswith("harness: ")]
+    """The failures' one-line messages (``pytest.fail(..., pytrace=False)``: the bare line);
+    not the summary's own ``harness: history: …`` line."""
+    return [
+        line
+        for line in output.splitlines()
+        if line.startswith("harness: ") and not line.startswith("harness: history: ")
+    ]
 
 
 def test_mistakes_in_ledger_create_are_refused_before_the_service_is_called(

@@ -165,7 +165,7 @@ def test_the_aws_rule_is_installed_once_and_refuses_writes_in_one_exact_line() -
             context={},
         )
     assert str(refused.value) == (
-        "protected target [production]: AWS sqs DeleteQueue refused — the harness's AWS "
-        "clients only read on a protected profile (Get*, Describe*, List*, Head*, Query, "
-        f"Scan, FilterLogEvents); {HINT}"
+        "protected target [production]: AWS sqs DeleteQueue refused — a protected profile's "
+        "AWS clients only read (Get*, Describe*, List*, Head*, Query, Scan, FilterLogEvents, "
+        f"AdminGetUser); {HINT}"
     )
