@@ -40,7 +40,7 @@ from harness.clients.aws import Aws
 from harness.config import Profile
 from harness.kinds import Kind
 from harness.kinds.dynamo import ScanControl
-from harness.kinds.stores import declared_kind
+from harness.kinds.registry import declared_kind
 from harness.namespace import Namespace, RunId
 from harness.safety.guards import Owner
 from sandbox.emulator import EmulatorProcess

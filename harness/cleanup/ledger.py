@@ -30,6 +30,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from harness import faultpoints
 from harness.cleanup.journal import Journal, Resource
+
+# re-exported: adapters and kinds import them from here
+from harness.errors import CreateRefused as CreateRefused
+from harness.errors import NotCreated as NotCreated
+from harness.errors import OwnershipError as OwnershipError
 from harness.safety.protect import refuse_create
 
 if TYPE_CHECKING:
@@ -39,25 +44,8 @@ Outcome = Literal["deleted", "absent"]
 Deleter = Callable[[Resource], Outcome]
 
 
-class OwnershipError(Exception):
-    """A delete was refused: the target does not carry this harness's namespace or run."""
-
-
 class JournalError(Exception):
     """The journal cannot be written, so nothing more is created (one line, naming why)."""
-
-
-class CreateRefused(Exception):
-    """A create the ledger will not record: an unknown kind or a marker outside this run's
-    namespace (refused before anything is journaled or sent), or an ``fn`` whose answer is
-    not ids. One line naming the fix. Not an ``AssertionError``: ``eventually`` must not
-    retry it."""
-
-
-class NotCreated(CreateRefused):
-    """Raised by a create function that knows nothing was written (a conditional put that
-    found the key taken): the ledger settles the intent at once, so nothing is left for
-    cleanup to try — or to refuse — later."""
 
 
 class CreateGate:

@@ -277,13 +277,13 @@ def _whole_run_residue(args: argparse.Namespace, joined: dict[str, Any]) -> Any:
     report and turn a passing run into a leaked one."""
     from harness.cleanup.journal import default_state_dir, replay_run
     from harness.cleanup.residue import check
-    from harness.cli.main import _liveness, _target, _wait_until_over
+    from harness.cli.targets import liveness_of, reach, wait_until_over
     from harness.namespace import RunId
     from harness.safety.guards import Owner
 
     run_id = RunId.parse(str(joined["run_id"]))
-    profile, kinds = _target(args.env, args.allow_env_override)
-    _wait_until_over(_liveness(kinds), str(run_id), None, "merge")
+    profile, kinds = reach(args.env, args.allow_env_override)
+    wait_until_over(liveness_of(kinds), str(run_id), None, "merge")
     result = check(
         kinds,
         f"{run_id}-",

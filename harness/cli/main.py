@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, NoReturn
 
 from harness import faultpoints
 from harness.cleanup.journal import default_state_dir
+from harness.cli.targets import RunStillAlive, liveness_of, reach, wait_until_over
 
 # Only light imports here: `harness run` starts the sandbox before the heavy ones (pytest,
 # boto3, the plugins), so the two start-ups overlap. Commands import what they need.
 from harness.config import DEFAULT_SWEEP_MAX as DEFAULT_MAX
-from harness.config import ConfigError, Profile, TargetError, refuse_env_overrides
+from harness.config import ConfigError, TargetError
 from harness.kinds.registry import load_profile
 from harness.namespace import RunId
 from harness.reporting import outputs
@@ -38,7 +39,7 @@ from harness.run.local_sandbox import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from harness.cleanup.liveness import Claim, Liveness
+    from harness.cleanup.liveness import Claim
     from harness.kinds import Kind
 
 #: ``harness sweep --segments``: more parallel scans than this only contend for one client.
@@ -368,9 +369,9 @@ def _residue(options: argparse.Namespace) -> int:
     scan_limit = DEFAULT_SCAN_LIMIT if options.scan_limit is None else options.scan_limit
     if scan_limit < 0:
         raise ConfigError(f"--scan-limit must be 0 or more, not {scan_limit}")
-    profile, kinds = _target(options.env, options.allow_env_override)
-    liveness = _liveness(kinds)
-    _wait_until_over(liveness, str(run_id), options.wait, "residue")
+    profile, kinds = reach(options.env, options.allow_env_override)
+    liveness = liveness_of(kinds)
+    wait_until_over(liveness, str(run_id), options.wait, "residue")
     if liveness.lease_kind is None:
         print(
             f"harness: note: profile [{profile.name}] names no lease_table: only this "
@@ -456,26 +457,6 @@ def passthrough_seed(passthrough: list[str]) -> int | None:
     return None
 
 
-def _target(env_name: str | None, allow_override: bool = False) -> tuple[Profile, dict[str, Kind]]:
-    """A profile whose tables can be reached, and its resource kinds."""
-    from harness.clients.aws import Aws
-    from harness.kinds import load_kinds
-    from harness.safety import preflight
-
-    profile = load_profile(env_name)
-    refuse_env_overrides(profile, allow_override)
-    if profile.needs_local_sandbox:
-        raise ConfigError(
-            "the sandbox profile names no running sandbox: start one with "
-            '`eval "$(harness env up --detach)"` (it exports HARNESS_BASE_URL and friends), '
-            "or pass --env NAME"
-        )
-    aws = Aws(profile)
-    kinds = load_kinds(profile, aws)
-    preflight.check_aws(profile, aws, kinds)
-    return profile, kinds
-
-
 def _sweep(options: argparse.Namespace) -> int:
     from harness.cleanup import sweeper
     from harness.cleanup.liveness import Liveness
@@ -491,7 +472,7 @@ def _sweep(options: argparse.Namespace) -> int:
         raise ConfigError(
             f"--segments must be a whole number from 1 to {MAX_SEGMENTS}, not {options.segments!r}"
         )
-    profile, kinds = _target(options.env, options.allow_env_override)
+    profile, kinds = reach(options.env, options.allow_env_override)
     rate_text = options.max_rate or profile.sweep_max_rate
     try:
         max_rate = parse_rate(rate_text) if rate_text else None
@@ -557,41 +538,12 @@ def _sweep(options: argparse.Namespace) -> int:
     return 0
 
 
-def _liveness(kinds: dict[str, Kind]) -> Liveness:
-    from harness.cleanup.liveness import Liveness
-    from harness.kinds.lease import LeaseKind
-
-    lease = kinds.get("lease")
-    return Liveness(lease if isinstance(lease, LeaseKind) else None, default_state_dir())
-
-
-def _wait_until_over(liveness: Liveness, run_id: str, wait: float | None, command: str) -> None:
-    """Refuse (exit 10) while any part of ``run_id`` is alive — its shards' folders here and
-    their leases anywhere — or, with ``--wait``, wait for them to end (bounded)."""
-    deadline = time.monotonic() + (wait or 0)
-    parts = liveness.alive_parts(run_id)
-    if parts and wait:
-        print(f"harness: waiting up to {wait:g}s for run {run_id} to end: {'; '.join(parts)}")
-    while parts and time.monotonic() < deadline:
-        time.sleep(1.0)
-        parts = liveness.alive_parts(run_id)
-    if parts:
-        raise RunStillAlive(
-            f"harness {command}: run {run_id} is still running: {'; '.join(parts)}. Nothing "
-            f"was touched. Run it once every shard has ended, or pass --wait SECONDS"
-        )
-
-
-class RunStillAlive(Exception):
-    """A command that deletes was asked about a run that is still alive (exit 10)."""
-
-
 def _recover(options: argparse.Namespace) -> int:
     from harness.cleanup import recovery
     from harness.cleanup.liveness import run_folders
 
-    profile, kinds = _target(options.env, options.allow_env_override)
-    liveness = _liveness(kinds)
+    profile, kinds = reach(options.env, options.allow_env_override)
+    liveness = liveness_of(kinds)
     state_dir = default_state_dir()
     if options.forget and not options.run_id:
         raise UsageError("harness recover: --forget needs the RUN_ID whose journal to forget")
@@ -610,7 +562,7 @@ def _recover(options: argparse.Namespace) -> int:
                     f"run {folder.name} targeted {target}, but profile [{profile.name}] is "
                     f"{profile.base_url}: pass --env for that target"
                 )
-        _wait_until_over(liveness, options.run_id, options.wait, "recover")
+        wait_until_over(liveness, options.run_id, options.wait, "recover")
         claims = liveness.dead_folders(run_id=options.run_id)
     else:
         claims = liveness.dead_folders(base_url=profile.base_url)

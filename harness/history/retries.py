@@ -29,15 +29,10 @@ import pytest
 from _pytest.outcomes import Exit
 from _pytest.runner import CallInfo, call_and_report
 
+from harness.pytest_plugin.attempts import ATTEMPT, REFUSED, RETRYING
 from harness.run.interrupts import STOP
 from harness.safety.protect import ProtectedTargetError
 
-#: The attempt a test is in (1, 2, …), on its item.
-ATTEMPT = pytest.StashKey[int]()
-#: This attempt failed and will be retried: its resources are cleaned, never kept.
-RETRYING = pytest.StashKey[bool]()
-#: The attempt failed on a protected target's refusal: never retried.
-REFUSED = pytest.StashKey[bool]()
 MARKER = (
     "flaky(retries=1): retry this test up to `retries` times when it fails (each failed "
     "attempt's data cleaned and checked gone first); its own count, over --retries"
@@ -91,7 +86,7 @@ def _forget_failed_fixtures(item: pytest.Item) -> None:
 
 
 def _ledger_of(item: pytest.Item) -> Any:
-    from harness.pytest_plugin.plugin import STATE
+    from harness.pytest_plugin.plugin import STATE  # the plugin loads this module
 
     state = item.config.stash.get(STATE, None)
     session = state.session if state is not None else None

@@ -113,7 +113,7 @@ class Kind:
         """The ids ``item`` will be deleted by (its key and marker), journaled before
         ``put(item)`` writes it; refuse (``CreateRefused``) an item that lacks them. Kinds
         without ``put`` refuse every item."""
-        from harness.cleanup.ledger import CreateRefused
+        from harness.errors import CreateRefused
 
         raise CreateRefused(
             f"kind {self.name!r} has no direct write (intent/put): create it through its "

@@ -9,7 +9,9 @@ Owns discovery, in one place that the pytest plugin and every CLI command share:
   profiles file's folder on ``sys.path``, so a project's own ``fixtures/`` is found from any
   working directory) and by installed packages through the ``env_harness.adapters``
   entry-point group; every :class:`~harness.kinds.base.Kind` subclass with a ``name`` in them;
-- kinds declared without code under ``[profile.kinds.NAME]`` (:mod:`harness.kinds.declared`).
+- kinds declared without code under ``[profile.kinds.NAME]``, by their ``type``
+  (:func:`declared_kind`: :mod:`harness.kinds.declared` for DynamoDB, ``cognito``, ``s3``,
+  ``sql``).
 
 It is also the layer that composes a profile with what its adapters declare
 (:func:`load_profile`): :mod:`harness.config` reads files and variables and never imports an
@@ -158,8 +160,6 @@ def load_profile(
 
 def load_kinds(profile: Profile, aws: Aws) -> dict[str, Kind]:
     """One instance of every kind the profile's run knows, keyed by name."""
-    from harness.kinds.stores import declared_kind
-
     kinds: dict[str, Kind] = {
         name: cls(profile, aws)
         for name, cls in kind_classes(profile.adapters, profile.config_dir).items()
@@ -193,3 +193,24 @@ def settings_tables(kinds: Mapping[str, Kind]) -> list[tuple[str, str, Setting |
                 seen.add(value)
                 rows.append((setting.name, value, setting))
     return rows
+
+
+def declared_kind(name: str, spec: Mapping[str, Any], profile: Profile, aws: Aws) -> Kind:
+    """The kind ``[profile.kinds.NAME]`` declares, by its ``type`` (dynamodb when not said);
+    the profile has validated its fields."""
+    store = spec.get("type", "dynamodb")
+    if store == "cognito":
+        from harness.kinds.cognito import CognitoKind
+
+        return CognitoKind.from_spec(name, spec, profile, aws)
+    if store == "s3":
+        from harness.kinds.s3 import S3Kind
+
+        return S3Kind.from_spec(name, spec, profile, aws)
+    if store == "sql":
+        from harness.kinds.sql import SqlKind
+
+        return SqlKind.from_spec(name, spec, profile, aws)
+    from harness.kinds.declared import DeclaredKind
+
+    return DeclaredKind.from_spec(name, spec, profile, aws)

@@ -4,8 +4,7 @@
 
 Owns the common base (:class:`StoreKind`: a declared kind's name and sweep order set per
 instance, its ``checks`` for ``doctor`` and preflight, its stores' sizes for the residue
-check's size rule), the one function that makes a declared kind from its ``type``
-(:func:`declared_kind`), and the sweeper's paged listing (:func:`paged`) that gives every
+check's size rule), and the sweeper's paged listing (:func:`paged`) that gives every
 store DynamoDB's treatment: a read budget, a checkpoint to resume from, a progress line. It
 never deletes: each kind does, after the gate (:mod:`harness.safety.guards`).
 """
@@ -58,27 +57,6 @@ class StoreKind(Kind):
         """(store, approximate item count) for the residue check's size rule; a kind whose
         ``find`` is cheap is never asked."""
         return []
-
-
-def declared_kind(name: str, spec: Mapping[str, Any], profile: Profile, aws: Aws) -> Kind:
-    """The kind ``[profile.kinds.NAME]`` declares, by its ``type`` (dynamodb when not said);
-    the profile has validated its fields."""
-    store = spec.get("type", "dynamodb")
-    if store == "cognito":
-        from harness.kinds.cognito import CognitoKind
-
-        return CognitoKind.from_spec(name, spec, profile, aws)
-    if store == "s3":
-        from harness.kinds.s3 import S3Kind
-
-        return S3Kind.from_spec(name, spec, profile, aws)
-    if store == "sql":
-        from harness.kinds.sql import SqlKind
-
-        return SqlKind.from_spec(name, spec, profile, aws)
-    from harness.kinds.declared import DeclaredKind
-
-    return DeclaredKind.from_spec(name, spec, profile, aws)
 
 
 #: One page of a listing: (the matching items, as JSON-able dicts; the next page's token or

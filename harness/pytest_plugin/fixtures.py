@@ -32,9 +32,9 @@ from harness.config import Profile
 from harness.events.contracts import Contracts
 from harness.events.quiescence import wait_for_quiescence
 from harness.events.stream import EventStream, Expectations, SnsSqsTransport
-from harness.history.retries import ATTEMPT
 from harness.kinds.queue import QueueKind, queue_name
 from harness.namespace import TEST_DOMAIN, Namespace
+from harness.pytest_plugin.attempts import ATTEMPT
 from harness.reporting.events import render_timeline
 from harness.run.session import HarnessSession
 from harness.safety.protect import refusal

@@ -35,7 +35,7 @@ from harness import faultpoints
 from harness.cleanup.journal import run_dir
 from harness.cleanup.liveness import held_by_others
 from harness.cleanup.residue import DEFAULT_SCAN_LIMIT
-from harness.history.retries import RETRYING
+from harness.pytest_plugin.attempts import RETRYING
 from harness.reporting import outputs, terminal
 from harness.reporting.html_report import html_extra, logs_html, render_logs
 from harness.reporting.report import write_failed_start

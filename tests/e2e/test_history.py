@@ -58,7 +58,7 @@ def test_breaks_in_runs_2_and_3(api, user):
 
 
 def test_fails_its_first_attempt(api, user_factory, harness_session, request):
-    from harness.history.retries import ATTEMPT
+    from harness.pytest_plugin.attempts import ATTEMPT
     from tests.digest import items_mentioning
 
     attempt = request.node.stash[ATTEMPT]

@@ -20,7 +20,8 @@ from harness.clients.aws import Aws
 from harness.config import ConfigError, Profile
 from harness.kinds.cognito import CognitoKind, CognitoUser, create_user, log_in
 from harness.kinds.dynamo import Checkpoint, Progress, RateLimiter, ScanControl
-from harness.kinds.stores import FAIL, OK, WARN, declared_kind
+from harness.kinds.registry import declared_kind
+from harness.kinds.stores import FAIL, OK, WARN
 from harness.safety.guards import Owner, guarded_batch_delete
 from harness.safety.protect import ProtectedTargetError
 from tests.unit.stubs import ns

@@ -54,3 +54,71 @@ def test_the_rules_see_imports_at_all() -> None:
     """The checks above would pass on an empty list: prove the scanner reads real imports."""
     assert ("fixtures/kinds.py", "harness.adapter") in imports("fixtures")
     assert any(m == "harness.kinds.base" for _, m in imports("harness"))
+
+
+def module_graph() -> dict[str, set[str]]:
+    """The engine's modules and the engine modules each imports — at the top, inside a
+    function or under ``TYPE_CHECKING`` alike (a cycle there still ties the files together).
+    ``from harness.x import y`` counts as importing ``harness.x.y`` when that is a module;
+    a package's ``__init__`` (its face, re-exporting its modules) is left out."""
+    modules = {
+        ".".join(path.relative_to(REPO).with_suffix("").parts): path
+        for path in (REPO / "harness").rglob("*.py")
+        if path.name != "__init__.py"
+    }
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets = [f"{node.module}.{alias.name}" for alias in node.names]
+                targets = [t if t in modules else node.module for t in targets]
+            graph[name] |= {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_two_engine_modules_import_each_other() -> None:
+    """No import cycle among the engine's modules: each concept sits above what it uses
+    (the config and the kinds' registry once tied nine files into one; the lease and the
+    recovery, the ledger and the kinds' base, the commands and the history did so too)."""
+    assert cycles(module_graph()) == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert len(module_graph()) > 50 and module_graph()["harness.cleanup.recovery"]

@@ -20,8 +20,9 @@ from harness.cleanup.ledger import OwnershipError
 from harness.clients.aws import Aws
 from harness.config import Profile
 from harness.kinds.dynamo import Checkpoint, ScanControl
+from harness.kinds.registry import declared_kind
 from harness.kinds.s3 import S3Kind
-from harness.kinds.stores import FAIL, OK, StoreCheck, declared_kind
+from harness.kinds.stores import FAIL, OK, StoreCheck
 from harness.safety.guards import Owner, guarded_batch_delete
 from harness.safety.protect import ProtectedTargetError
 from tests.unit.stubs import ns

@@ -21,8 +21,9 @@ from harness.cleanup.ledger import OwnershipError
 from harness.clients.aws import Aws
 from harness.config import ConfigError, Profile, TargetError
 from harness.kinds.dynamo import Checkpoint, Progress, ScanControl
+from harness.kinds.registry import declared_kind
 from harness.kinds.sql import SqlKind, _like, _plain
-from harness.kinds.stores import FAIL, OK, WARN, StoreCheck, declared_kind, preflight, store_checks
+from harness.kinds.stores import FAIL, OK, WARN, StoreCheck, preflight, store_checks
 from harness.safety.guards import Owner, guarded_batch_delete
 from harness.safety.protect import ProtectedTargetError, check_sql
 from tests.postgres import postgres_url  # noqa: F401 - a fixture

@@ -18,6 +18,7 @@ from harness.config import ConfigError, Profile, TargetError
 from harness.kinds.cognito import CognitoKind
 from harness.kinds.declared import DeclaredKind
 from harness.kinds.dynamo import Checkpoint, Progress, RateLimiter, ScanControl
+from harness.kinds.registry import declared_kind
 from harness.kinds.s3 import S3Kind
 from harness.kinds.sql import SqlKind
 from harness.kinds.stores import (
@@ -26,7 +27,6 @@ from harness.kinds.stores import (
     WARN,
     StoreCheck,
     StoreKind,
-    declared_kind,
     paged,
     preflight,
     store_checks,
