@@ -67,6 +67,7 @@ def jvm_options(heap_mb: int) -> list[str]:
         "-XX:+UseSerialGC",
         "-XX:TieredStopAtLevel=1",
         "-XX:+ExitOnOutOfMemoryError",
+        "-XX:-UsePerfData",  # no /tmp/hsperfdata_<user> left behind
         "-Djava.awt.headless=true",
     ]
 

@@ -90,6 +90,9 @@ def _locked(directory: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+NO_PERF_DATA = "-XX:-UsePerfData"
+
+
 def _run_mvn(args: list[str], cwd: Path, what: str) -> None:
     command = [_mvn(), "-B", "-q", *args]
     progress.info(
@@ -104,6 +107,8 @@ def _run_mvn(args: list[str], cwd: Path, what: str) -> None:
             capture_output=True,
             text=True,
             timeout=MVN_TIMEOUT,
+            # Maven's JVM leaves no /tmp/hsperfdata_<user> behind
+            env={**os.environ, "MAVEN_OPTS": f"{os.environ.get('MAVEN_OPTS', '')} {NO_PERF_DATA}"},
         )
     except subprocess.TimeoutExpired:
         raise JarsError(f"fetching {what} with Maven took over {MVN_TIMEOUT:.0f}s") from None

@@ -83,6 +83,8 @@ class SchemaRegistry:
                 "-Dquarkus.log.level=WARN",
                 '-Dquarkus.log.category."io.apicurio".level=WARN',
                 "-Dquarkus.http.access-log.enabled=false",
+                # Vert.x's file cache in the JVM's own folder (removed with it), not /tmp
+                f"-Dvertx.cacheDirBase={self.workdir / 'vertx-cache'}",
                 "-jar",
                 str(self.runner_jar),
             ],
