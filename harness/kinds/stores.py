@@ -94,7 +94,9 @@ def paged(
     token = state.last_key["token"] if state.last_key else None
     limiter = control.limiter
     while True:
+        # pragma: no mutate start (equivalent: without a limiter the start is never read)
         started = limiter.wait() if limiter is not None else 0.0
+        # pragma: no mutate end
         items, token, read = fetch(token)
         control._count(read)
         if limiter is not None:

@@ -98,6 +98,16 @@ def test_the_marker_is_the_key_after_the_prefix_when_a_namespace_starts_it(aws: 
     assert kind.marker({"key": "avatars/alice.png"}) is None
     assert kind.marker({}) is None
     assert kind_of(aws, prefix="").marker({"key": f"{NS}-ann"}) == f"{NS}-ann"
+    # a key outside the prefix is never read past the prefix's length, even when what
+    # follows that many characters starts with a namespace
+    assert kind.marker({"key": f"elsewhr/{NS}-ann/p.png"}) is None
+
+
+def test_a_declaration_without_a_prefix_has_the_empty_one(aws: Aws) -> None:
+    spec = {"type": "s3", "bucket": BUCKET, "marker": "key"}
+    made = declared_kind("upload", spec, aws.profile, aws)
+    assert isinstance(made, S3Kind) and made.prefix == ""
+    assert made.marker({"key": f"{NS}-ann/p.png"}) == f"{NS}-ann/p.png"
 
 
 def test_find_lists_the_prefix_and_pages_past_1000(aws: Aws) -> None:

@@ -70,6 +70,7 @@ def test_a_store_kind_is_named_and_ordered_per_instance() -> None:
     kind = Failing()
     assert (kind.name, kind.sweep_order, kind.store_sizes()) == ("thing", 7, [])
     assert StoreKind.name == "" and StoreKind.sweep_order == 50
+    assert StoreKind("x", PROFILE, None).sweep_order == 50  # type: ignore[arg-type]
     with pytest.raises(NotImplementedError):
         StoreKind("x", PROFILE, None).checks()  # type: ignore[arg-type]
 
@@ -165,6 +166,47 @@ def test_paged_pays_its_budget_counts_and_shows_progress() -> None:
     units = RateLimiter(10, "cu", clock=lambda: now[0], sleep=sleep)
     paged(Pages([{"k": 1}]), store="s", scope="x", scan=ScanControl(limiter=units))
     assert units.spent == 1.0  # half a unit an item read
+
+
+def test_paged_without_a_total_counts_against_none_and_pays_from_the_requests_start() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    def slow(token: Any) -> tuple[list[dict[str, Any]], Any, int]:
+        now[0] += 1.0  # the request itself takes a second
+        return ([{"k": 1}], None, 4) if token is None else ([], None, 0)
+
+    progress = Progress(lambda line: None, every=0, clock=lambda: now[0])
+    progress.begin("earlier", 99)
+    limiter = RateLimiter(10, clock=lambda: now[0], sleep=sleep)
+    control = ScanControl(limiter=limiter, progress=progress)
+    assert paged(slow, store="s", scope="x", scan=control) == [{"k": 1}]
+    assert (progress.table, progress.total) == ("s", 0)  # no total: none shown
+    # the page's 4 reads are paid from when its request began (0.0 → paid up at 0.4), not
+    # from when it answered (1.0 → 1.4): the next request waits for nothing
+    assert limiter.wait() == 1.0 and slept == []
+
+
+def test_a_resumed_listing_counts_what_its_saved_pages_read(tmp_path: Path) -> None:
+    checkpoint = Checkpoint(tmp_path, "t")
+    listing = Pages([], [{"k": 2}])  # the first page read 1 item and matched none
+
+    def cut_short(token: Any) -> tuple[list[dict[str, Any]], Any, int]:
+        if token == "1":
+            raise KeyboardInterrupt
+        return listing(token)
+
+    with pytest.raises(KeyboardInterrupt):
+        paged(cut_short, store="b", scope="x", scan=ScanControl(checkpoint=checkpoint))
+    progress = Progress(lambda line: None, every=0)
+    again = ScanControl(checkpoint=checkpoint, progress=progress)
+    assert paged(listing, store="b", scope="x", scan=again) == [{"k": 2}]
+    assert progress.resumed == 1  # the saved page's read, counted as resumed
+    assert (progress.scanned, progress.matched) == (3, 1)
 
 
 def test_paged_resumes_after_its_last_saved_page(tmp_path: Path) -> None:
