@@ -193,17 +193,27 @@ class Sql(Store):
 STORES: dict[str, type[Store]] = {"cognito": Cognito, "s3": S3, "sql": Sql}
 
 
-def residue_seconds(store: Store, recorded: int, rounds: int) -> float:
-    """A run creates ``recorded`` items, deletes them, and its residue check runs: median s."""
+#: AWS calls this process sent (every client of the bench's session counts them).
+CALLS = [0]
+
+
+def count_call(**_: Any) -> None:
+    CALLS[0] += 1
+
+
+def residue_seconds(store: Store, recorded: int, rounds: int) -> tuple[float, float, int]:
+    """A run creates ``recorded`` items, deletes them, and its residue check runs: the median
+    seconds, the median client CPU seconds (this process: what the harness spends, apart
+    from the store's own work) and the AWS calls of one check."""
     namespace = Namespace(RunId.generate(), "gw0")
     resources = []
     for n in range(recorded):
         ids = store.create(namespace.name(f"r{n}"))
         store.delete(ids)
         resources.append(Resource(seq=n, kind=store.kind.name, ids=ids, state="created"))
-    seconds = []
+    seconds, cpu, calls = [], [], 0
     for _ in range(rounds):
-        started = time.perf_counter()
+        started, cpu_started, calls_before = time.perf_counter(), time.process_time(), CALLS[0]
         result = residue_check(
             {store.kind.name: store.kind},
             f"{namespace.run}-",
@@ -212,9 +222,11 @@ def residue_seconds(store: Store, recorded: int, rounds: int) -> float:
             settle=0.0,
         )
         seconds.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
+        calls = CALLS[0] - calls_before
         if not result.clean:
             raise RuntimeError(f"{store.name}: residue found {result.leaked + result.unfinished}")
-    return median(seconds)
+    return median(seconds), median(cpu), calls
 
 
 def seed(store: Store, items: int, threads: int, budget: float) -> int:
@@ -267,7 +279,9 @@ def environment() -> Iterator[Aws]:
         profile = Profile(
             name="bench", aws_region="us-east-1", aws_endpoint_url=emulator.url, protected=False
         )
-        yield Aws(profile)
+        aws = Aws(profile)
+        aws.session.events.register("before-call", count_call)  # before any client is made
+        yield aws
     finally:
         postgres.stop()
         emulator.stop()
@@ -286,16 +300,20 @@ def main() -> int:
     with environment() as aws:
         for name in args.stores:
             store = STORES[name](aws)
-            empty = residue_seconds(store, args.recorded, args.rounds)
+            empty, empty_cpu, empty_calls = residue_seconds(store, args.recorded, args.rounds)
             started = time.perf_counter()
             seeded = seed(store, args.items, args.threads, args.seed_budget)
             seed_s = time.perf_counter() - started
-            big = residue_seconds(store, args.recorded, args.rounds)
+            big, big_cpu, big_calls = residue_seconds(store, args.recorded, args.rounds)
             emit(f"{name}_items", seeded)
             emit(f"{name}_seed_items_per_s", seeded / seed_s, ".0f")
             emit(f"residue_{name}_empty_seconds", empty, ".4f")
             emit(f"residue_{name}_big_seconds", big, ".4f")
             emit(f"residue_{name}_big_vs_empty", big / empty, ".2f")
+            # what the harness itself spends: its CPU and its calls, whatever the store's size
+            emit(f"residue_{name}_cpu_big_vs_empty", big_cpu / empty_cpu, ".2f")
+            emit(f"residue_{name}_calls_empty", empty_calls)
+            emit(f"residue_{name}_calls_big", big_calls)
             sweep_figures(store, args.leftovers)
             untouched = store.foreign()
             emit(f"sweep_{name}_foreign_untouched", f"{untouched}/{seeded}")
