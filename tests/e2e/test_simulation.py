@@ -251,3 +251,27 @@ def test_kafka_scenarios_keep_every_invariant_and_a_harness_group_or_topic_is_se
     assert [v.invariant for v in found] == [invariants.ENVIRONMENT]
     assert digest.restore(sim.aws, before, after) == []
     assert digest.diff(before, digest.snapshot(sim.aws)) == []
+
+
+def test_a_checkout_under_tmp_is_bound_back_into_each_private_tmp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clone in /tmp/fresh: the private /tmp would hide the checkout (every scenario ran
+    `exec /tmp/fresh/.venv/bin/python: not found`, exit 127). The wrapper binds it back at its
+    own path, and the empty folders it binds on are never counted as left in /tmp."""
+    from tests.simulate import runner
+
+    private, project = tmp_path / "tmp", tmp_path / "project"
+    private.mkdir()
+    project.mkdir()
+    monkeypatch.setattr(invariants, "CHECKOUT_IN_TMP", ("fresh", "repo"))
+    script = runner._wrap(["true"], private, None)[6]
+    assert f"mount --bind {runner.REPO} {private}/fresh/repo || exit 97" in script
+    assert f"mount --rbind {private} /tmp || exit 97" in script
+    (private / "fresh" / "repo").mkdir(parents=True)  # what the mount left
+    assert invariants.check_files(project, {}, [], private) == []
+    (private / "fresh" / "repo" / "made.txt").write_text("x")  # a command's own file there
+    (left,) = invariants.check_files(project, {}, [], private)
+    assert left.detail == "left in /tmp: ['fresh']"
+    monkeypatch.setattr(invariants, "CHECKOUT_IN_TMP", ())
+    assert runner._wrap(["true"], private, None)[6].startswith(f"mount --bind {private} /tmp")

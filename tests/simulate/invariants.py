@@ -50,6 +50,24 @@ PYTEST_OWN = ("__pycache__", ".pytest_cache")
 #: pytest's own base temporary folder (``/tmp/pytest-of-<user>``, made by pytest-xdist for
 #: its workers whether or not a test asks for ``tmp_path``; pytest keeps the last three).
 PYTEST_TMP_PREFIX = "pytest-of-"
+#: The checkout's path under /tmp, when it lies there (a clone in /tmp/fresh): the runner
+#: bind-mounts it back into each command's private /tmp at the same path, on a chain of empty
+#: folders it makes there (not the command's).
+CHECKOUT_IN_TMP = (
+    Path(__file__).resolve().parents[2].relative_to("/tmp").parts
+    if Path(__file__).resolve().parents[2].is_relative_to("/tmp")
+    else ()
+)
+
+
+def _mount_point_only(entry: Path) -> bool:
+    """``entry`` is the first folder of :data:`CHECKOUT_IN_TMP`'s chain, holding nothing but
+    the rest of the chain (the mount is gone with the command's namespace)."""
+    if not CHECKOUT_IN_TMP or entry.name != CHECKOUT_IN_TMP[0] or not entry.is_dir():
+        return False
+    inside = sorted(p.relative_to(entry).as_posix() for p in entry.rglob("*"))
+    chain = ["/".join(CHECKOUT_IN_TMP[1:i]) for i in range(2, len(CHECKOUT_IN_TMP) + 1)]
+    return inside == sorted(chain)
 
 
 @dataclass(frozen=True)
@@ -237,7 +255,7 @@ def check_files(
     left_in_tmp = sorted(
         p.name
         for p in (private_tmp.iterdir() if private_tmp.exists() else [])
-        if not p.name.startswith(PYTEST_TMP_PREFIX)
+        if not p.name.startswith(PYTEST_TMP_PREFIX) and not _mount_point_only(p)
     )
     if left_in_tmp:
         found.append(Violation(NOTHING_LEFT, f"left in /tmp: {left_in_tmp[:5]}"))

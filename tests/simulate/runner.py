@@ -227,7 +227,16 @@ def _wrap(argv: list[str], private_tmp: Path | None, hostname: str | None) -> li
     if private_tmp is None and hostname is None:
         return argv
     steps = []
-    if private_tmp is not None:
+    if private_tmp is not None and invariants.CHECKOUT_IN_TMP:
+        # The checkout lies under /tmp (a clone in /tmp/fresh): the private /tmp would hide
+        # it, its .venv and harness/ with it. It is bound at its own path inside the private
+        # one first, and the two go on /tmp together. The namespace's mounts never reach
+        # this one (private propagation): removing the private /tmp never touches the checkout.
+        point = shlex.quote(str(private_tmp.joinpath(*invariants.CHECKOUT_IN_TMP)))
+        checkout = shlex.quote(str(REPO))
+        steps.append(f"mkdir -p {point} && mount --bind {checkout} {point} || exit 97")
+        steps.append(f"mount --rbind {shlex.quote(str(private_tmp))} /tmp || exit 97")
+    elif private_tmp is not None:
         steps.append(f"mount --bind {shlex.quote(str(private_tmp))} /tmp || exit 97")
     if hostname is not None:
         steps.append(f"hostname {shlex.quote(hostname)} || exit 97")
