@@ -42,6 +42,8 @@ def reach(env_name: str | None, allow_override: bool = False) -> tuple[Profile, 
 
 
 def liveness_of(kinds: dict[str, Kind]) -> Liveness:
+    """The liveness authority for these kinds: this project's journal folders, and the lease
+    table when the profile names one."""
     from harness.cleanup.liveness import Liveness
     from harness.kinds.lease import LeaseKind
 

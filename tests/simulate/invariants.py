@@ -53,11 +53,8 @@ PYTEST_TMP_PREFIX = "pytest-of-"
 #: The checkout's path under /tmp, when it lies there (a clone in /tmp/fresh): the runner
 #: bind-mounts it back into each command's private /tmp at the same path, on a chain of empty
 #: folders it makes there (not the command's).
-CHECKOUT_IN_TMP = (
-    Path(__file__).resolve().parents[2].relative_to("/tmp").parts
-    if Path(__file__).resolve().parents[2].is_relative_to("/tmp")
-    else ()
-)
+_CHECKOUT = Path(__file__).resolve().parents[2]
+CHECKOUT_IN_TMP = _CHECKOUT.relative_to("/tmp").parts if _CHECKOUT.is_relative_to("/tmp") else ()
 
 
 def _mount_point_only(entry: Path) -> bool:
